@@ -1,0 +1,116 @@
+"""A command line read as configuration: `--lr 0.1` and `--lr=0.1` become `argv.lr`."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Sequence
+from typing import Any
+
+from gitexp.yamlio import typed_value
+
+POSITIONAL = "_"
+
+# Options of the Python interpreter itself: they come before the script and are not the
+# script's configuration. Those that take a value swallow the next word.
+_PYTHON_FLAGS_WITH_VALUE = {"-W", "-X", "--check-hash-based-pycs"}
+_PYTHON_PROGRAM = {"-m", "-c"}
+_NUMBER = re.compile(r"^-\d|^-\.\d")
+
+
+def is_python(program: str) -> bool:
+    """Whether `program` names a Python interpreter (`python`, `python3.11`, a path to one)."""
+    return re.fullmatch(r"python[\d.]*", os.path.basename(program)) is not None
+
+
+def _interpreter_words(command: Sequence[str]) -> int:
+    """How many leading words belong to the interpreter: `python -u train.py` has 3."""
+    if not command or not is_python(command[0]):
+        return 1 if command else 0
+    i = 1
+    while i < len(command):
+        word = command[i]
+        if word in _PYTHON_PROGRAM:
+            return min(i + 2, len(command))
+        if word in _PYTHON_FLAGS_WITH_VALUE:
+            i += 2
+        elif word.startswith("-") and word != "-":
+            i += 1
+        else:
+            return i + 1  # the script
+    return i
+
+
+def _is_option(word: str) -> bool:
+    return word.startswith("-") and word not in ("-", "--") and not _NUMBER.match(word)
+
+
+def parse(command: Sequence[str]) -> dict[str, Any]:
+    """Read `command` as configuration.
+
+    Options of the program become keys (`--lr 0.1`, `--lr=0.1`, `-k 3`), bare flags are
+    true, a repeated option becomes a list, and every other word, the program and script
+    included, goes in order to the `_` list so that `python a.py` and `python b.py` differ.
+    A bare flag followed by a positional word cannot be told from an option with a value;
+    it is read as the latter, so write `--flag=true` or put positionals first to be exact.
+    """
+    head = _interpreter_words(command)
+    options: dict[str, Any] = {}
+    positionals: list[str] = list(command[:head])
+    words = list(command[head:])
+    i = 0
+    while i < len(words):
+        word = words[i]
+        if word == "--":
+            positionals.extend(words[i + 1 :])
+            break
+        if not _is_option(word):
+            positionals.append(word)
+            i += 1
+            continue
+        key, has_value, value = word.lstrip("-").partition("=")
+        if has_value:
+            parsed: Any = typed_value(value)
+        elif i + 1 < len(words) and not _is_option(words[i + 1]) and words[i + 1] != "--":
+            parsed = typed_value(words[i + 1])
+            i += 1
+        else:
+            parsed = True
+        i += 1
+        if key in options:
+            previous = options[key]
+            options[key] = [*previous, parsed] if isinstance(previous, list) else [previous, parsed]
+        else:
+            options[key] = parsed
+    result = dict(sorted(options.items()))
+    result[POSITIONAL] = positionals
+    return result
+
+
+REDACTED = "<redacted>"
+_SECRET_NAME = re.compile(
+    r"(token|password|passwd|secret|credential|api[-_]?key|access[-_]?key|private[-_]?key|_key$)",
+    re.IGNORECASE,
+)
+
+
+def redact(command: Sequence[str]) -> list[str]:
+    """`command` with secret values replaced: `--token=…`, `--password …`, `AWS_SECRET_KEY=…`."""
+    result: list[str] = []
+    hide_next = False
+    for word in command:
+        if hide_next and not _is_option(word):
+            result.append(REDACTED)
+            hide_next = False
+            continue
+        hide_next = False
+        name, has_value, _ = word.lstrip("-").partition("=")
+        if _SECRET_NAME.search(name) and (_is_option(word) or has_value):
+            if has_value:
+                result.append(word[: len(word) - len(word.partition("=")[2])] + REDACTED)
+            else:
+                result.append(word)
+                hide_next = True
+            continue
+        result.append(word)
+    return result

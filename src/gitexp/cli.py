@@ -1,0 +1,176 @@
+"""The `gitexp` command line: parse, hand off to the core, render. Nothing else.
+
+Core modules are imported inside each command so that `gitexp --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import traceback
+from pathlib import Path
+from typing import Any
+
+import click
+
+from gitexp import __version__
+from gitexp.errors import GitexpError
+
+_STATUSES = ("running", "succeeded", "failed", "interrupted", "crashed")
+
+
+def _crash_log(error: BaseException) -> Path:
+    """Write the traceback of an unexpected error where the user can attach it to a report."""
+    fd, name = tempfile.mkstemp(prefix="gitexp-error-", suffix=".log")
+    with os.fdopen(fd, "w") as f:
+        f.write(f"gitexp {__version__}, python {sys.version.split()[0]}\n")
+        f.write(f"argv: {sys.argv!r}\n\n")
+        f.write("".join(traceback.format_exception(error)))
+    return Path(name)
+
+
+class _Group(click.Group):
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except GitexpError as e:
+            error = click.ClickException(str(e))
+            error.exit_code = e.exit_code  # type: ignore[misc]
+            raise error from None
+        except (click.exceptions.Exit, click.ClickException, click.Abort):
+            raise
+        except KeyboardInterrupt:
+            raise click.Abort() from None
+        except Exception as e:
+            log = _crash_log(e)
+            raise click.ClickException(
+                f"unexpected {type(e).__name__}: {e}; the details are in {log}, "
+                "please attach it to a bug report"
+            ) from None
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="gitexp")
+def cli() -> None:
+    """A git-native experiment tracker: every run is a plain-text commit."""
+
+
+@cli.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
+@click.option("--name", help="A name to find the run by.")
+@click.option("--tag", "tags", multiple=True, help="A tag; repeat for more.")
+@click.option("--notes", help="Why this run exists.")
+@click.option(
+    "--config",
+    "config_files",
+    multiple=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="A YAML, JSON or TOML config file to record; repeat to merge several.",
+)
+@click.option(
+    "-p",
+    "--param",
+    "params",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Set a config value, typed as YAML (-p optim.lr=0.1); repeatable.",
+)
+@click.option("--seed", type=int, help="Export as GITEXP_SEED and PYTHONHASHSEED; recorded.")
+@click.option("--require-clean", is_flag=True, help="Refuse to run on uncommitted changes.")
+@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
+@click.pass_context
+def run(
+    ctx: click.Context,
+    name: str | None,
+    tags: tuple[str, ...],
+    notes: str | None,
+    config_files: tuple[Path, ...],
+    params: tuple[str, ...],
+    seed: int | None,
+    require_clean: bool,
+    command: tuple[str, ...],
+) -> None:
+    """Run COMMAND as a tracked run and exit with its status: gitexp run -- python train.py"""
+    from gitexp import runner, workspace
+
+    ws = workspace.open_workspace()
+    request = runner.RunRequest(
+        command=command,
+        name=name,
+        notes=notes,
+        tags=tags,
+        config_files=config_files,
+        params=params,
+        seed=seed,
+        require_clean=require_clean,
+    )
+    result = runner.run(ws, request, Path.cwd())
+    click.echo(
+        f"gitexp: run {result.run_id} {result.status}, recorded on {ws.settings.branch}",
+        err=True,
+    )
+    ctx.exit(result.exit_status)
+
+
+@cli.command("log")
+@click.option(
+    "--status",
+    "statuses",
+    multiple=True,
+    type=click.Choice(_STATUSES),
+    help="Only runs with this status; repeatable.",
+)
+@click.option("--tag", "tags", multiple=True, help="Only runs with this tag; repeatable.")
+@click.option("--name", help="Only runs with this name.")
+@click.option("-n", "--max-count", type=click.IntRange(min=0), help="Show at most N runs.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array for scripts.")
+def log_(
+    statuses: tuple[str, ...],
+    tags: tuple[str, ...],
+    name: str | None,
+    max_count: int | None,
+    as_json: bool,
+) -> None:
+    """List runs, newest first."""
+    from gitexp import history, render, workspace
+
+    found = history.runs(workspace.open_workspace(), statuses, tags, name, max_count)
+    if as_json:
+        click.echo(render.runs_json(found))
+    elif found:
+        render.console().print(render.runs_table(found))
+    else:
+        click.echo("no runs yet; record one with `gitexp run -- python train.py`", err=True)
+
+
+cli.add_command(log_, "ls")
+
+
+@cli.command()
+@click.argument("run_id")
+@click.option("--json", "as_json", is_flag=True, help="Print the record as one JSON object.")
+def show(run_id: str, as_json: bool) -> None:
+    """Show one run's record: RUN_ID may be a prefix, the random suffix, a name, @ or @~N."""
+    from gitexp import history, render, workspace
+
+    record = history.load(workspace.open_workspace(), run_id)
+    if as_json:
+        click.echo(render.as_json(record.parsed()))
+    else:
+        render.console().print(render.record_view(record))
+
+
+@cli.command()
+def recover() -> None:
+    """Commit runs whose gitexp process was killed, with status `crashed`."""
+    from gitexp import pending, workspace
+
+    recovered = pending.recover(workspace.open_workspace())
+    for run_id in recovered:
+        click.echo(f"recovered run {run_id} as crashed")
+    if not recovered:
+        click.echo("nothing to recover")
+
+
+def main() -> None:
+    cli(prog_name="gitexp")

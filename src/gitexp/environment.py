@@ -1,0 +1,139 @@
+"""The environment a run trained in (env.yaml): interpreter, packages, GPUs, chosen variables."""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+from collections.abc import Mapping, Sequence
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from gitexp import argv
+
+# Lock files whose hash pins an environment more exactly than a package list can.
+LOCK_FILES = (
+    "requirements*.txt",
+    "constraints*.txt",
+    "poetry.lock",
+    "uv.lock",
+    "pdm.lock",
+    "Pipfile.lock",
+    "pixi.lock",
+    "conda-lock.yml",
+    "environment.yml",
+    "environment.yaml",
+)
+_PROBE_TIMEOUT_S = 60
+
+
+def interpreter_of(command: Sequence[str], env: Mapping[str, str]) -> str | None:
+    """The Python interpreter that will run `command`, if one can be told without running it.
+
+    `python train.py` names it; a console script such as `torchrun` names it in its `#!` line.
+    """
+    if not command:
+        return None
+    program = shutil.which(command[0], path=env.get("PATH"))
+    if program is None:
+        return None
+    if argv.is_python(program):
+        return program
+    try:
+        with open(program, "rb") as f:
+            first = f.readline(512)
+    except OSError:
+        return None
+    if first.startswith(b"#!"):
+        words = first[2:].decode(errors="replace").split()
+        if words and os.path.basename(words[0]) == "env" and len(words) > 1:
+            words = words[1:]
+        if words and argv.is_python(words[0]):
+            return shutil.which(words[0], path=env.get("PATH")) or words[0]
+    return None
+
+
+def _probe(interpreter: str, env: Mapping[str, str]) -> dict[str, Any] | None:
+    source = resources.files("gitexp").joinpath("probe.py").read_text()
+    try:
+        done = subprocess.run(
+            [interpreter, "-c", source],
+            env=dict(env),
+            capture_output=True,
+            timeout=_PROBE_TIMEOUT_S,
+            check=False,
+        )
+        result = json.loads(done.stdout) if done.returncode == 0 else None
+    except (OSError, subprocess.TimeoutExpired, ValueError):
+        return None
+    return result if isinstance(result, dict) else None
+
+
+def gpus() -> list[dict[str, str]]:
+    """NVIDIA GPUs as the driver reports them; empty where there is no driver."""
+    tool = shutil.which("nvidia-smi")
+    if tool is None:
+        return []
+    query = "--query-gpu=name,driver_version,memory.total"
+    try:
+        done = subprocess.run(
+            [tool, query, "--format=csv,noheader"], capture_output=True, text=True, timeout=10
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return []
+    found = []
+    for line in done.stdout.splitlines() if done.returncode == 0 else []:
+        parts = [part.strip() for part in line.split(",")]
+        if len(parts) == 3:
+            found.append({"name": parts[0], "driver": parts[1], "memory": parts[2]})
+    return found
+
+
+def lock_file_hashes(workdir: Path) -> dict[str, str]:
+    """sha256 of each lock or requirements file at the top of the working tree."""
+    hashes = {}
+    for pattern in LOCK_FILES:
+        for path in sorted(workdir.glob(pattern)):
+            if path.is_file():
+                hashes[path.name] = "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()
+    return dict(sorted(hashes.items()))
+
+
+def allowed_variables(env: Mapping[str, str], allow: Sequence[str]) -> dict[str, str]:
+    """The variables named (or matched by a `NAME_*` pattern) in the allow-list, and no others."""
+    return {
+        name: env[name]
+        for name in sorted(env)
+        if any(fnmatch.fnmatchcase(name, pattern) for pattern in allow)
+    }
+
+
+def capture(
+    command: Sequence[str], env: Mapping[str, str], workdir: Path, allow: Sequence[str]
+) -> dict[str, Any]:
+    """Describe the environment of `command`: its interpreter if it has one, else gitexp's."""
+    interpreter = interpreter_of(command, env)
+    described = _probe(interpreter, env) if interpreter else None
+    if described is not None:
+        source = "the command's Python interpreter"
+    else:
+        from gitexp import probe
+
+        described = probe.describe()
+        source = "gitexp's own interpreter: the command is not a Python program"
+        if interpreter:
+            source = "gitexp's own interpreter: asking the command's interpreter failed"
+    return {
+        "captured_by": source,
+        "python": described.get("python"),
+        "platform": described.get("platform"),
+        "torch": described.get("torch"),
+        "gpus": gpus(),
+        "variables": allowed_variables(env, allow),
+        "lock_files": lock_file_hashes(workdir),
+        "packages": described.get("packages", []),
+    }

@@ -1,0 +1,21 @@
+"""The errors a user can act on, each with the exit status DESIGN.md §5 gives it."""
+
+from __future__ import annotations
+
+
+class GitexpError(Exception):
+    """A problem the user can fix; the CLI shows it as one line and exits 1."""
+
+    exit_code = 1
+
+
+class Refused(GitexpError):
+    """gitexp could do it, but policy says the result would mislead."""
+
+    exit_code = 3
+
+
+class VerificationFailed(GitexpError):
+    """A record is not what its signed commit wrote."""
+
+    exit_code = 4

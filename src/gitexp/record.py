@@ -1,0 +1,154 @@
+"""What a run record holds, and its files under `experiments/<id>/`."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, replace
+from datetime import datetime
+from typing import Any, Literal
+
+from gitexp import yamlio
+
+SCHEMA = 1
+EXPERIMENTS = "experiments"
+
+Status = Literal["running", "succeeded", "failed", "interrupted", "crashed"]
+STATUSES: tuple[Status, ...] = ("running", "succeeded", "failed", "interrupted", "crashed")
+
+# The files of a record, in the order `show` presents them. All but annotations.yaml are
+# immutable once committed.
+RUN, CONFIG, CODE, DIFF, ENV, SEEDS = (
+    "run.yaml",
+    "config.yaml",
+    "code.yaml",
+    "code.diff",
+    "env.yaml",
+    "seeds.yaml",
+)
+DATA, ARTIFACTS, METRICS, SUMMARY, OUTPUT, ANNOTATIONS = (
+    "data.yaml",
+    "artifacts.yaml",
+    "metrics.tsv",
+    "summary.yaml",
+    "output.log",
+    "annotations.yaml",
+)
+RECORD_FILES = (RUN, CONFIG, CODE, DIFF, ENV, SEEDS, DATA, ARTIFACTS, METRICS, SUMMARY, OUTPUT)
+
+
+def run_dir(run_id: str) -> str:
+    """The record's folder on the runs branch."""
+    return f"{EXPERIMENTS}/{run_id}"
+
+
+def utc_iso(moment: datetime) -> str:
+    """ISO-8601 in UTC to the millisecond: `2026-11-22T13:03:51.123Z`."""
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+@dataclass(frozen=True)
+class LeftOut:
+    """A working-tree file kept out of the code snapshot, and why."""
+
+    path: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class CodeState:
+    """The code a run ran: HEAD at launch plus the exact working tree (code.yaml)."""
+
+    commit: str
+    branch: str | None
+    snapshot: str  # the commit holding the exact working tree; HEAD itself when clean
+    dirty: bool
+    remotes: Mapping[str, str] = field(default_factory=dict)
+    submodules: Mapping[str, str] = field(default_factory=dict)
+    config_files: tuple[str, ...] = ()  # their changes are config, not code (DESIGN.md §4)
+    left_out: tuple[LeftOut, ...] = ()
+    shallow: bool = False
+
+    def to_yaml(self) -> bytes:
+        data = asdict(self)
+        data["config_files"] = list(self.config_files)
+        data["left_out"] = [asdict(item) for item in self.left_out]
+        data["remotes"] = dict(sorted(self.remotes.items()))
+        data["submodules"] = dict(sorted(self.submodules.items()))
+        return yamlio.dump(data)
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """Identity and outcome of a run (run.yaml)."""
+
+    id: str
+    command: tuple[str, ...]
+    cwd: str
+    started: str
+    host: str
+    user: str
+    gitexp_version: str
+    name: str | None = None
+    notes: str | None = None
+    tags: tuple[str, ...] = ()
+    status: Status = "running"
+    exit_code: int | None = None
+    signal: str | None = None
+    finished: str | None = None
+    duration_s: float | None = None
+    reproduces: str | None = None
+    inputs: tuple[str, ...] = ()
+    schema: int = SCHEMA
+
+    def finish(
+        self,
+        status: Status,
+        finished: datetime,
+        started: datetime,
+        exit_code: int | None = None,
+        signal: str | None = None,
+    ) -> RunInfo:
+        """This run, ended."""
+        return replace(
+            self,
+            status=status,
+            exit_code=exit_code,
+            signal=signal,
+            finished=utc_iso(finished),
+            duration_s=round((finished - started).total_seconds(), 3),
+        )
+
+    def to_yaml(self) -> bytes:
+        order = [
+            "schema",
+            "id",
+            "name",
+            "status",
+            "exit_code",
+            "signal",
+            "started",
+            "finished",
+            "duration_s",
+            "command",
+            "cwd",
+            "tags",
+            "notes",
+            "host",
+            "user",
+            "gitexp_version",
+            "reproduces",
+            "inputs",
+        ]
+        data = asdict(self)
+        data["command"] = list(self.command)
+        data["tags"] = list(self.tags)
+        data["inputs"] = list(self.inputs)
+        return yamlio.dump({key: data[key] for key in order})
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any]) -> RunInfo:
+        known = set(cls.__dataclass_fields__)
+        values = {k: v for k, v in data.items() if k in known}
+        for key in ("command", "tags", "inputs"):
+            values[key] = tuple(values.get(key) or ())
+        return cls(**values)

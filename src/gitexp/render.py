@@ -1,0 +1,180 @@
+"""How runs look on a terminal (rich) and to scripts (JSON). Only this module and cli use rich."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict
+from datetime import datetime
+from typing import Any
+
+from rich.console import Console, Group, RenderableType
+from rich.markup import escape
+from rich.panel import Panel
+from rich.syntax import Syntax
+from rich.table import Table
+from rich.text import Text
+
+from gitexp import yamlio
+from gitexp.catalog import RunSummary
+from gitexp.history import Record
+
+_STATUS_STYLE = {
+    "succeeded": "green",
+    "failed": "red",
+    "crashed": "bold red",
+    "interrupted": "yellow",
+    "running": "cyan",
+}
+_LOG_METRICS = 3
+_OUTPUT_TAIL_LINES = 20
+
+
+def _json_safe(value: Any) -> Any:
+    """NaN and infinities as strings: JSON has no spelling for them."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, Mapping):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return value
+
+
+def as_json(value: Any) -> str:
+    return json.dumps(_json_safe(value), indent=2, sort_keys=False)
+
+
+def runs_json(runs: Sequence[RunSummary]) -> str:
+    return as_json([{**asdict(run), "tags": list(run.tags)} for run in runs])
+
+
+def duration(seconds: float | None) -> str:
+    """`0.4s`, `12s`, `3m 05s`, `2h 07m`."""
+    if seconds is None:
+        return ""
+    if seconds < 10:
+        return f"{seconds:.1f}s"
+    minutes, secs = divmod(round(seconds), 60)
+    if minutes == 0:
+        return f"{secs}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h {minutes:02d}m" if hours else f"{minutes}m {secs:02d}s"
+
+
+def started(text: str) -> str:
+    """`2026-11-22T13:03:51.123Z` → `2026-11-22 13:03` (UTC, as recorded)."""
+    return text[:16].replace("T", " ")
+
+
+def _number(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return "" if value is None else str(value)
+
+
+def _common_metrics(runs: Sequence[RunSummary]) -> list[str]:
+    seen = Counter(name for run in runs for name in run.summary)
+    return sorted(name for name, _ in seen.most_common(_LOG_METRICS))
+
+
+def status_text(status: str) -> Text:
+    return Text(status, style=_STATUS_STYLE.get(status, ""))
+
+
+def runs_table(runs: Sequence[RunSummary]) -> Table:
+    """The `gitexp log` table: newest first, with the last value of the commonest metrics."""
+    metrics = _common_metrics(runs)
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    for column in ("id", "name", "status", "started (UTC)", "duration", "tags"):
+        table.add_column(column, no_wrap=column in ("id", "started (UTC)"))
+    for name in metrics:
+        table.add_column(name, justify="right")
+    for run in runs:
+        cells: list[RenderableType] = [
+            Text(run.id, style="bold"),
+            escape(run.name or ""),
+            status_text(run.status),
+            started(run.started),
+            duration(run.duration_s),
+            escape(", ".join(run.tags)),
+        ]
+        cells += [_number(run.summary.get(name, {}).get("last")) for name in metrics]
+        table.add_row(*cells)
+    return table
+
+
+def _yaml_block(title: str, data: Any) -> RenderableType:
+    text = yamlio.dump(data).decode() if isinstance(data, Mapping) else str(data)
+    return Panel(
+        Syntax(text.rstrip(), "yaml", theme="ansi_dark", word_wrap=True),
+        title=title,
+        title_align="left",
+    )
+
+
+def record_view(record: Record) -> RenderableType:
+    """Every part of one record, readably; long parts are summarised with where to see them."""
+    view = record.parsed()
+    run = view.get("run", {})
+    head = Table.grid(padding=(0, 2))
+    head.add_column(style="bold")
+    head.add_column()
+    rows = [
+        ("run", record.summary.id),
+        ("name", run.get("name")),
+        ("status", status_text(str(run.get("status")))),
+        ("exit code", run.get("exit_code")),
+        ("signal", run.get("signal")),
+        ("started", run.get("started")),
+        ("finished", run.get("finished")),
+        ("duration", duration(run.get("duration_s"))),
+        ("command", " ".join(run.get("command") or [])),
+        ("cwd", run.get("cwd")),
+        ("tags", ", ".join(run.get("tags") or [])),
+        ("notes", run.get("notes")),
+        ("host", f"{run.get('user')}@{run.get('host')}"),
+        ("gitexp", run.get("gitexp_version")),
+    ]
+    for label, value in rows:
+        if value not in (None, ""):
+            head.add_row(label, value if isinstance(value, Text) else escape(str(value)))
+    parts: list[RenderableType] = [head]
+    for key, title in (("config", "config.yaml"), ("code", "code.yaml"), ("seeds", "seeds.yaml")):
+        if key in view:
+            parts.append(_yaml_block(title, view[key]))
+    if view.get("diff"):
+        parts.append(
+            Panel(
+                Syntax(view["diff"].rstrip(), "diff", theme="ansi_dark", word_wrap=True),
+                title="code.diff",
+                title_align="left",
+            )
+        )
+    if "env" in view:
+        env = dict(view["env"])
+        packages = env.pop("packages", [])
+        env["packages"] = f"{len(packages)} distributions (all in `gitexp show --json`)"
+        parts.append(_yaml_block("env.yaml", env))
+    for key in ("data", "artifacts", "summary"):
+        if key in view:
+            parts.append(_yaml_block(f"{key}.yaml", view[key]))
+    if view.get("output"):
+        lines = view["output"].rstrip("\n").splitlines()
+        shown = "\n".join(lines[-_OUTPUT_TAIL_LINES:])
+        title = "output.log" + (
+            f" (last {_OUTPUT_TAIL_LINES} of {len(lines)} lines)"
+            if len(lines) > _OUTPUT_TAIL_LINES
+            else ""
+        )
+        parts.append(Panel(Text(shown), title=title, title_align="left"))
+    return Group(*parts)
+
+
+def console(stderr: bool = False) -> Console:
+    """A console that respects NO_COLOR and drops colour when not on a terminal."""
+    return Console(stderr=stderr, highlight=False, soft_wrap=False)

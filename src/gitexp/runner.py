@@ -1,0 +1,260 @@
+"""`gitexp run`: launch a command as a tracked run and record whatever becomes of it."""
+
+from __future__ import annotations
+
+import getpass
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from types import FrameType
+from typing import IO, Any
+
+from gitexp import __version__, argv, environment, pending, seeds, snapshot, store, yamlio
+from gitexp import config as config_mod
+from gitexp.errors import GitexpError, Refused
+from gitexp.output import OutputLog
+from gitexp.record import CODE, CONFIG, DIFF, ENV, RUN, SEEDS, RunInfo, Status, utc_iso
+from gitexp.workspace import Workspace
+
+# Signals that stop a run on purpose: the run is `interrupted`, not `crashed`.
+_STOPPING = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+_CHUNK = 65536
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    """What the user asked `gitexp run` for."""
+
+    command: tuple[str, ...]
+    name: str | None = None
+    notes: str | None = None
+    tags: tuple[str, ...] = ()
+    config_files: tuple[Path, ...] = ()
+    params: tuple[str, ...] = ()
+    seed: int | None = None
+    require_clean: bool = False
+
+
+@dataclass(frozen=True)
+class RunResult:
+    run_id: str
+    status: Status
+    exit_status: int  # what `gitexp run` exits with: the command's own
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return str(os.getuid())
+
+
+def _config_files(
+    ws: Workspace, cwd: Path, given: Sequence[Path], options: dict[str, Any]
+) -> tuple[list[Path], list[str]]:
+    """The config files to load, and those of them inside the repository, repo-relative.
+
+    Besides `--config`, a YAML/JSON/TOML file named by one of the command's own options
+    (`--config conf.yaml`) is configuration too: a change to it is a config change, not code.
+    """
+    paths = [cwd / p for p in given]
+    for value in options.values():
+        for item in value if isinstance(value, list) else [value]:
+            if isinstance(item, str) and item.lower().endswith(config_mod.CONFIG_SUFFIXES):
+                candidate = cwd / item
+                if candidate.is_file() and candidate not in paths:
+                    paths.append(candidate)
+    inside = []
+    root = ws.workdir.resolve()
+    for path in paths:
+        resolved = path.resolve()
+        if resolved.is_relative_to(root):
+            inside.append(resolved.relative_to(root).as_posix())
+    return paths, inside
+
+
+def _stream(source: IO[bytes], sink: IO[bytes] | None, log: OutputLog) -> None:
+    """Copy the command's output to our own, unchanged, and into the run's log.
+
+    The terminal gets every byte at once; the log gets whole lines, so that stdout and
+    stderr interleave line by line in output.log rather than mid-line.
+    """
+    fd = source.fileno()
+    partial = b""
+    while chunk := os.read(fd, _CHUNK):
+        if sink is not None:
+            try:
+                sink.write(chunk)
+                sink.flush()
+            except (OSError, ValueError):
+                sink = None  # our terminal went away: keep recording regardless
+        complete, newline, partial = (partial + chunk).rpartition(b"\n")
+        if newline:
+            log.write(complete + newline)
+    if partial:
+        log.write(partial)
+
+
+def _terminal_delivers(signum: int) -> bool:
+    """Whether the terminal already sent `signum` to the command, which shares our group.
+
+    Ctrl-C reaches every process in the foreground group; forwarding it again would hit the
+    command twice (a second KeyboardInterrupt inside its cleanup).
+    """
+    if signum not in (signal.SIGINT, signal.SIGHUP):
+        return False
+    for stream in (sys.stdin, sys.stdout, sys.stderr):
+        try:
+            return os.tcgetpgrp(stream.fileno()) == os.getpgrp()
+        except (OSError, ValueError, AttributeError):
+            continue
+    return False
+
+
+class _Forwarder:
+    """Passes stopping signals on to the command and remembers that one came."""
+
+    def __init__(self, child: subprocess.Popen[bytes]) -> None:
+        self.child = child
+        self.received: int | None = None
+        self.previous: dict[int, Callable[[int, FrameType | None], Any] | int | None] = {}
+
+    def __enter__(self) -> _Forwarder:
+        if threading.current_thread() is threading.main_thread():
+            for signum in _STOPPING:
+                self.previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        self.received = signum
+        if self.child.poll() is None and not _terminal_delivers(signum):
+            self.child.send_signal(signum)
+
+    def __exit__(self, *exc: object) -> None:
+        for signum, handler in self.previous.items():
+            signal.signal(signum, handler)
+
+
+def _outcome(returncode: int, received: int | None) -> tuple[Status, int, str | None]:
+    """Status, exit status and signal name of a finished command."""
+    if returncode < 0:
+        signum = -returncode
+        name = signal.Signals(signum).name
+        stopped = signum in _STOPPING or received is not None
+        return ("interrupted" if stopped else "crashed"), 128 + signum, name
+    if received is not None:
+        return "interrupted", returncode, signal.Signals(received).name
+    return ("succeeded" if returncode == 0 else "failed"), returncode, None
+
+
+def run(ws: Workspace, request: RunRequest, cwd: Path) -> RunResult:
+    """Run `request.command` in `cwd` and commit its record; return how it ended."""
+    from gitexp import ids
+
+    pending.recover(ws)
+    store.check_writable(ws)  # before training, not after it
+    started = datetime.now(timezone.utc)
+    run_id = ids.new_run_id(started)
+    command = argv.redact(request.command)
+    options = argv.parse(command)
+    files, inside = _config_files(ws, cwd, request.config_files, options)
+    resolved = config_mod.resolve(files, request.params, options)
+
+    live = pending.PendingRun.start(ws, run_id)
+    try:
+        code = snapshot.capture(ws, run_id, inside)
+        if code.state.dirty and (request.require_clean or ws.settings.require_clean):
+            raise Refused(
+                "the working tree has uncommitted changes and this run requires a clean tree; "
+                "commit or stash them, or drop --require-clean"
+            )
+        live.protect(ws, code.state.snapshot)
+        child_env = dict(os.environ)
+        child_env.update(seeds.child_variables(request.seed))
+        child_env.update(GITEXP_RUN_ID=run_id, GITEXP_RUN_DIR=str(live.folder))
+        child_env.setdefault("PYTHONUNBUFFERED", "1")  # a pipe must not delay what users see
+        info = RunInfo(
+            id=run_id,
+            command=tuple(command),
+            cwd=ws.relative_cwd(cwd),
+            started=utc_iso(started),
+            host=socket.gethostname(),
+            user=_user(),
+            gitexp_version=__version__,
+            name=request.name,
+            notes=request.notes,
+            tags=tuple(request.tags),
+        )
+        live.write(CONFIG, yamlio.dump(resolved))
+        live.write(CODE, code.state.to_yaml())
+        live.write(DIFF, code.diff)
+        live.write(SEEDS, seeds.record(request.seed, child_env))
+        live.write(RUN, info.to_yaml())
+    except BaseException:
+        live.release(ws)
+        raise
+
+    def capture_env() -> None:
+        try:
+            found = environment.capture(
+                request.command, child_env, ws.workdir, ws.settings.env_allow
+            )
+        except Exception as e:  # a record without its environment beats no record
+            found = {"captured_by": f"nobody: reading the environment failed ({e})"}
+        live.write(ENV, yamlio.dump(found))
+
+    env_thread = threading.Thread(target=capture_env, name="gitexp-env", daemon=True)
+    env_thread.start()
+    log = OutputLog(live.folder, ws.settings.output_limit)
+    try:
+        child = subprocess.Popen(
+            list(request.command),
+            cwd=cwd,
+            env=child_env,
+            stdin=None,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+    except OSError as e:
+        env_thread.join()
+        log.close()
+        live.release(ws)
+        raise CommandNotStarted(request.command[0], e.strerror or str(e)) from None
+
+    with _Forwarder(child) as forwarder:
+        sinks = (getattr(sys.stdout, "buffer", None), getattr(sys.stderr, "buffer", None))
+        streams = [
+            threading.Thread(target=_stream, args=(pipe, sink, log), daemon=True)
+            for pipe, sink in zip((child.stdout, child.stderr), sinks, strict=True)
+        ]
+        for thread in streams:
+            thread.start()
+        child.wait()
+        for thread in streams:
+            thread.join()
+        log.close()
+        live.write(pending.TOTAL, str(log.total).encode())
+        status, exit_status, signame = _outcome(child.returncode, forwarder.received)
+        finished = datetime.now(timezone.utc)
+        ended = info.finish(status, finished, started, exit_code=exit_status, signal=signame)
+        # Written before committing: if the commit fails, `recover` keeps the true outcome.
+        live.write(RUN, ended.to_yaml())
+        env_thread.join()
+        live.commit(ws, ended, log.total)
+    return RunResult(run_id, status, exit_status)
+
+
+class CommandNotStarted(GitexpError):
+    """The command could not be executed at all; no run took place."""
+
+    exit_code = 127  # what a shell answers for a command it cannot run
+
+    def __init__(self, program: str, reason: str) -> None:
+        super().__init__(f"cannot start {program!r}: {reason}; check the command after `--`")

@@ -1,0 +1,85 @@
+"""Repository settings, read from `.gitexp.yaml` at the top of the working tree."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from gitexp import yamlio
+from gitexp.errors import GitexpError
+
+SETTINGS_FILE = ".gitexp.yaml"
+DEFAULT_BRANCH = "gitexp/runs"
+DEFAULT_MAX_FILE_SIZE = 10 * 1024 * 1024
+DEFAULT_OUTPUT_LIMIT = 1024 * 1024
+
+# Environment variables worth recording: they change what a run computes or where it ran.
+# Never the whole environment, which holds tokens (DESIGN.md §1).
+DEFAULT_ENV_ALLOW = (
+    "CUBLAS_WORKSPACE_CONFIG",
+    "CUDA_DEVICE_ORDER",
+    "CUDA_VISIBLE_DEVICES",
+    "CUDA_LAUNCH_BLOCKING",
+    "MKL_NUM_THREADS",
+    "NCCL_*",
+    "NUMEXPR_NUM_THREADS",
+    "OMP_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "SLURM_ARRAY_JOB_ID",
+    "SLURM_ARRAY_TASK_ID",
+    "SLURM_JOB_ID",
+    "SLURM_JOB_NAME",
+    "SLURM_NTASKS",
+    "TF_CPP_MIN_LOG_LEVEL",
+    "TOKENIZERS_PARALLELISM",
+    "TORCH_*",
+    "WORLD_SIZE",
+)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What a repository asks of gitexp; every field has a safe default."""
+
+    branch: str = DEFAULT_BRANCH
+    require_clean: bool = False
+    max_file_size: int = DEFAULT_MAX_FILE_SIZE  # larger untracked files are left out
+    output_limit: int = DEFAULT_OUTPUT_LIMIT  # bytes of output.log kept
+    env_allow: tuple[str, ...] = field(default=DEFAULT_ENV_ALLOW)
+
+    @property
+    def runs_ref(self) -> str:
+        return f"refs/heads/{self.branch}"
+
+
+def _expect(value: Any, kind: type | tuple[type, ...], key: str) -> Any:
+    if not isinstance(value, kind) or (isinstance(value, bool) and kind is int):
+        raise GitexpError(f"{SETTINGS_FILE}: `{key}` has the wrong type; see the README")
+    return value
+
+
+def load(workdir: Path | None) -> Settings:
+    """The settings of the repository whose working tree is `workdir` (defaults if none)."""
+    path = workdir / SETTINGS_FILE if workdir else None
+    if path is None or not path.is_file():
+        return Settings()
+    data = yamlio.load(path.read_bytes(), SETTINGS_FILE) or {}
+    if not isinstance(data, dict):
+        raise GitexpError(f"{SETTINGS_FILE} must be a mapping of settings; see the README")
+    known = {"branch", "require_clean", "snapshot", "output", "env"}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise GitexpError(f"{SETTINGS_FILE}: unknown setting {unknown[0]!r}; see the README")
+    snapshot = _expect(data.get("snapshot", {}), dict, "snapshot")
+    output = _expect(data.get("output", {}), dict, "output")
+    env = _expect(data.get("env", {}), dict, "env")
+    return Settings(
+        branch=_expect(data.get("branch", DEFAULT_BRANCH), str, "branch"),
+        require_clean=_expect(data.get("require_clean", False), bool, "require_clean"),
+        max_file_size=_expect(
+            snapshot.get("max_file_size", DEFAULT_MAX_FILE_SIZE), int, "snapshot.max_file_size"
+        ),
+        output_limit=_expect(output.get("limit", DEFAULT_OUTPUT_LIMIT), int, "output.limit"),
+        env_allow=DEFAULT_ENV_ALLOW + tuple(_expect(env.get("allow", []), list, "env.allow")),
+    )

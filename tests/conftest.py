@@ -1,0 +1,91 @@
+"""Real repositories per test, sealed from the developer's own git configuration."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import pygit2
+import pytest
+from click.testing import CliRunner, Result
+from pygit2.enums import ConfigLevel
+
+from gitexp.cli import cli
+
+_LEVELS = (ConfigLevel.GLOBAL, ConfigLevel.XDG, ConfigLevel.SYSTEM)
+
+
+@pytest.fixture(autouse=True)
+def hermetic_git(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    home = tmp_path_factory.mktemp("home")
+    (home / ".gitconfig").write_text(
+        "[user]\n\tname = Ada Lovelace\n\temail = ada@example.com\n"
+        "[init]\n\tdefaultBranch = main\n[gc]\n\tautoDetach = false\n"
+    )
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
+    monkeypatch.delenv("GIT_DIR", raising=False)
+    monkeypatch.delenv("PYTHONHASHSEED", raising=False)
+    monkeypatch.delenv("GITEXP_SEED", raising=False)
+    monkeypatch.setenv("NO_COLOR", "1")
+    # libgit2 looked HOME up once, at import: repoint it too.
+    saved = {level: pygit2.settings.search_path[level] for level in _LEVELS}
+    for level in _LEVELS:
+        pygit2.settings.search_path[level] = str(home)
+    yield home
+    for level, path in saved.items():
+        pygit2.settings.search_path[level] = path
+
+
+def git(cwd: Path, *args: str) -> str:
+    """Run real git, the way a user would check what gitexp did."""
+    done = subprocess.run(
+        ["git", *args], cwd=cwd, capture_output=True, text=True, errors="replace", check=True
+    )
+    return done.stdout
+
+
+TRAIN = """\
+import os, sys
+print("training", " ".join(sys.argv[1:]))
+print("a warning", file=sys.stderr)
+sys.exit(int(os.environ.get("EXIT", "0")))
+"""
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A git repository with one commit holding train.py, as the current directory."""
+    root = tmp_path / "project"
+    root.mkdir()
+    (root / "train.py").write_text(TRAIN)
+    (root / ".gitignore").write_text("*.ckpt\n")
+    git(root, "init", "-q")
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", "initial")
+    monkeypatch.chdir(root)
+    return root
+
+
+def gitexp(*args: str) -> Result:
+    """Invoke the CLI in-process, as a user would type it."""
+    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
+
+
+def gitexp_process(
+    args: Sequence[str], cwd: Path, **kwargs: object
+) -> subprocess.Popen[str]:
+    """`gitexp ARGS` as a real process, for exit codes and signals."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.Popen(  # type: ignore[call-overload, no-any-return]
+        [sys.executable, "-m", "gitexp", *args], cwd=cwd, env=env, text=True, **kwargs
+    )
+
+
+def run_ids(root: Path) -> list[str]:
+    """Run ids on the branch, newest first, read with git itself."""
+    out = git(root, "ls-tree", "--name-only", "gitexp/runs:experiments")
+    return sorted(out.split(), reverse=True)
