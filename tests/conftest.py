@@ -19,7 +19,9 @@ _LEVELS = (ConfigLevel.GLOBAL, ConfigLevel.XDG, ConfigLevel.SYSTEM)
 
 
 @pytest.fixture(autouse=True)
-def hermetic_git(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+def hermetic_git(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Path]:
     home = tmp_path_factory.mktemp("home")
     (home / ".gitconfig").write_text(
         "[user]\n\tname = Ada Lovelace\n\temail = ada@example.com\n"
@@ -75,9 +77,7 @@ def gitexp(*args: str) -> Result:
     return CliRunner().invoke(cli, list(args), catch_exceptions=False)
 
 
-def gitexp_process(
-    args: Sequence[str], cwd: Path, **kwargs: object
-) -> subprocess.Popen[str]:
+def gitexp_process(args: Sequence[str], cwd: Path, **kwargs: object) -> subprocess.Popen[str]:
     """`gitexp ARGS` as a real process, for exit codes and signals."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     return subprocess.Popen(  # type: ignore[call-overload, no-any-return]
@@ -88,4 +88,4 @@ def gitexp_process(
 def run_ids(root: Path) -> list[str]:
     """Run ids on the branch, newest first, read with git itself."""
     out = git(root, "ls-tree", "--name-only", "gitexp/runs:experiments")
-    return sorted(out.split(), reverse=True)
+    return sorted(out.split(), reverse=True)  # ids sort by start time

@@ -35,7 +35,17 @@ def test_different_scripts_differ_in_positionals() -> None:
 
 
 def test_secrets_are_redacted_in_every_spelling() -> None:
-    command = ["env", "HF_API_KEY=abc", "python", "t.py", "--token=xyz", "--password", "pw", "--lr", "1"]
+    command = [
+        "env",
+        "HF_API_KEY=abc",
+        "python",
+        "t.py",
+        "--token=xyz",
+        "--password",
+        "pw",
+        "--lr",
+        "1",
+    ]
     assert redact(command) == [
         "env",
         "HF_API_KEY=<redacted>",

@@ -19,8 +19,22 @@ def _record(root: Path, run_id: str, name: str) -> object:
 
 
 def test_run_records_one_commit_and_exits_with_the_commands_status(project: Path) -> None:
-    result = gitexp("run", "--name", "base", "--tag", "a", "--tag", "b", "--notes", "why",
-                    "--", sys.executable, "train.py", "--lr", "0.1")
+    result = gitexp(
+        "run",
+        "--name",
+        "base",
+        "--tag",
+        "a",
+        "--tag",
+        "b",
+        "--notes",
+        "why",
+        "--",
+        sys.executable,
+        "train.py",
+        "--lr",
+        "0.1",
+    )
     assert result.exit_code == 0
     assert "training --lr 0.1\n" in result.stdout
     assert "a warning\n" in result.stderr
@@ -30,7 +44,11 @@ def test_run_records_one_commit_and_exits_with_the_commands_status(project: Path
     run = _record(project, run_id, "run.yaml")
     assert isinstance(run, dict)
     assert (run["status"], run["exit_code"], run["name"], run["tags"], run["notes"]) == (
-        "succeeded", 0, "base", ["a", "b"], "why"
+        "succeeded",
+        0,
+        "base",
+        ["a", "b"],
+        "why",
     )
     assert run["command"] == [sys.executable, "train.py", "--lr", "0.1"]
     assert run["cwd"] == "."
@@ -40,7 +58,9 @@ def test_run_records_one_commit_and_exits_with_the_commands_status(project: Path
     assert "training --lr 0.1\n" in output and "a warning\n" in output
 
 
-def test_failed_run_is_recorded_and_its_status_returned(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_failed_run_is_recorded_and_its_status_returned(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("EXIT", "3")
     result = gitexp("run", "--", sys.executable, "train.py")
     assert result.exit_code == 3
@@ -76,8 +96,19 @@ def test_snapshot_is_the_second_parent(project: Path) -> None:
 def test_config_file_params_and_seed(project: Path) -> None:
     (project / "conf").mkdir()
     (project / "conf" / "base.yaml").write_text("optim:\n  lr: 0.1\n  name: adam\n")
-    result = gitexp("run", "--config", "conf/base.yaml", "-p", "optim.lr=3e-4", "--seed", "7",
-                    "--", sys.executable, "-c", "import os; print(os.environ['PYTHONHASHSEED'], os.environ['GITEXP_SEED'])")
+    result = gitexp(
+        "run",
+        "--config",
+        "conf/base.yaml",
+        "-p",
+        "optim.lr=3e-4",
+        "--seed",
+        "7",
+        "--",
+        sys.executable,
+        "-c",
+        "import os; print(os.environ['PYTHONHASHSEED'], os.environ['GITEXP_SEED'])",
+    )
     assert result.exit_code == 0
     assert "7 7\n" in result.stdout
     run_id = run_ids(project)[0]
@@ -120,13 +151,21 @@ def test_unseeded_run_says_so(project: Path) -> None:
 def test_secrets_never_reach_the_record(project: Path) -> None:
     gitexp("run", "--", sys.executable, "train.py", "--token=hunter2", "--api-key", "k3y")
     (run_id,) = run_ids(project)
-    shown = git(project, "show", "gitexp/runs", "--", f"experiments/{run_id}/run.yaml",
-                f"experiments/{run_id}/config.yaml")
+    shown = git(
+        project,
+        "show",
+        "gitexp/runs",
+        "--",
+        f"experiments/{run_id}/run.yaml",
+        f"experiments/{run_id}/config.yaml",
+    )
     assert "hunter2" not in shown and "k3y" not in shown
     assert "<redacted>" in shown
 
 
-def test_environment_is_that_of_the_commands_interpreter(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_environment_is_that_of_the_commands_interpreter(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")
     monkeypatch.setenv("SECRET_TOKEN", "do-not-record")
     gitexp("run", "--", sys.executable, "train.py")
@@ -203,7 +242,9 @@ def test_command_that_cannot_start(project: Path) -> None:
     assert git(project, "branch", "--list", "gitexp/runs") == ""
 
 
-def test_runs_from_a_subdirectory_record_cwd(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_runs_from_a_subdirectory_record_cwd(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     (project / "src").mkdir()
     (project / "src" / "job.py").write_text("import os; print(os.getcwd())\n")
     monkeypatch.chdir(project / "src")
@@ -215,7 +256,9 @@ def test_runs_from_a_subdirectory_record_cwd(project: Path, monkeypatch: pytest.
     assert run["cwd"] == "src"
 
 
-def test_linked_worktree_shares_the_runs_branch(project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_linked_worktree_shares_the_runs_branch(
+    project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     git(project, "worktree", "add", "-q", str(tmp_path / "wt"), "-b", "feature")
     monkeypatch.chdir(tmp_path / "wt")
     assert gitexp("run", "--", sys.executable, "train.py").exit_code == 0

@@ -20,8 +20,9 @@ def _reference_tree(root: Path, tmp_path: Path) -> str:
     env = {**os.environ, "GIT_INDEX_FILE": str(tmp_path / "reference-index")}
     for args in (["read-tree", "HEAD"], ["add", "-A"]):
         subprocess.run(["git", *args], cwd=root, env=env, check=True)
-    done = subprocess.run(["git", "write-tree"], cwd=root, env=env, check=True, text=True,
-                          capture_output=True)
+    done = subprocess.run(
+        ["git", "write-tree"], cwd=root, env=env, check=True, text=True, capture_output=True
+    )
     return done.stdout.strip()
 
 

@@ -7,22 +7,33 @@ import secrets
 import string
 from datetime import datetime, timezone
 
-_ALPHABET = string.ascii_lowercase + string.digits
-SUFFIX_LENGTH = 6
-ID_PATTERN = re.compile(rf"^\d{{8}}-\d{{6}}-[a-z0-9]{{{SUFFIX_LENGTH}}}$")
+_ALPHABET = string.digits + string.ascii_lowercase  # in ASCII order, so ids sort as text
+RANDOM_LENGTH = 5
+ID_PATTERN = re.compile(r"^\d{8}-\d{6}-[0-9a-z]{7}$")
+
+
+def _base36(number: int, width: int) -> str:
+    digits = []
+    for _ in range(width):
+        number, digit = divmod(number, 36)
+        digits.append(_ALPHABET[digit])
+    return "".join(reversed(digits))
 
 
 def new_run_id(started: datetime) -> str:
-    """`20261122-130351-k3f9qz`: UTC start time, then a random suffix.
+    """`20261122-130351-0rk3f9q`: UTC start time to the second, then a 7-character suffix.
 
-    The suffix comes from `secrets`, never the global `random`, which training code seeds:
-    two runs seeded alike on two machines must still get different ids.
+    The suffix starts with the milliseconds in two base-36 digits, so ids sort by start time
+    even within one second, and ends with five random characters. Those come from `secrets`,
+    never the global `random`, which training code seeds: two runs seeded alike on two
+    machines must still get different ids.
     """
-    stamp = started.astimezone(timezone.utc).strftime("%Y%m%d-%H%M%S")
-    suffix = "".join(secrets.choice(_ALPHABET) for _ in range(SUFFIX_LENGTH))
-    return f"{stamp}-{suffix}"
+    moment = started.astimezone(timezone.utc)
+    stamp = moment.strftime("%Y%m%d-%H%M%S")
+    chance = "".join(secrets.choice(_ALPHABET) for _ in range(RANDOM_LENGTH))
+    return f"{stamp}-{_base36(moment.microsecond // 1000, 2)}{chance}"
 
 
 def suffix_of(run_id: str) -> str:
-    """The random part of a run id, which names a run on its own."""
+    """The part of a run id after the time, which names a run on its own."""
     return run_id.rsplit("-", 1)[-1]

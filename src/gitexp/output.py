@@ -37,7 +37,8 @@ class OutputLog:
                 chunk = chunk[room:]
             if not chunk:
                 return
-            if self._tail.tell() + len(chunk) > self.segment_limit and self._tail.tell():
+            chunk = chunk[-self.segment_limit :]  # more would be rotated away at once
+            if self._tail.tell() + len(chunk) > self.segment_limit:
                 self._tail.close()
                 self._segment ^= 1
                 self._tail = open(self.folder / f"{TAIL}.{self._segment}", "wb")  # noqa: SIM115

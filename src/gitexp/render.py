@@ -177,4 +177,6 @@ def record_view(record: Record) -> RenderableType:
 
 def console(stderr: bool = False) -> Console:
     """A console that respects NO_COLOR and drops colour when not on a terminal."""
-    return Console(stderr=stderr, highlight=False, soft_wrap=False)
+    terminal = Console(stderr=stderr).is_terminal
+    # Piped output is for grep and less: never cut a column to fit 80 characters.
+    return Console(stderr=stderr, highlight=False, width=None if terminal else 1000)

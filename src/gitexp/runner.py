@@ -83,21 +83,22 @@ def _config_files(
 def _stream(source: IO[bytes], sink: IO[bytes] | None, log: OutputLog) -> None:
     """Copy the command's output to our own, unchanged, and into the run's log.
 
-    The terminal gets every byte at once; the log gets whole lines, so that stdout and
-    stderr interleave line by line in output.log rather than mid-line.
+    The log gets whole lines, so that stdout and stderr interleave line by line in
+    output.log rather than mid-line, and gets them before the terminal does: every line a
+    user saw is on disk even if gitexp is killed the next instant.
     """
     fd = source.fileno()
     partial = b""
     while chunk := os.read(fd, _CHUNK):
+        complete, newline, partial = (partial + chunk).rpartition(b"\n")
+        if newline:
+            log.write(complete + newline)
         if sink is not None:
             try:
                 sink.write(chunk)
                 sink.flush()
             except (OSError, ValueError):
                 sink = None  # our terminal went away: keep recording regardless
-        complete, newline, partial = (partial + chunk).rpartition(b"\n")
-        if newline:
-            log.write(complete + newline)
     if partial:
         log.write(partial)
 
