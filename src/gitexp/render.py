@@ -110,7 +110,7 @@ def runs_table(runs: Sequence[RunSummary]) -> Table:
 
 def _yaml_block(title: str, data: Any) -> RenderableType:
     text = yamlio.dump(data).decode() if isinstance(data, Mapping) else str(data)
-    return Panel(
+    return Panel.fit(
         Syntax(text.rstrip(), "yaml", theme="ansi_dark", word_wrap=True),
         title=title,
         title_align="left",
@@ -149,7 +149,7 @@ def record_view(record: Record) -> RenderableType:
             parts.append(_yaml_block(title, view[key]))
     if view.get("diff"):
         parts.append(
-            Panel(
+            Panel.fit(
                 Syntax(view["diff"].rstrip(), "diff", theme="ansi_dark", word_wrap=True),
                 title="code.diff",
                 title_align="left",
@@ -171,7 +171,7 @@ def record_view(record: Record) -> RenderableType:
             if len(lines) > _OUTPUT_TAIL_LINES
             else ""
         )
-        parts.append(Panel(Text(shown), title=title, title_align="left"))
+        parts.append(Panel.fit(Text(shown), title=title, title_align="left"))
     return Group(*parts)
 
 

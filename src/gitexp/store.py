@@ -120,27 +120,32 @@ def ensure_branch(ws: Workspace) -> pygit2.Commit:
     return found
 
 
+def experiments_tree(commit: pygit2.Commit) -> pygit2.Tree | None:
+    """The `experiments/` folder of a runs-branch commit, None before the first run."""
+    root = commit.tree
+    return root[EXPERIMENTS].peel(pygit2.Tree) if EXPERIMENTS in root else None
+
+
 def _with_folder(
-    repo: pygit2.Repository, root: pygit2.Tree, folder: str, files: Mapping[str, bytes]
+    repo: pygit2.Repository,
+    root: pygit2.Tree,
+    experiments: pygit2.Tree | None,
+    folder: str,
+    files: Mapping[str, bytes],
 ) -> pygit2.Oid:
-    """`root` with `experiments/<folder>/` replaced by `files`."""
+    """`root` with `experiments/<folder>/` replaced by `files`.
+
+    With thousands of runs, `experiments/` is by far the largest object written; it is read
+    once and rewritten once per commit.
+    """
     run = repo.TreeBuilder()
     for name, data in sorted(files.items()):
         run.insert(name, repo.create_blob(data), FileMode.BLOB)
-    experiments = (
-        repo.TreeBuilder(root[EXPERIMENTS].peel(pygit2.Tree))
-        if EXPERIMENTS in root
-        else repo.TreeBuilder()
-    )
-    experiments.insert(folder, run.write(), FileMode.TREE)
+    listing = repo.TreeBuilder(experiments) if experiments is not None else repo.TreeBuilder()
+    listing.insert(folder, run.write(), FileMode.TREE)
     top = repo.TreeBuilder(root)
-    top.insert(EXPERIMENTS, experiments.write(), FileMode.TREE)
+    top.insert(EXPERIMENTS, listing.write(), FileMode.TREE)
     return top.write()
-
-
-def has_run(commit: pygit2.Commit, run_id: str) -> bool:
-    """Whether `commit`'s tree holds a record for `run_id`."""
-    return f"{EXPERIMENTS}/{run_id}" in commit.tree
 
 
 def write_run(
@@ -164,9 +169,10 @@ def write_run(
     with _branch_lock(ws):
         for attempt in range(_RETRIES):
             parent = ensure_branch(ws)
-            if has_run(parent, run_id) and not replace:
+            experiments = experiments_tree(parent)
+            if experiments is not None and run_id in experiments and not replace:
                 return parent.id
-            tree = _with_folder(repo, parent.tree, run_id, files)
+            tree = _with_folder(repo, parent.tree, experiments, run_id, files)
             parents = [parent.id] + ([pygit2.Oid(hex=snapshot)] if snapshot else [])
             oid = repo.create_commit(None, who, who, _commit_message(*message), tree, parents)
             ref = repo.references[ws.runs_ref]
@@ -233,7 +239,7 @@ def read_files(ws: Workspace, commit: pygit2.Commit, run_id: str) -> dict[str, b
 
 def run_folders(commit: pygit2.Commit | None) -> dict[str, pygit2.Oid]:
     """Each run id on the branch with the tree id of its folder."""
-    if commit is None or EXPERIMENTS not in commit.tree:
+    experiments = experiments_tree(commit) if commit is not None else None
+    if experiments is None:
         return {}
-    experiments = commit.tree[EXPERIMENTS].peel(pygit2.Tree)
     return {str(entry.name): entry.id for entry in experiments if entry.type_str == "tree"}
