@@ -91,10 +91,10 @@ def run(
     command: tuple[str, ...],
 ) -> None:
     """Run COMMAND as a tracked run and exit with its status: gitexp run -- python train.py"""
-    from gitexp import runner, workspace
+    from gitexp import launch, runner, workspace
 
     ws = workspace.open_workspace()
-    request = runner.RunRequest(
+    request = launch.RunRequest(
         command=command,
         name=name,
         notes=notes,

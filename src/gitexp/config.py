@@ -111,3 +111,17 @@ def resolve(
     config["argv"] = dict(command_options)
     resolved: dict[str, Any] = sort_keys(config)
     return resolved
+
+
+def merge_strict(base: Mapping[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
+    """Merge two configurations that must agree wherever both set a key."""
+    ours, theirs = flatten(base), flatten(extra)
+    clashes = sorted(k for k in ours.keys() & theirs.keys() if ours[k] != theirs[k])
+    if clashes:
+        key = clashes[0]
+        raise GitexpError(
+            f"config key {key!r} is {ours[key]!r} on the command line but {theirs[key]!r} in "
+            f"code ({len(clashes)} such keys); set each key in one place"
+        )
+    merged: dict[str, Any] = sort_keys(merge(dict(base), extra))
+    return merged

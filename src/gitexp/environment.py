@@ -8,6 +8,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 from collections.abc import Mapping, Sequence
 from importlib import resources
 from pathlib import Path
@@ -112,6 +113,25 @@ def allowed_variables(env: Mapping[str, str], allow: Sequence[str]) -> dict[str,
     }
 
 
+def _assemble(
+    source: str,
+    described: Mapping[str, Any],
+    env: Mapping[str, str],
+    workdir: Path,
+    allow: Sequence[str],
+) -> dict[str, Any]:
+    return {
+        "captured_by": source,
+        "python": described.get("python"),
+        "platform": described.get("platform"),
+        "torch": described.get("torch"),
+        "gpus": gpus(),
+        "variables": allowed_variables(env, allow),
+        "lock_files": lock_file_hashes(workdir),
+        "packages": described.get("packages", []),
+    }
+
+
 def capture(
     command: Sequence[str], env: Mapping[str, str], workdir: Path, allow: Sequence[str]
 ) -> dict[str, Any]:
@@ -127,13 +147,21 @@ def capture(
         source = "gitexp's own interpreter: the command is not a Python program"
         if interpreter:
             source = "gitexp's own interpreter: asking the command's interpreter failed"
-    return {
-        "captured_by": source,
-        "python": described.get("python"),
-        "platform": described.get("platform"),
-        "torch": described.get("torch"),
-        "gpus": gpus(),
-        "variables": allowed_variables(env, allow),
-        "lock_files": lock_file_hashes(workdir),
-        "packages": described.get("packages", []),
-    }
+    return _assemble(source, described, env, workdir, allow)
+
+
+def capture_here(workdir: Path, allow: Sequence[str]) -> dict[str, Any]:
+    """Describe the running interpreter from inside it, as `gitexp.init` does.
+
+    If the training script has imported torch, its CUDA, cuDNN and GPU details come from
+    torch itself; torch is never imported for this.
+    """
+    from gitexp import probe
+
+    described = dict(probe.describe())
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        from gitexp.torch import describe
+
+        described["torch"] = describe(torch)
+    return _assemble("inside the training process", described, os.environ, workdir, allow)

@@ -10,7 +10,9 @@ from __future__ import annotations
 import fcntl
 import os
 import shutil
-from dataclasses import dataclass
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO
@@ -19,12 +21,23 @@ import pygit2
 
 from gitexp import metrics, output, store, yamlio
 from gitexp.errors import GitexpError
-from gitexp.record import CODE, ENV, METRICS, OUTPUT, RUN, SUMMARY, RunInfo
+from gitexp.record import (
+    CODE,
+    ENV,
+    ENV_PROBE,
+    FROM_CODE,
+    METRICS,
+    OUTPUT,
+    RUN,
+    SUMMARY,
+    RunInfo,
+)
 from gitexp.workspace import Workspace
 
 PENDING = "pending"
 LOCK = "lock"
 TOTAL = "output.total"
+_REF_RETRIES = 20
 # Files written at launch that go into the record as they are.
 _AS_WRITTEN = ("config.yaml", "code.yaml", "code.diff", "env.yaml", "seeds.yaml")
 _ENV_MISSING = yamlio.dump(
@@ -69,7 +82,8 @@ class PendingRun:
         os.replace(partial, self.folder / name)
 
     def protect(self, ws: Workspace, snapshot: str) -> None:
-        ws.repo.references.create(pending_ref(self.run_id), pygit2.Oid(hex=snapshot), force=True)
+        target = pygit2.Oid(hex=snapshot)
+        _with_retries(lambda: ws.repo.references.create(pending_ref(self.run_id), target, True))
 
     def commit(self, ws: Workspace, info: RunInfo, printed: int | None) -> pygit2.Oid:
         """Commit the record, then forget the folder. Safe to repeat after a crash.
@@ -91,22 +105,64 @@ class PendingRun:
         self._lock.close()
 
 
+def _with_retries(action: Callable[[], object]) -> None:
+    """Run a ref update that may collide with another process's.
+
+    git removes a ref folder such as refs/gitexp/pending/ when its last ref goes, and a
+    writer creating a ref there at that instant fails; trying again succeeds.
+    """
+    for attempt in range(_REF_RETRIES):
+        try:
+            action()
+            return
+        except pygit2.GitError:
+            if attempt == _REF_RETRIES - 1:
+                raise
+            time.sleep(0.001 * (attempt + 1))
+
+
+def _delete_ref(ws: Workspace, name: str) -> None:
+    try:
+        ws.repo.references.delete(name)
+    except KeyError:
+        pass
+
+
 def _forget(ws: Workspace, run_id: str, folder: Path) -> None:
     try:
-        ws.repo.references.delete(pending_ref(run_id))
-    except (KeyError, pygit2.GitError):
-        pass
+        _with_retries(lambda: _delete_ref(ws, pending_ref(run_id)))
+    except pygit2.GitError:
+        pass  # a stale pending ref only keeps one snapshot alive; the record is safe
     shutil.rmtree(folder, ignore_errors=True)
 
 
+def _with_code_side(info: RunInfo, folder: Path) -> RunInfo:
+    """Add what the training code told `gitexp.init` while running under `gitexp run`."""
+    path = folder / FROM_CODE
+    if not path.exists():
+        return info
+    given = yamlio.load(path.read_bytes(), str(path)) or {}
+    return replace(
+        info,
+        name=info.name or given.get("name"),
+        notes=info.notes or given.get("notes"),
+        tags=tuple(dict.fromkeys([*info.tags, *(given.get("tags") or [])])),
+        error=info.error or given.get("error"),
+    )
+
+
 def _commit(ws: Workspace, folder: Path, info: RunInfo, printed: int | None) -> pygit2.Oid:
+    info = _with_code_side(info, folder)
     files = {RUN: info.to_yaml()}
     for name in _AS_WRITTEN:
         path = folder / name
         if path.exists():
             files[name] = path.read_bytes()
+    if ENV not in files and (folder / ENV_PROBE).exists():
+        files[ENV] = (folder / ENV_PROBE).read_bytes()
     files.setdefault(ENV, _ENV_MISSING)
-    files[OUTPUT] = output.assemble(folder, ws.settings.output_limit, printed)
+    if any(folder.glob("output.*")):  # a run started by `gitexp.init` alone has no output
+        files[OUTPUT] = output.assemble(folder, ws.settings.output_limit, printed)
     series = metrics.record(folder)
     if series is not None:
         files[METRICS], files[SUMMARY] = series

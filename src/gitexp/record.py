@@ -33,6 +33,9 @@ DATA, ARTIFACTS, METRICS, SUMMARY, OUTPUT, ANNOTATIONS = (
     "output.log",
     "annotations.yaml",
 )
+# Files a live run's folder may hold besides the record's own.
+ENV_PROBE = "env.probe.yaml"  # the environment as `gitexp run` read it from outside
+FROM_CODE = "from-code.yaml"  # name, tags, notes and error given to gitexp.init under `run`
 RECORD_FILES = (RUN, CONFIG, CODE, DIFF, ENV, SEEDS, DATA, ARTIFACTS, METRICS, SUMMARY, OUTPUT)
 
 
@@ -94,6 +97,7 @@ class RunInfo:
     status: Status = "running"
     exit_code: int | None = None
     signal: str | None = None
+    error: str | None = None  # the exception that ended a run using the Python API
     finished: str | None = None
     duration_s: float | None = None
     reproduces: str | None = None
@@ -107,6 +111,7 @@ class RunInfo:
         started: datetime,
         exit_code: int | None = None,
         signal: str | None = None,
+        error: str | None = None,
     ) -> RunInfo:
         """This run, ended."""
         return replace(
@@ -114,6 +119,7 @@ class RunInfo:
             status=status,
             exit_code=exit_code,
             signal=signal,
+            error=error or self.error,
             finished=utc_iso(finished),
             duration_s=round((finished - started).total_seconds(), 3),
         )
@@ -126,6 +132,7 @@ class RunInfo:
             "status",
             "exit_code",
             "signal",
+            "error",
             "started",
             "finished",
             "duration_s",

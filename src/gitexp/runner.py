@@ -2,25 +2,22 @@
 
 from __future__ import annotations
 
-import getpass
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from types import FrameType
 from typing import IO, Any
 
-from gitexp import __version__, argv, environment, pending, seeds, snapshot, store, yamlio
-from gitexp import config as config_mod
-from gitexp.errors import GitexpError, Refused
+from gitexp import environment, launch, pending, seeds, yamlio
+from gitexp.errors import GitexpError
 from gitexp.output import OutputLog
-from gitexp.record import CODE, CONFIG, DIFF, ENV, RUN, SEEDS, RunInfo, Status, utc_iso
+from gitexp.record import ENV_PROBE, RUN, SEEDS, Status
 from gitexp.workspace import Workspace
 
 # Signals that stop a run on purpose: the run is `interrupted`, not `crashed`.
@@ -29,55 +26,10 @@ _CHUNK = 65536
 
 
 @dataclass(frozen=True)
-class RunRequest:
-    """What the user asked `gitexp run` for."""
-
-    command: tuple[str, ...]
-    name: str | None = None
-    notes: str | None = None
-    tags: tuple[str, ...] = ()
-    config_files: tuple[Path, ...] = ()
-    params: tuple[str, ...] = ()
-    seed: int | None = None
-    require_clean: bool = False
-
-
-@dataclass(frozen=True)
 class RunResult:
     run_id: str
     status: Status
     exit_status: int  # what `gitexp run` exits with: the command's own
-
-
-def _user() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return str(os.getuid())
-
-
-def _config_files(
-    ws: Workspace, cwd: Path, given: Sequence[Path], options: dict[str, Any]
-) -> tuple[list[Path], list[str]]:
-    """The config files to load, and those of them inside the repository, repo-relative.
-
-    Besides `--config`, a YAML/JSON/TOML file named by one of the command's own options
-    (`--config conf.yaml`) is configuration too: a change to it is a config change, not code.
-    """
-    paths = [cwd / p for p in given]
-    for value in options.values():
-        for item in value if isinstance(value, list) else [value]:
-            if isinstance(item, str) and item.lower().endswith(config_mod.CONFIG_SUFFIXES):
-                candidate = cwd / item
-                if candidate.is_file() and candidate not in paths:
-                    paths.append(candidate)
-    inside = []
-    root = ws.workdir.resolve()
-    for path in paths:
-        resolved = path.resolve()
-        if resolved.is_relative_to(root):
-            inside.append(resolved.relative_to(root).as_posix())
-    return paths, inside
 
 
 def _stream(source: IO[bytes], sink: IO[bytes] | None, log: OutputLog) -> None:
@@ -155,49 +107,18 @@ def _outcome(returncode: int, received: int | None) -> tuple[Status, int, str | 
     return ("succeeded" if returncode == 0 else "failed"), returncode, None
 
 
-def run(ws: Workspace, request: RunRequest, cwd: Path) -> RunResult:
+def run(ws: Workspace, request: launch.RunRequest, cwd: Path) -> RunResult:
     """Run `request.command` in `cwd` and commit its record; return how it ended."""
-    from gitexp import ids
-
-    pending.recover(ws)
-    store.check_writable(ws)  # before training, not after it
-    started = datetime.now(timezone.utc)
-    run_id = ids.new_run_id(started)
-    command = argv.redact(request.command)
-    options = argv.parse(command)
-    files, inside = _config_files(ws, cwd, request.config_files, options)
-    resolved = config_mod.resolve(files, request.params, options)
-
-    live = pending.PendingRun.start(ws, run_id)
+    launched = launch.begin(ws, request, cwd)
+    live, info, started = launched.live, launched.info, launched.started
     try:
-        code = snapshot.capture(ws, run_id, inside)
-        if code.state.dirty and (request.require_clean or ws.settings.require_clean):
-            raise Refused(
-                "the working tree has uncommitted changes and this run requires a clean tree; "
-                "commit or stash them, or drop --require-clean"
-            )
-        live.protect(ws, code.state.snapshot)
         child_env = dict(os.environ)
         child_env.update(seeds.child_variables(request.seed))
-        child_env.update(GITEXP_RUN_ID=run_id, GITEXP_RUN_DIR=str(live.folder))
-        child_env.setdefault("PYTHONUNBUFFERED", "1")  # a pipe must not delay what users see
-        info = RunInfo(
-            id=run_id,
-            command=tuple(command),
-            cwd=ws.relative_cwd(cwd),
-            started=utc_iso(started),
-            host=socket.gethostname(),
-            user=_user(),
-            gitexp_version=__version__,
-            name=request.name,
-            notes=request.notes,
-            tags=tuple(request.tags),
+        child_env.update(
+            GITEXP_RUN_ID=info.id, GITEXP_RUN_DIR=str(live.folder), GITEXP_WORKDIR=str(ws.workdir)
         )
-        live.write(CONFIG, yamlio.dump(resolved))
-        live.write(CODE, code.state.to_yaml())
-        live.write(DIFF, code.diff)
+        child_env.setdefault("PYTHONUNBUFFERED", "1")  # a pipe must not delay what users see
         live.write(SEEDS, seeds.record(request.seed, child_env))
-        live.write(RUN, info.to_yaml())
     except BaseException:
         live.release(ws)
         raise
@@ -209,7 +130,7 @@ def run(ws: Workspace, request: RunRequest, cwd: Path) -> RunResult:
             )
         except Exception as e:  # a record without its environment beats no record
             found = {"captured_by": f"nobody: reading the environment failed ({e})"}
-        live.write(ENV, yamlio.dump(found))
+        live.write(ENV_PROBE, yamlio.dump(found))  # env.yaml if the code did not say better
 
     env_thread = threading.Thread(target=capture_env, name="gitexp-env", daemon=True)
     env_thread.start()
@@ -249,7 +170,7 @@ def run(ws: Workspace, request: RunRequest, cwd: Path) -> RunResult:
         live.write(RUN, ended.to_yaml())
         env_thread.join()
         live.commit(ws, ended, log.total)
-    return RunResult(run_id, status, exit_status)
+    return RunResult(info.id, status, exit_status)
 
 
 class CommandNotStarted(GitexpError):

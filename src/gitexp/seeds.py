@@ -1,14 +1,45 @@
-"""What seeded a run's randomness (seeds.yaml). gitexp records seeds; it never invents one."""
+"""Seeding (`gitexp.seed_everything`) and what seeded a run (seeds.yaml).
+
+gitexp records seeds; it never invents one.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import importlib.abc
+import importlib.machinery
+import importlib.util
+import os
+import random
+import sys
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from types import ModuleType
 from typing import Any
 
 from gitexp import yamlio
 
 # Variables through which a seed reaches the training process.
 SEED_VARIABLES = ("GITEXP_SEED", "PYTHONHASHSEED")
+CUBLAS_WORKSPACE = ":4096:8"  # what deterministic cuBLAS needs (CUDA docs, "reproducibility")
+
+
+@dataclass
+class Seeding:
+    """What `seed_everything` did in this process: seeds.yaml's `rngs` and `deterministic`."""
+
+    seed: int | None = None
+    rngs: dict[str, int] = field(default_factory=dict)
+    deterministic: dict[str, Any] = field(default_factory=dict)
+    wanted_deterministic: bool = False
+
+
+_STATE = Seeding()
+_LOCK = threading.Lock()
+
+
+def current() -> Seeding:
+    return _STATE
 
 
 def child_variables(seed: int | None) -> dict[str, str]:
@@ -16,10 +47,103 @@ def child_variables(seed: int | None) -> dict[str, str]:
     return {} if seed is None else {name: str(seed) for name in SEED_VARIABLES}
 
 
-def record(seed: int | None, env: Mapping[str, str]) -> bytes:
-    """seeds.yaml at launch: the seed given, and the seed variables the command sees."""
+def _seed_numpy(module: ModuleType, seed: int) -> None:
+    module.random.seed(seed)
+    _STATE.rngs["numpy"] = seed
+
+
+def _seed_torch(module: ModuleType, seed: int) -> None:
+    module.manual_seed(seed)  # seeds the CPU generator and every CUDA device's
+    _STATE.rngs["torch"] = seed
+    if module.cuda.is_available():
+        module.cuda.manual_seed_all(seed)
+        _STATE.rngs["cuda"] = seed
+    if _STATE.wanted_deterministic:
+        module.use_deterministic_algorithms(True)
+        module.backends.cudnn.deterministic = True
+        module.backends.cudnn.benchmark = False
+        _STATE.deterministic.update(
+            torch_deterministic_algorithms=True, cudnn_deterministic=True, cudnn_benchmark=False
+        )
+
+
+_SEEDERS = {"numpy": _seed_numpy, "torch": _seed_torch}
+
+
+class _SeedOnImport(importlib.abc.MetaPathFinder):
+    """Seeds numpy or torch the moment the training script imports it.
+
+    `seed_everything` must not import torch itself (a second of start-up for scripts that
+    never use it), yet a script that imports torch after seeding must get a seeded torch.
+    """
+
+    def find_spec(
+        self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None
+    ) -> importlib.machinery.ModuleSpec | None:
+        if fullname not in _SEEDERS or _STATE.seed is None:
+            return None
+        sys.meta_path.remove(self)
+        try:
+            spec = importlib.util.find_spec(fullname)
+        finally:
+            sys.meta_path.insert(0, self)
+        if spec is None or spec.loader is None:
+            return None
+        loader = spec.loader
+        original = loader.exec_module
+
+        def exec_and_seed(module: ModuleType) -> None:
+            original(module)
+            if _STATE.seed is not None:
+                _SEEDERS[fullname](module, _STATE.seed)
+
+        loader.exec_module = exec_and_seed  # type: ignore[method-assign]
+        return spec
+
+
+_HOOK = _SeedOnImport()
+
+
+def seed_everything(seed: int, deterministic: bool = False) -> Seeding:
+    """Seed python's `random`, numpy, torch (CPU and CUDA) and PYTHONHASHSEED for children.
+
+    numpy and torch are seeded now if imported, else the moment they are imported.
+    `deterministic=True` also makes torch and cuDNN choose deterministic algorithms and sets
+    CUBLAS_WORKSPACE_CONFIG. What was set goes into the run's seeds.yaml.
+    """
+    if not isinstance(seed, int) or isinstance(seed, bool):
+        raise TypeError(f"seed must be an int, not {type(seed).__name__}")
+    with _LOCK:
+        _STATE.seed = seed
+        _STATE.wanted_deterministic = deterministic
+        random.seed(seed)
+        _STATE.rngs["python"] = seed
+        os.environ["PYTHONHASHSEED"] = str(seed)  # this process's hash seed is already fixed
+        if deterministic:
+            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", CUBLAS_WORKSPACE)
+            _STATE.deterministic["CUBLAS_WORKSPACE_CONFIG"] = os.environ["CUBLAS_WORKSPACE_CONFIG"]
+        for name, seeder in _SEEDERS.items():
+            module = sys.modules.get(name)
+            if module is not None:
+                seeder(module, seed)
+        if _HOOK not in sys.meta_path:
+            sys.meta_path.insert(0, _HOOK)
+    return _STATE
+
+
+def record(seed: int | None, env: Mapping[str, str], seeding: Seeding | None = None) -> bytes:
+    """seeds.yaml: the seed given, the seed variables the run saw, and the RNGs seeded."""
     variables = {name: env[name] for name in SEED_VARIABLES if name in env}
-    data: dict[str, Any] = {"seed": seed, "variables": variables, "rngs": {}, "deterministic": {}}
+    rngs = dict(seeding.rngs) if seeding else {}
+    deterministic = dict(seeding.deterministic) if seeding else {}
+    if seeding is not None and seeding.seed is not None:
+        seed = seeding.seed
+    data: dict[str, Any] = {
+        "seed": seed,
+        "variables": variables,
+        "rngs": dict(sorted(rngs.items())),
+        "deterministic": dict(sorted(deterministic.items())),
+    }
     if seed is None and not variables:
         data["note"] = (
             "unseeded: no seed was given, so differences from another unseeded run may be noise"

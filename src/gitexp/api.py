@@ -1,0 +1,342 @@
+"""The Python API for training scripts: `gitexp.init`, `Run.log`, `gitexp.current`.
+
+Standalone (`python train.py`), `init` captures code, config, environment and seeds exactly
+as `gitexp run` does and commits the record when the run finishes. Under `gitexp run`, it
+joins the run the wrapper started: one record, metrics from inside, outcome from outside.
+"""
+
+from __future__ import annotations
+
+import argparse
+import atexit
+import dataclasses
+import os
+import signal
+import sys
+import threading
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from types import FrameType, TracebackType
+from typing import Any
+
+from gitexp import seeds, yamlio
+from gitexp.errors import GitexpError
+from gitexp.metrics import MetricWriter
+from gitexp.record import CONFIG, ENV, FROM_CODE, RUN, SEEDS, Status
+
+OUTPUTS = "outputs"
+_active: Run | None = None
+
+
+def config_mapping(config: Any) -> dict[str, Any]:
+    """A plain mapping from a dict, argparse.Namespace, dataclass or OmegaConf/Hydra config."""
+    if config is None:
+        return {}
+    if type(config).__module__.startswith("omegaconf"):
+        from omegaconf import OmegaConf
+
+        config = OmegaConf.to_container(config, resolve=True)
+    elif isinstance(config, argparse.Namespace):
+        config = vars(config)
+    elif dataclasses.is_dataclass(config) and not isinstance(config, type):
+        config = dataclasses.asdict(config)
+    if not isinstance(config, Mapping):
+        raise TypeError(
+            "config must be a dict, argparse.Namespace, dataclass instance or OmegaConf "
+            f"config, not {type(config).__name__}"
+        )
+    plain = _plain(config)
+    assert isinstance(plain, dict)
+    return plain
+
+
+def _plain(value: Any) -> Any:
+    """Values YAML can hold: mappings, lists and scalars; anything else as its text."""
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        items = sorted(value, key=repr) if isinstance(value, (set, frozenset)) else value
+        return [_plain(v) for v in items]
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    if hasattr(value, "item") and getattr(value, "ndim", None) == 0:
+        return value.item()  # numpy and torch scalars
+    return str(value)
+
+
+def _outputs_dir(workdir: Path, git_dir: Path, run_id: str) -> Path:
+    """`outputs/<id>/` in the working tree, kept out of git through .git/info/exclude."""
+    exclude = git_dir / "info" / "exclude"
+    rule = f"/{OUTPUTS}/"
+    try:
+        lines = exclude.read_text().splitlines() if exclude.exists() else []
+        if rule not in lines:
+            exclude.parent.mkdir(parents=True, exist_ok=True)
+            with open(exclude, "a") as f:
+                f.write(f"# gitexp: run outputs (run.dir)\n{rule}\n")
+    except OSError:
+        pass  # a read-only .git: outputs still go where asked
+    folder = workdir / OUTPUTS / run_id
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+class Run:
+    """A live run. Use it as a context manager, or call `finish()` yourself."""
+
+    def __init__(self, run_id: str, config: Mapping[str, Any]) -> None:
+        self.id = run_id
+        self.config: Mapping[str, Any] = config
+        self.finished = False
+
+    @property
+    def dir(self) -> Path:
+        """Where to write this run's outputs: `outputs/<id>/`, ignored by git."""
+        raise NotImplementedError
+
+    def log(self, metrics: Mapping[str, Any], step: int | None = None) -> None:
+        """Record scalar metrics at `step` (the previous step + 1 when omitted)."""
+        raise NotImplementedError
+
+    def finish(self, status: Status = "succeeded", error: str | None = None) -> None:
+        """End the run and record it; later calls do nothing."""
+        raise NotImplementedError
+
+    def __enter__(self) -> Run:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if error is None or (isinstance(error, SystemExit) and error.code in (0, None)):
+            self.finish("succeeded")
+        elif isinstance(error, KeyboardInterrupt):
+            self.finish("interrupted", "KeyboardInterrupt")
+        else:
+            self.finish("failed", _describe(error))
+
+    def __repr__(self) -> str:
+        return f"<gitexp.Run {self.id}>"
+
+
+def _describe(error: BaseException) -> str:
+    if isinstance(error, SystemExit):
+        return f"SystemExit: exit status {error.code}"
+    message = str(error)
+    return f"{type(error).__name__}: {message}" if message else type(error).__name__
+
+
+class _NoRun(Run):
+    """What ranks other than 0 get under torch.distributed: the same id, nothing recorded."""
+
+    @property
+    def dir(self) -> Path:
+        return Path(OUTPUTS) / (self.id or "rank")
+
+    def log(self, metrics: Mapping[str, Any], step: int | None = None) -> None:
+        pass
+
+    def finish(self, status: Status = "succeeded", error: str | None = None) -> None:
+        self.finished = True
+
+
+class _LiveRun(Run):
+    """The shared machinery of a recording run: metrics, environment, outputs."""
+
+    def __init__(
+        self, run_id: str, config: Mapping[str, Any], folder: Path, workdir: Path, started: float
+    ) -> None:
+        super().__init__(run_id, config)
+        self.folder = folder
+        self.workdir = workdir
+        self._writer = MetricWriter(folder, started)
+        self._dir: Path | None = None
+        self._env = threading.Thread(target=self._capture_env, name="gitexp-env", daemon=True)
+        self._env.start()
+        # The writer's own method, bound here: no extra Python call on every step.
+        self.log = self._writer.log  # type: ignore[method-assign]
+
+    def _capture_env(self) -> None:
+        from gitexp import environment, settings
+
+        try:
+            found = environment.capture_here(self.workdir, settings.load(self.workdir).env_allow)
+        except Exception as e:  # a record without its environment beats no record
+            found = {"captured_by": f"nobody: reading the environment failed ({e})"}
+        self._write(ENV, yamlio.dump(found))
+
+    def _write(self, name: str, data: bytes) -> None:
+        partial = self.folder / f".{name}.partial"
+        partial.write_bytes(data)
+        os.replace(partial, self.folder / name)
+
+    @property
+    def dir(self) -> Path:
+        if self._dir is None:
+            self._dir = _outputs_dir(self.workdir, self.folder.parent.parent.parent, self.id)
+        return self._dir
+
+    def _settle(self) -> None:
+        """Everything the run knows, on disk: metrics, seeds, environment."""
+        self._writer.flush()
+        self._write(SEEDS, seeds.record(None, os.environ, seeds.current()))
+        self._env.join()
+
+
+class _JoinedRun(_LiveRun):
+    """Inside `gitexp run`: the wrapper owns the record and commits it when the command ends."""
+
+    def __init__(
+        self, config: Mapping[str, Any], name: str | None, tags: Iterable[str], notes: str | None
+    ) -> None:
+        from gitexp.config import merge_strict
+        from gitexp.pending import parse_utc
+
+        folder = Path(os.environ["GITEXP_RUN_DIR"])
+        wrapper = yamlio.load((folder / CONFIG).read_bytes(), CONFIG) or {}
+        merged = merge_strict(wrapper, config) if config else wrapper
+        run = yamlio.load((folder / RUN).read_bytes(), RUN) or {}
+        started = parse_utc(str(run["started"])).timestamp()
+        workdir = Path(os.environ.get("GITEXP_WORKDIR", os.getcwd()))
+        super().__init__(os.environ["GITEXP_RUN_ID"], merged, folder, workdir, started)
+        self._write(CONFIG, yamlio.dump(merged))
+        self._given = {"name": name, "tags": list(tags), "notes": notes, "error": None}
+        self._write(FROM_CODE, yamlio.dump(self._given))
+        atexit.register(self._settle)
+
+    def finish(self, status: Status = "succeeded", error: str | None = None) -> None:
+        if self.finished:
+            return
+        self.finished = True
+        if error:
+            self._given["error"] = error
+            self._write(FROM_CODE, yamlio.dump(self._given))
+        self._settle()
+
+
+class _OwnRun(_LiveRun):
+    """Started by `gitexp.init` in a plain `python train.py`: it commits its own record."""
+
+    def __init__(
+        self,
+        config: Mapping[str, Any],
+        name: str | None,
+        tags: Iterable[str],
+        notes: str | None,
+    ) -> None:
+        from gitexp import launch, workspace
+
+        self._ws = workspace.open_workspace()
+        program = os.path.basename(sys.executable) or "python"
+        request = launch.RunRequest(
+            command=(program, *sys.argv), name=name, notes=notes, tags=tuple(tags)
+        )
+        self._launched = launch.begin(self._ws, request, Path.cwd(), extra_config=config)
+        live = self._launched.live
+        super().__init__(
+            live.run_id,
+            self._launched.config,
+            live.folder,
+            self._ws.workdir,
+            self._launched.started.timestamp(),
+        )
+        self._write(SEEDS, seeds.record(None, os.environ, seeds.current()))
+        self._hook_exits()
+
+    def _hook_exits(self) -> None:
+        """Record the run however the interpreter ends: normally, by exception, by SIGTERM."""
+        atexit.register(self.finish)
+        previous_hook = sys.excepthook
+
+        def on_uncaught(
+            kind: type[BaseException], error: BaseException, tb: TracebackType | None
+        ) -> None:
+            if isinstance(error, KeyboardInterrupt):
+                self.finish("interrupted", "KeyboardInterrupt")
+            else:
+                self.finish("failed", _describe(error))
+            previous_hook(kind, error, tb)
+
+        sys.excepthook = on_uncaught
+        on_main_thread = threading.current_thread() is threading.main_thread()
+        if on_main_thread and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+            signal.signal(signal.SIGTERM, self._on_sigterm)
+
+    def _on_sigterm(self, signum: int, frame: FrameType | None) -> None:
+        self.finish("interrupted", "SIGTERM")
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGTERM)  # die the way SIGTERM kills, as schedulers expect
+
+    def finish(self, status: Status = "succeeded", error: str | None = None) -> None:
+        from datetime import datetime, timezone
+
+        global _active
+        if self.finished:
+            return
+        self.finished = True
+        self._settle()
+        launched = self._launched
+        ended = launched.info.finish(
+            status, datetime.now(timezone.utc), launched.started, error=error
+        )
+        launched.live.write(RUN, ended.to_yaml())
+        launched.live.commit(self._ws, ended, None)
+        print(
+            f"gitexp: run {self.id} {status}, recorded on {self._ws.settings.branch}",
+            file=sys.stderr,
+        )
+        if _active is self:
+            _active = None
+
+
+def init(
+    config: Any = None,
+    *,
+    name: str | None = None,
+    tags: Iterable[str] = (),
+    notes: str | None = None,
+    data: Iterable[str] | None = None,
+    seed: int | None = None,
+    deterministic: bool = False,
+) -> Run:
+    """Start recording this training run, or join the one `gitexp run` started."""
+    global _active
+    if _active is not None and not _active.finished:
+        raise GitexpError(
+            f"a run is already active in this process ({_active.id}); use gitexp.current(), "
+            "or finish() it before starting another"
+        )
+    if data:
+        raise GitexpError("pinning datasets with data=… comes with DVC support (issue #4)")
+    given = config_mapping(config)
+    wrapper_seed = os.environ.get("GITEXP_SEED")
+    if wrapper_seed is not None:
+        if seed is not None and seed != int(wrapper_seed):
+            raise GitexpError(
+                f"seed={seed} in code but --seed {wrapper_seed} on `gitexp run`; give one"
+            )
+        seed = int(wrapper_seed)
+    if seed is not None:
+        seeds.seed_everything(seed, deterministic)
+
+    from gitexp import torch as gitexp_torch
+
+    rank = gitexp_torch.rank() if "torch" in sys.modules else 0
+    if rank != 0:
+        shared = gitexp_torch.share_run_id(os.environ.get("GITEXP_RUN_ID"))
+        _active = _NoRun(shared or "", given)
+        return _active
+    joined = "GITEXP_RUN_DIR" in os.environ and Path(os.environ["GITEXP_RUN_DIR"]).is_dir()
+    run: Run = _JoinedRun(given, name, tags, notes) if joined else _OwnRun(given, name, tags, notes)
+    if "torch" in sys.modules:
+        gitexp_torch.share_run_id(run.id)
+    _active = run
+    return run
+
+
+def current() -> Run | None:
+    """The run `gitexp.init` started in this process, if it is still active."""
+    return _active if _active is not None and not _active.finished else None

@@ -1,0 +1,126 @@
+"""Starting a run: what `gitexp run` and `gitexp.init` both capture before training begins."""
+
+from __future__ import annotations
+
+import getpass
+import os
+import socket
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from gitexp import __version__, argv, ids, pending, snapshot, store, yamlio
+from gitexp import config as config_mod
+from gitexp.errors import Refused
+from gitexp.record import CODE, CONFIG, DIFF, RUN, RunInfo, utc_iso
+from gitexp.workspace import Workspace
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    """What the user asked for: the command and how to describe the run."""
+
+    command: tuple[str, ...]
+    name: str | None = None
+    notes: str | None = None
+    tags: tuple[str, ...] = ()
+    config_files: tuple[Path, ...] = ()
+    params: tuple[str, ...] = ()
+    seed: int | None = None
+    require_clean: bool = False
+
+
+@dataclass(frozen=True)
+class Launched:
+    """A run whose inputs are captured and kept under `.git/gitexp/pending/<id>/`."""
+
+    live: pending.PendingRun
+    info: RunInfo
+    started: datetime
+    config: dict[str, Any]
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return str(os.getuid())
+
+
+def _config_files(
+    ws: Workspace, cwd: Path, given: Sequence[Path], options: Mapping[str, Any]
+) -> tuple[list[Path], list[str]]:
+    """The config files to load, and those of them inside the repository, repo-relative.
+
+    Besides `--config`, a YAML/JSON/TOML file named by one of the command's own options
+    (`--config conf.yaml`) is configuration too: a change to it is a config change, not code.
+    """
+    paths = [cwd / p for p in given]
+    for value in options.values():
+        for item in value if isinstance(value, list) else [value]:
+            if isinstance(item, str) and item.lower().endswith(config_mod.CONFIG_SUFFIXES):
+                candidate = cwd / item
+                if candidate.is_file() and candidate not in paths:
+                    paths.append(candidate)
+    inside = []
+    root = ws.workdir.resolve()
+    for path in paths:
+        resolved = path.resolve()
+        if resolved.is_relative_to(root):
+            inside.append(resolved.relative_to(root).as_posix())
+    return paths, inside
+
+
+def begin(
+    ws: Workspace,
+    request: RunRequest,
+    cwd: Path,
+    extra_config: Mapping[str, Any] | None = None,
+) -> Launched:
+    """Capture command, config and code, and hold them as a live run.
+
+    `extra_config` is configuration given in code (`gitexp.init(config=…)`); a key given
+    both there and on the command line with different values is an error.
+    """
+    pending.recover(ws)
+    store.check_writable(ws)  # before training, not after it
+    started = datetime.now(timezone.utc)
+    run_id = ids.new_run_id(started)
+    command = argv.redact(request.command)
+    options = argv.parse(command)
+    files, inside = _config_files(ws, cwd, request.config_files, options)
+    resolved = config_mod.resolve(files, request.params, options)
+    if extra_config:
+        resolved = config_mod.merge_strict(resolved, extra_config)
+
+    live = pending.PendingRun.start(ws, run_id)
+    try:
+        code = snapshot.capture(ws, run_id, inside)
+        if code.state.dirty and (request.require_clean or ws.settings.require_clean):
+            raise Refused(
+                "the working tree has uncommitted changes and this run requires a clean tree; "
+                "commit or stash them, or drop --require-clean"
+            )
+        live.protect(ws, code.state.snapshot)
+        info = RunInfo(
+            id=run_id,
+            command=tuple(command),
+            cwd=ws.relative_cwd(cwd),
+            started=utc_iso(started),
+            host=socket.gethostname(),
+            user=_user(),
+            gitexp_version=__version__,
+            name=request.name,
+            notes=request.notes,
+            tags=tuple(request.tags),
+        )
+        live.write(CONFIG, yamlio.dump(resolved))
+        live.write(CODE, code.state.to_yaml())
+        live.write(DIFF, code.diff)
+        live.write(RUN, info.to_yaml())
+    except BaseException:
+        live.release(ws)
+        raise
+    return Launched(live, info, started, resolved)
