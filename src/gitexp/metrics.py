@@ -38,33 +38,32 @@ def scalar(name: str, value: Any) -> float:
         ) from None
 
 
+# A metric's running summary: [last, last_step, min, min_step, max, max_step, count, nans].
+# A list, not an object: it is updated for every logged value.
+_LAST, _LAST_STEP, _MIN, _MIN_STEP, _MAX, _MAX_STEP, _COUNT, _NANS = range(8)
+
+
 class Summary:
     """Last, min and max of each metric with their steps; NaN counted, never a min or max."""
 
     def __init__(self) -> None:
-        # name → [last, last_step, min, min_step, max, max_step, count, nan_count]
         self.seen: dict[str, list[Any]] = {}
 
     def add(self, step: int, name: str, value: float) -> None:
         entry = self.seen.get(name)
         if entry is None:
-            entry = self.seen[name] = [value, step, math.nan, None, math.nan, None, 0, 0]
-        entry[0], entry[1] = value, step
-        entry[6] += 1
-        if value != value:  # NaN
-            entry[7] += 1
-            return
-        if not value >= entry[2]:  # also true while min is still NaN
-            entry[2], entry[3] = value, step
-        if not value <= entry[4]:
-            entry[4], entry[5] = value, step
+            entry = self.seen[name] = [value, step, math.inf, None, -math.inf, None, 0, 0]
+        _update(entry, step, value)
+
+    def count(self) -> int:
+        return sum(entry[_COUNT] for entry in self.seen.values())
 
     def as_dict(self) -> dict[str, dict[str, Any]]:
         result = {}
         for name in sorted(self.seen):
             last, last_step, low, low_step, high, high_step, count, nans = self.seen[name]
             entry: dict[str, Any] = {"last": last, "last_step": last_step}
-            if low_step is not None:
+            if low_step is not None:  # some value was not NaN
                 entry.update(min=low, min_step=low_step, max=high, max_step=high_step)
             entry["count"] = count
             if nans:
@@ -77,14 +76,24 @@ class Summary:
         summary = cls()
         for name, e in data.items():
             summary.seen[name] = [
-                e["last"], e["last_step"], e.get("min", math.nan), e.get("min_step"),
-                e.get("max", math.nan), e.get("max_step"), e["count"], e.get("nan_count", 0),
+                e["last"], e["last_step"], e.get("min", math.inf), e.get("min_step"),
+                e.get("max", -math.inf), e.get("max_step"), e["count"], e.get("nan_count", 0),
             ]  # fmt: skip
         return summary
 
 
-def _text(value: float) -> str:
-    return repr(value) if value == value and value not in (math.inf, -math.inf) else str(value)
+def _update(entry: list[Any], step: int, value: float) -> None:
+    entry[_LAST] = value
+    entry[_LAST_STEP] = step
+    entry[_COUNT] += 1
+    if value < entry[_MIN] or (entry[_MIN_STEP] is None and value == value):
+        entry[_MIN] = value
+        entry[_MIN_STEP] = step
+    if value > entry[_MAX] or (entry[_MAX_STEP] is None and value == value):
+        entry[_MAX] = value
+        entry[_MAX_STEP] = step
+    if value != value:
+        entry[_NANS] += 1
 
 
 class MetricWriter:
@@ -96,35 +105,52 @@ class MetricWriter:
         self.started = started
         self.step = 0
         self.summary = Summary()
-        self._rows: list[tuple[int, float, Mapping[str, float]]] = []
+        self._rows: list[tuple[int, float, dict[str, float]]] = []
         if self.path.exists():  # joining a run whose other process already logged
             self.summary = _read_summary(folder) or self.summary
         else:
             self.path.write_text(HEADER)
 
     def log(self, metrics: Mapping[str, Any], step: int | None = None) -> None:
+        """Record scalar metrics at `step` (the previous step + 1 when omitted)."""
         if step is None:
             step = self.step
         self.step = step + 1
-        values = {}
-        for name, value in metrics.items():
-            values[name] = value if type(value) is float else scalar(name, value)
+        values = dict(metrics)  # the caller may reuse its dict
+        for name, value in values.items():
+            if type(value) is not float:
+                values[name] = scalar(name, value)
         self._rows.append((step, time.time(), values))
         if len(self._rows) >= _FLUSH_EVERY:
             self.flush()
 
     def flush(self) -> None:
         """Append buffered rows to the stream; what is flushed survives a crash."""
-        if not self._rows:
+        rows, self._rows = self._rows, []
+        if not rows:
             return
-        lines = []
-        started, add = self.started, self.summary.add
-        for step, moment, values in self._rows:
-            offset = f"{moment - started:.3f}"
+        lines: list[str] = []
+        line = lines.append
+        seen, started = self.summary.seen, self.started
+        # The loop body is _update inlined: it runs for every value ever logged.
+        for step, moment, values in rows:
+            prefix = f"{step}\t{moment - started:.3f}\t"
             for name, value in values.items():
-                add(step, name, value)
-                lines.append(f"{step}\t{offset}\t{name}\t{_text(value)}\n")
-        self._rows.clear()
+                line(f"{prefix}{name}\t{value!r}\n")  # repr: shortest exact; nan, inf, -inf
+                entry = seen.get(name)
+                if entry is None:
+                    entry = seen[name] = [value, step, math.inf, None, -math.inf, None, 0, 0]
+                entry[0] = value
+                entry[1] = step
+                entry[6] += 1
+                if value < entry[2] or (entry[3] is None and value == value):
+                    entry[2] = value
+                    entry[3] = step
+                if value > entry[4] or (entry[5] is None and value == value):
+                    entry[4] = value
+                    entry[5] = step
+                if value != value:
+                    entry[7] += 1
         with open(self.path, "a", encoding="utf-8") as f:
             f.write("".join(lines))
         partial = self.summary_path.with_suffix(".partial")
@@ -167,6 +193,6 @@ def record(folder: Path) -> tuple[bytes, bytes] | None:
     if not data.endswith(b"\n"):  # cut short by a crash: drop the partial line
         data = data[: data.rfind(b"\n") + 1]
     summary = _read_summary(folder)
-    if summary is None or sum(e[6] for e in summary.seen.values()) != data.count(b"\n") - 1:
+    if summary is None or summary.count() != data.count(b"\n") - 1:
         summary = _summary_from_stream(path)
     return data, yamlio.dump(summary.as_dict())

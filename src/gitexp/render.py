@@ -160,9 +160,11 @@ def record_view(record: Record) -> RenderableType:
         packages = env.pop("packages", [])
         env["packages"] = f"{len(packages)} distributions (all in `gitexp show --json`)"
         parts.append(_yaml_block("env.yaml", env))
-    for key in ("data", "artifacts", "summary"):
+    for key in ("data", "artifacts"):
         if key in view:
             parts.append(_yaml_block(f"{key}.yaml", view[key]))
+    if view.get("summary"):
+        parts.append(metrics_table(view["summary"], view.get("metrics", [])))
     if view.get("output"):
         lines = view["output"].rstrip("\n").splitlines()
         shown = "\n".join(lines[-_OUTPUT_TAIL_LINES:])
@@ -173,6 +175,44 @@ def record_view(record: Record) -> RenderableType:
         )
         parts.append(Panel.fit(Text(shown), title=title, title_align="left"))
     return Group(*parts)
+
+
+_BARS = "▁▂▃▄▅▆▇█"
+_CURVE_WIDTH = 40
+
+
+def sparkline(values: Sequence[float], width: int = _CURVE_WIDTH) -> str:
+    """A metric's curve in one line of block characters, averaged down to `width` points."""
+    finite = [v for v in values if math.isfinite(v)]
+    if not finite:
+        return ""
+    buckets = [
+        finite[i * len(finite) // width : (i + 1) * len(finite) // width] for i in range(width)
+    ]
+    points = [sum(b) / len(b) for b in buckets if b] if len(finite) > width else finite
+    low, high = min(points), max(points)
+    span = (high - low) or 1.0
+    return "".join(_BARS[int((p - low) / span * (len(_BARS) - 1))] for p in points)
+
+
+def metrics_table(summary: Mapping[str, Any], rows: Sequence[Mapping[str, Any]]) -> Table:
+    """summary.yaml as a table, each metric with its curve from metrics.tsv."""
+    series: dict[str, list[float]] = {}
+    for row in rows:
+        series.setdefault(row["name"], []).append(row["value"])
+    table = Table(title="metrics", title_justify="left", box=None, header_style="bold")
+    for column in ("metric", "last", "min", "max", "steps", "curve"):
+        table.add_column(column, justify="left" if column in ("metric", "curve") else "right")
+    for name, entry in summary.items():
+        table.add_row(
+            escape(name),
+            _number(entry.get("last")),
+            _number(entry.get("min")),
+            _number(entry.get("max")),
+            str(entry.get("count", "")),
+            sparkline(series.get(name, [])),
+        )
+    return table
 
 
 def console(stderr: bool = False) -> Console:

@@ -5,8 +5,6 @@ gitexp records seeds; it never invents one.
 
 from __future__ import annotations
 
-import importlib.abc
-import importlib.machinery
 import importlib.util
 import os
 import random
@@ -14,6 +12,7 @@ import sys
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from importlib.machinery import ModuleSpec
 from types import ModuleType
 from typing import Any
 
@@ -70,7 +69,7 @@ def _seed_torch(module: ModuleType, seed: int) -> None:
 _SEEDERS = {"numpy": _seed_numpy, "torch": _seed_torch}
 
 
-class _SeedOnImport(importlib.abc.MetaPathFinder):
+class _SeedOnImport:  # an import-system finder (sys.meta_path protocol)
     """Seeds numpy or torch the moment the training script imports it.
 
     `seed_everything` must not import torch itself (a second of start-up for scripts that
@@ -79,7 +78,7 @@ class _SeedOnImport(importlib.abc.MetaPathFinder):
 
     def find_spec(
         self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None
-    ) -> importlib.machinery.ModuleSpec | None:
+    ) -> ModuleSpec | None:
         if fullname not in _SEEDERS or _STATE.seed is None:
             return None
         sys.meta_path.remove(self)

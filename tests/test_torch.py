@@ -1,0 +1,124 @@
+"""PyTorch: reproducible seeding, environment details, and ranks under torch.distributed."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from gitexp import yamlio
+
+from .conftest import git, gitexp, run_ids
+
+torch = pytest.importorskip("torch")
+
+EXAMPLE = Path(__file__).parent.parent / "examples" / "train_torch.py"
+
+
+def _losses(project: Path, run_id: str) -> list[str]:
+    tsv = git(project, "show", f"gitexp/runs:experiments/{run_id}/metrics.tsv")
+    return [line.split("\t")[3] for line in tsv.splitlines()[1:] if "\ttrain/loss\t" in line]
+
+
+def _train(project: Path, seed: int) -> str:
+    result = gitexp(
+        "run", "--seed", str(seed), "--", sys.executable, "train_torch.py", "--epochs", "1"
+    )
+    assert result.exit_code == 0, result.stderr
+    return run_ids(project)[0]
+
+
+def test_same_seed_same_losses_other_seed_other_losses(project: Path) -> None:
+    shutil.copy(EXAMPLE, project / "train_torch.py")
+    first, again, other = _train(project, 0), _train(project, 0), _train(project, 1)
+    assert len(_losses(project, first)) == 8  # one epoch of 8 batches
+    assert _losses(project, first) == _losses(project, again)
+    assert _losses(project, first) != _losses(project, other)
+    seeds = yamlio.load(git(project, "show", f"gitexp/runs:experiments/{first}/seeds.yaml"), "s")
+    assert {"python", "torch"} <= set(seeds["rngs"])  # numpy too, when torch brings it in
+    assert set(seeds["rngs"].values()) == {0}
+
+
+def test_deterministic_flags_are_set_and_recorded(project: Path) -> None:
+    (project / "det.py").write_text(
+        "import torch, gitexp\n"
+        "with gitexp.init(seed=3, deterministic=True):\n"
+        "    assert torch.are_deterministic_algorithms_enabled()\n"
+        "    assert torch.backends.cudnn.deterministic and not torch.backends.cudnn.benchmark\n"
+    )
+    done = subprocess.run([sys.executable, "det.py"], cwd=project, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    seeds = yamlio.load(
+        git(project, "show", f"gitexp/runs:experiments/{run_ids(project)[0]}/seeds.yaml"), "s"
+    )
+    assert seeds["deterministic"] == {
+        "CUBLAS_WORKSPACE_CONFIG": ":4096:8",
+        "cudnn_benchmark": False,
+        "cudnn_deterministic": True,
+        "torch_deterministic_algorithms": True,
+    }
+
+
+def test_environment_describes_torch() -> None:
+    from gitexp.torch import describe
+
+    info = describe(torch)
+    assert info["version"] == torch.__version__
+    assert info["cuda"] == torch.version.cuda
+    assert info["gpu_count"] == (torch.cuda.device_count() if torch.cuda.is_available() else 0)
+
+
+DISTRIBUTED = """\
+import sys, torch.distributed as dist, gitexp
+dist.init_process_group("gloo", init_method="env://")
+with gitexp.init(config={"world": dist.get_world_size()}) as run:
+    run.log({"loss": 1.0 + dist.get_rank()})
+    print(dist.get_rank(), type(run).__name__, run.id, flush=True)
+    dist.barrier()
+dist.destroy_process_group()
+"""
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_only_rank_0_records_and_ranks_share_its_id(project: Path) -> None:
+    (project / "dist.py").write_text(DISTRIBUTED)
+    port = str(_free_port())
+    processes = []
+    for rank in (0, 1):
+        env = {
+            **os.environ,
+            "MASTER_ADDR": "127.0.0.1",
+            "MASTER_PORT": port,
+            "RANK": str(rank),
+            "WORLD_SIZE": "2",
+        }
+        processes.append(
+            subprocess.Popen(
+                [sys.executable, "dist.py"],
+                cwd=project,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+        )
+    outputs = [p.communicate(timeout=120) for p in processes]
+    assert [p.returncode for p in processes] == [0, 0], outputs
+    said = [out.split() for out, _ in outputs]
+    assert [words[:2] for words in said] == [["0", "_OwnRun"], ["1", "_NoRun"]]
+    assert said[0][2] == said[1][2] == run_ids(project)[0]
+    assert len(run_ids(project)) == 1
+    summary = yamlio.load(
+        git(project, "show", f"gitexp/runs:experiments/{said[0][2]}/summary.yaml"), "s"
+    )
+    assert summary["loss"]["last"] == 1.0  # rank 0's value only
