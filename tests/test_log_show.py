@@ -135,12 +135,12 @@ def test_show_prints_every_part(three_runs: list[str]) -> None:
         "code.yaml",
         "seeds.yaml",
         "env.yaml",
-        "summary.yaml",
         "base",
         "succeeded",
         "distributions",
     ):
         assert part in out
+    assert " loss    0.25  0.25   0.9      3  █▃▁" in out  # summary and curve of metrics.tsv
 
 
 def test_unknown_run_is_one_clear_error(three_runs: list[str]) -> None:
