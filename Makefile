@@ -11,7 +11,7 @@ help:
 	@echo "make demo   set up .venv and record example runs in a scratch repository"
 	@echo "make test   set up .venv, lint, and run the whole test suite"
 	@echo "make lint   ruff and mypy on src/"
-	@echo "make bench  run the benchmarks in benchmarks/ (installs the peers)"
+	@echo "make bench  run the benchmarks in benchmarks/ (installs MLflow and W&B to compare)"
 
 venv: $(STAMP)
 
@@ -34,6 +34,7 @@ demo: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[bench]'
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python benchmarks/run.py
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python benchmarks/api.py
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info

@@ -312,3 +312,36 @@ def test_log_refuses_arrays_with_more_than_one_element() -> None:
         TypeError, match=r"metric 'loss' must be a single number, not ndarray\(3,\)"
     ):
         scalar("loss", numpy.zeros(3))
+
+
+def test_metrics_reach_disk_while_the_run_lives(tmp_path: Path) -> None:
+    writer = MetricWriter(tmp_path, started=0.0, flush_interval=0.0)  # a slow run's cadence
+    writer.log({"loss": 1.5})
+    lines = (tmp_path / "metrics.tsv").read_text().splitlines()
+    assert [line.split("\t")[2:] for line in lines[1:]] == [["loss", "1.5"]]
+
+
+def test_a_crashed_runs_metrics_are_recovered_from_the_stream(tmp_path: Path) -> None:
+    from gitexp.metrics import record
+
+    writer = MetricWriter(tmp_path, started=0.0, flush_interval=0.0)
+    for value in (3.0, 1.0, 2.0):
+        writer.log({"loss": value})
+    (tmp_path / "summary.json").unlink()  # died before the summary was saved
+    with open(tmp_path / "metrics.tsv", "a") as f:
+        f.write("3\t0.5\tlo")  # and in the middle of a line
+    found = record(tmp_path)
+    assert found is not None
+    tsv, summary = found
+    assert tsv.decode().splitlines()[-1].endswith("\tloss\t2.0")
+    assert yamlio.load(summary, "summary") == {
+        "loss": {
+            "last": 2.0,
+            "last_step": 2,
+            "min": 1.0,
+            "min_step": 1,
+            "max": 3.0,
+            "max_step": 0,
+            "count": 3,
+        }
+    }

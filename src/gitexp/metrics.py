@@ -21,6 +21,7 @@ STREAM = "metrics.tsv"
 SUMMARY_STREAM = "summary.json"
 HEADER = "step\ttime\tname\tvalue\n"
 _FLUSH_EVERY = 2048  # log calls per write: bounded memory, negligible syscalls
+FLUSH_INTERVAL_S = 2.0  # and at least this often, so that a crash loses little of a slow run
 
 
 def scalar(name: str, value: Any) -> float:
@@ -99,8 +100,12 @@ def _update(entry: list[Any], step: int, value: float) -> None:
 class MetricWriter:
     """Buffers `log` calls and appends them, formatted, to the stream file in batches."""
 
-    def __init__(self, folder: Path, started: float) -> None:
+    def __init__(
+        self, folder: Path, started: float, flush_interval: float = FLUSH_INTERVAL_S
+    ) -> None:
         self.path = folder / STREAM
+        self.flush_interval = flush_interval
+        self._next_flush = time.time() + flush_interval
         self.summary_path = folder / SUMMARY_STREAM
         self.started = started
         self.step = 0
@@ -120,13 +125,15 @@ class MetricWriter:
         for name, value in values.items():
             if type(value) is not float:
                 values[name] = scalar(name, value)
-        self._rows.append((step, time.time(), values))
-        if len(self._rows) >= _FLUSH_EVERY:
+        moment = time.time()
+        self._rows.append((step, moment, values))
+        if len(self._rows) >= _FLUSH_EVERY or moment >= self._next_flush:
             self.flush()
 
     def flush(self) -> None:
         """Append buffered rows to the stream; what is flushed survives a crash."""
         rows, self._rows = self._rows, []
+        self._next_flush = time.time() + self.flush_interval
         if not rows:
             return
         lines: list[str] = []
