@@ -12,6 +12,7 @@ Prints a Markdown table; nothing here is a pass/fail test.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import subprocess
 import sys
@@ -27,6 +28,7 @@ from gitexp import store
 from gitexp.workspace import open_workspace
 
 GITEXP = str(Path(sys.executable).parent / "gitexp")  # the one installed beside this Python
+ENV = {key: value for key, value in os.environ.items() if key != "PYTHONDONTWRITEBYTECODE"}
 RECORD = {
     name: (f"{name}: a typical small record file\n" * 8).encode()
     for name in ("run.yaml", "config.yaml", "code.yaml", "env.yaml", "seeds.yaml", "output.log")
@@ -66,6 +68,7 @@ def launch_overhead(base: Path, repeats: int) -> tuple[float, float]:
             cwd=root,
             check=True,
             stderr=subprocess.DEVNULL,
+            env=ENV,
         ),
         repeats,
     )
