@@ -173,3 +173,32 @@ def test_index_is_derived_and_rebuilt_when_deleted(three_runs: list[str], projec
 def test_every_command_has_help(name: str) -> None:
     assert cli.commands[name].help
     assert gitexp(name, "--help").exit_code == 0
+
+
+def test_a_damaged_record_is_listed_as_invalid_not_fatal(
+    three_runs: list[str], project: Path
+) -> None:
+    from gitexp import store
+    from gitexp.workspace import open_workspace
+
+    ws = open_workspace()
+    store.write_run(ws, "20200101-000000-broken0", {"run.yaml": b"status: [\n"}, ("bad", ""))
+    result = gitexp("log")
+    assert result.exit_code == 0
+    assert "20200101-000000-broken0" in result.stdout and "invalid" in result.stdout
+    assert result.stderr == (
+        "warning: run 20200101-000000-broken0 has an unreadable run.yaml; see "
+        "`git show gitexp/runs:experiments/20200101-000000-broken0/run.yaml`\n"
+    )
+    assert all(run_id in result.stdout for run_id in three_runs)
+
+
+@pytest.mark.parametrize("system", ["standard", "256", "truecolor"])
+def test_log_colours_status_on_a_terminal(three_runs: list[str], system: str) -> None:
+    from gitexp import history, render
+    from gitexp.workspace import open_workspace
+
+    table = render.runs_table(history.runs(open_workspace()), system)
+    assert "\x1b[31mfailed\x1b[0m" in table  # red, in every colour system
+    plain = render.runs_table(history.runs(open_workspace()), None)
+    assert "\x1b" not in plain

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,6 +23,7 @@ from gitexp.record import CONFIG, EXPERIMENTS, RUN, SUMMARY
 from gitexp.workspace import Workspace
 
 _VERSION = "1"
+INVALID = "invalid"  # the status shown for a record whose files cannot be read
 _COLUMNS = (
     "id, tree, name, status, started, duration_s, exit_code, tags, notes, command, config, summary"
 )
@@ -40,9 +41,37 @@ class RunSummary:
     exit_code: int | None = None
     tags: tuple[str, ...] = ()
     notes: str | None = None
-    command: tuple[str, ...] = ()
-    config: Mapping[str, Any] = field(default_factory=dict)
     summary: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    # Kept as the index stores them and decoded on use: a listing of 10,000 runs shows
+    # neither, and decoding them all would double its cost.
+    command_json: str = "[]"
+    config_json: str = "{}"
+
+    @property
+    def command(self) -> tuple[str, ...]:
+        return tuple(json.loads(self.command_json))
+
+    @property
+    def config(self) -> dict[str, Any]:
+        """The resolved configuration, flattened to dotted keys."""
+        loaded: dict[str, Any] = json.loads(self.config_json)
+        return loaded
+
+    def as_dict(self) -> dict[str, Any]:
+        """Everything known of the run, for `--json`."""
+        return {
+            "id": self.id,
+            "name": self.name,
+            "status": self.status,
+            "started": self.started,
+            "duration_s": self.duration_s,
+            "exit_code": self.exit_code,
+            "tags": list(self.tags),
+            "notes": self.notes,
+            "command": list(self.command),
+            "config": self.config,
+            "summary": dict(self.summary),
+        }
 
 
 def _schema(db: sqlite3.Connection) -> None:
@@ -89,11 +118,15 @@ def _blob(repo: pygit2.Repository, folder: pygit2.Tree, name: str) -> bytes | No
 def _read_row(repo: pygit2.Repository, run_id: str, tree_id: pygit2.Oid) -> tuple[Any, ...]:
     folder = repo[tree_id].peel(pygit2.Tree)
     where = f"{EXPERIMENTS}/{run_id}"
-    run = yamlio.load(_blob(repo, folder, RUN) or b"{}", f"{where}/{RUN}") or {}
-    config = yamlio.load(_blob(repo, folder, CONFIG) or b"{}", f"{where}/{CONFIG}") or {}
-    summary = yamlio.load(_blob(repo, folder, SUMMARY) or b"{}", f"{where}/{SUMMARY}") or {}
-    if not isinstance(run, dict) or not isinstance(config, dict):
-        raise GitexpError(f"{where} is not a valid record; check it with `git show`")
+    try:
+        run = yamlio.load(_blob(repo, folder, RUN) or b"{}", f"{where}/{RUN}") or {}
+        config = yamlio.load(_blob(repo, folder, CONFIG) or b"{}", f"{where}/{CONFIG}") or {}
+        summary = yamlio.load(_blob(repo, folder, SUMMARY) or b"{}", f"{where}/{SUMMARY}") or {}
+    except GitexpError:
+        run, config, summary = {}, {}, {}
+    if not isinstance(run, dict) or not isinstance(config, dict) or not run:
+        # One damaged record must not hide the others: it is listed as such.
+        run, config, summary = {"status": INVALID}, {}, {}
     return (
         run_id,
         str(tree_id),
@@ -120,60 +153,115 @@ def _summary(row: Sequence[Any]) -> RunSummary:
         exit_code=row[6],
         tags=tuple(json.loads(row[7])),
         notes=row[8],
-        command=tuple(json.loads(row[9])),
-        config=json.loads(row[10]),
+        command_json=row[9],
+        config_json=row[10],
         summary=json.loads(row[11]),
     )
 
 
-def runs(ws: Workspace) -> list[RunSummary]:
-    """Every run on the branch, newest first, bringing the index up to date on the way."""
+@dataclass(frozen=True)
+class RunQuery:
+    """Which runs to list: every filter given must match."""
+
+    statuses: Sequence[str] = ()
+    tags: Sequence[str] = ()
+    name: str | None = None
+    run_id: str | None = None
+    limit: int | None = None
+
+
+Progress = Callable[[int, int], None]  # (records read, records to read)
+
+
+def _sync(ws: Workspace, db: sqlite3.Connection, progress: Progress | None = None) -> bool:
+    """Bring the index up to the branch tip; False when there is no branch yet."""
     tip = store.tip(ws)
+    if tip is None:
+        return False
+    key = f"tip:{ws.runs_ref}"
+    known = db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+    if known is not None and known[0] == str(tip.id):
+        return True
+    folders = store.run_folders(tip)
+    indexed = dict(db.execute("SELECT id, tree FROM runs").fetchall())
+    todo = [(run_id, tree) for run_id, tree in folders.items() if indexed.get(run_id) != str(tree)]
+    changed = []
+    for done, (run_id, tree) in enumerate(todo, 1):
+        changed.append(_read_row(ws.repo, run_id, tree))
+        if progress is not None and (done % 100 == 0 or done == len(todo)):
+            progress(done, len(todo))
+    gone = [(run_id,) for run_id in indexed if run_id not in folders]
+    db.executemany("DELETE FROM runs WHERE id = ?", gone)
+    db.executemany(
+        f"INSERT OR REPLACE INTO runs ({_COLUMNS}) VALUES ({', '.join('?' * 12)})", changed
+    )
+    db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, str(tip.id)))
+    return True
+
+
+_NEWEST_FIRST = "ORDER BY started DESC, id DESC"
+
+
+def runs(
+    ws: Workspace, query: RunQuery | None = None, progress: Progress | None = None
+) -> list[RunSummary]:
+    """Runs on the branch, newest first, filtered in SQL so only those shown are decoded."""
+    query = query or RunQuery()
+    where: list[str] = []
+    args: list[Any] = []
+    if query.statuses:
+        where.append(f"status IN ({', '.join('?' * len(query.statuses))})")
+        args.extend(query.statuses)
+    for tag in query.tags:
+        where.append("EXISTS (SELECT 1 FROM json_each(runs.tags) WHERE value = ?)")
+        args.append(tag)
+    if query.name is not None:
+        where.append("name = ?")
+        args.append(query.name)
+    if query.run_id is not None:
+        where.append("id = ?")
+        args.append(query.run_id)
+    sql = f"SELECT {_COLUMNS} FROM runs"
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    sql += f" {_NEWEST_FIRST}"
+    if query.limit is not None:
+        sql += " LIMIT ?"
+        args.append(query.limit)
     with _open(ws) as db:
-        key = f"tip:{ws.runs_ref}"
-        known = db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
-        if tip is not None and (known is None or known[0] != str(tip.id)):
-            folders = store.run_folders(tip)
-            indexed = dict(db.execute("SELECT id, tree FROM runs").fetchall())
-            changed = [
-                _read_row(ws.repo, run_id, tree)
-                for run_id, tree in folders.items()
-                if indexed.get(run_id) != str(tree)
-            ]
-            gone = [(run_id,) for run_id in indexed if run_id not in folders]
-            db.executemany("DELETE FROM runs WHERE id = ?", gone)
-            db.executemany(
-                f"INSERT OR REPLACE INTO runs ({_COLUMNS}) VALUES ({', '.join('?' * 12)})",
-                changed,
-            )
-            db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, str(tip.id)))
-        elif tip is None:
+        if not _sync(ws, db, progress):
             return []
-        rows = db.execute(f"SELECT {_COLUMNS} FROM runs ORDER BY started DESC, id DESC")
-        return [_summary(row) for row in rows]
+        return [_summary(row) for row in db.execute(sql, args)]
 
 
-def resolve(all_runs: Sequence[RunSummary], ref: str) -> RunSummary:
+def resolve(ws: Workspace, ref: str, progress: Progress | None = None) -> RunSummary:
     """Find one run by id, unique id prefix, random suffix, name, `@` or `@~N`."""
+    with _open(ws) as db:
+        known = _sync(ws, db, progress)
+        pairs = db.execute(f"SELECT id, name FROM runs {_NEWEST_FIRST}").fetchall() if known else []
+    run_id = _resolve(pairs, ref)
+    return runs(ws, RunQuery(run_id=run_id))[0]
+
+
+def _resolve(pairs: Sequence[tuple[str, str | None]], ref: str) -> str:
     if ref == "@" or ref.startswith("@~"):
         back = ref[2:] or "0"
         if not back.isdigit():
             raise GitexpError(f"{ref!r} is not a run; write @ for the newest run, @~1 before it")
-        if int(back) >= len(all_runs):
-            raise GitexpError(f"there is no run {ref}: the branch holds {len(all_runs)} runs")
-        return all_runs[int(back)]
-    exact = [run for run in all_runs if run.id == ref]
-    if exact:
-        return exact[0]
+        if int(back) >= len(pairs):
+            raise GitexpError(f"there is no run {ref}: the branch holds {len(pairs)} runs")
+        return pairs[int(back)][0]
+    if any(run_id == ref for run_id, _ in pairs):
+        return ref
     found = [
-        run
-        for run in all_runs
-        if run.id.startswith(ref) or suffix_of(run.id).startswith(ref) or run.name == ref
+        (run_id, name)
+        for run_id, name in pairs
+        if run_id.startswith(ref) or suffix_of(run_id).startswith(ref) or name == ref
     ]
     if len(found) == 1:
-        return found[0]
+        return found[0][0]
     if not found:
         raise GitexpError(f"no run {ref!r}; see `gitexp log`")
-    listed = ", ".join(run.id + (f" ({run.name})" if run.name else "") for run in found[:10])
+    listed = ", ".join(run_id + (f" ({name})" if name else "") for run_id, name in found[:10])
     more = f" and {len(found) - 10} more" if len(found) > 10 else ""
     raise GitexpError(f"{ref!r} names {len(found)} runs: {listed}{more}; give more of the id")

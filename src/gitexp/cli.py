@@ -134,11 +134,21 @@ def log_(
     """List runs, newest first."""
     from gitexp import history, render, workspace
 
-    found = history.runs(workspace.open_workspace(), statuses, tags, name, max_count)
+    ws = workspace.open_workspace()
+    with render.indexing_progress() as progress:
+        found = history.runs(ws, statuses, tags, name, max_count, progress)
+    for run in found:
+        if run.status == "invalid":
+            click.echo(
+                f"warning: run {run.id} has an unreadable run.yaml; see "
+                f"`git show gitexp/runs:experiments/{run.id}/run.yaml`",
+                err=True,
+            )
     if as_json:
         click.echo(render.runs_json(found))
     elif found:
-        render.console().print(render.runs_table(found))
+        out = render.console()
+        click.echo(render.runs_table(found, out.color_system if out.is_terminal else None))
     else:
         click.echo("no runs yet; record one with `gitexp run -- python train.py`", err=True)
 
@@ -153,7 +163,9 @@ def show(run_id: str, as_json: bool) -> None:
     """Show one run's record: RUN_ID may be a prefix, the random suffix, a name, @ or @~N."""
     from gitexp import history, render, workspace
 
-    record = history.load(workspace.open_workspace(), run_id)
+    ws = workspace.open_workspace()
+    with render.indexing_progress() as progress:
+        record = history.load(ws, run_id, progress)
     if as_json:
         click.echo(render.as_json(record.parsed()))
     else:

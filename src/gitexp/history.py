@@ -51,23 +51,18 @@ def runs(
     tags: Sequence[str] = (),
     name: str | None = None,
     limit: int | None = None,
+    progress: catalog.Progress | None = None,
 ) -> list[RunSummary]:
     """Runs newest first, keeping those matching every filter given."""
     pending.recover(ws)
-    found = [
-        run
-        for run in catalog.runs(ws)
-        if (not status or run.status in status)
-        and all(tag in run.tags for tag in tags)
-        and (name is None or run.name == name)
-    ]
-    return found[:limit] if limit is not None else found
+    query = catalog.RunQuery(statuses=status, tags=tags, name=name, limit=limit)
+    return catalog.runs(ws, query, progress)
 
 
-def load(ws: Workspace, ref: str) -> Record:
+def load(ws: Workspace, ref: str, progress: catalog.Progress | None = None) -> Record:
     """The record of the run that `ref` names."""
     pending.recover(ws)
-    summary = catalog.resolve(catalog.runs(ws), ref)
+    summary = catalog.resolve(ws, ref, progress)
     tip = store.tip(ws)
     if tip is None:  # pragma: no cover - resolve found a run, so the branch exists
         raise GitexpError("there are no runs yet; record one with `gitexp run -- CMD`")
