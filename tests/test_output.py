@@ -43,3 +43,30 @@ def test_disk_use_stays_bounded_however_much_is_printed(tmp_path: Path) -> None:
 def test_output_of_a_killed_writer_still_notes_the_gap(tmp_path: Path) -> None:
     _log(tmp_path, [b"y" * 100] * 50, 1000)
     assert b"some bytes of output left out" in assemble(tmp_path, 1000, None)
+
+
+def test_output_without_newlines_reaches_the_log_as_it_streams(tmp_path: Path) -> None:
+    import os
+    import threading
+
+    from gitexp.runner import _stream
+
+    class Recorder:
+        def __init__(self) -> None:
+            self.writes: list[bytes] = []
+
+        def write(self, chunk: bytes) -> None:
+            self.writes.append(chunk)
+
+    read_end, write_end = os.pipe()
+    recorder = Recorder()
+    with open(read_end, "rb", buffering=0) as source:
+        thread = threading.Thread(target=_stream, args=(source, None, recorder))
+        thread.start()
+        with open(write_end, "wb", buffering=0) as sink:
+            for i in range(40):  # a progress bar: 400 KB redrawn with \r, never a newline
+                sink.write(b"\r" + f"{i:05d}".encode() * 2000)
+        thread.join()
+    assert b"".join(recorder.writes).endswith(b"00039" * 2000)
+    assert len(recorder.writes) > 1  # written while streaming, not held until the end
+    assert max(len(w) for w in recorder.writes) < 2 * 65536 + 10_001

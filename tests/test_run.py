@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 from pathlib import Path
 
@@ -337,3 +338,19 @@ def test_json_of_log_and_show_after_run(project: Path) -> None:
     assert listed[0]["config"]["argv.lr"] == 0.1
     shown = json.loads(gitexp("show", "base", "--json").stdout)
     assert {"run", "config", "code", "env", "seeds", "output"} <= set(shown)
+
+
+def test_a_line_that_never_ends_is_still_recorded_and_bounded(project: Path) -> None:
+    (project / ".gitexp.yaml").write_text("output:\n  limit: 100000\n")
+    program = (
+        "import sys\n"
+        "for i in range(20000):\n"
+        "    sys.stderr.write(f'\\rprogress {i:05d}')\n"
+        "sys.stderr.write('\\rdone')\n"
+    )
+    assert gitexp("run", "--", sys.executable, "-c", program).exit_code == 0
+    where = f"gitexp/runs:experiments/{run_ids(project)[0]}/output.log"
+    log = subprocess.run(["git", "show", where], capture_output=True, check=True).stdout
+    assert log.startswith(b"\rprogress 00000")
+    assert log.endswith(b"\rprogress 19999\rdone")
+    assert len(log) < 101000

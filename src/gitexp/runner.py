@@ -45,6 +45,9 @@ def _stream(source: IO[bytes], sink: IO[bytes] | None, log: OutputLog) -> None:
         complete, newline, partial = (partial + chunk).rpartition(b"\n")
         if newline:
             log.write(complete + newline)
+        if len(partial) > _CHUNK:  # a progress bar redrawn with \r never ends its line
+            log.write(partial)
+            partial = b""
         if sink is not None:
             try:
                 sink.write(chunk)
