@@ -22,7 +22,7 @@ from typing import Any
 from gitexp import seeds, yamlio
 from gitexp.errors import GitexpError
 from gitexp.metrics import MetricWriter
-from gitexp.record import CONFIG, ENV, FROM_CODE, RUN, SEEDS, Status
+from gitexp.record import CONFIG, DATA, ENV, FROM_CODE, RUN, SEEDS, Status
 
 OUTPUTS = "outputs"
 _active: Run | None = None
@@ -190,7 +190,12 @@ class _JoinedRun(_LiveRun):
     """Inside `gitexp run`: the wrapper owns the record and commits it when the command ends."""
 
     def __init__(
-        self, config: Mapping[str, Any], name: str | None, tags: Iterable[str], notes: str | None
+        self,
+        config: Mapping[str, Any],
+        name: str | None,
+        tags: Iterable[str],
+        notes: str | None,
+        pinning: tuple[tuple[str, ...] | None, bool],
     ) -> None:
         from gitexp.config import merge_strict
         from gitexp.pending import parse_utc
@@ -203,9 +208,24 @@ class _JoinedRun(_LiveRun):
         workdir = Path(os.environ.get("GITEXP_WORKDIR", os.getcwd()))
         super().__init__(os.environ["GITEXP_RUN_ID"], merged, folder, workdir, started)
         self._write(CONFIG, yamlio.dump(merged))
+        datasets, allow_unpinned = pinning
+        if datasets:
+            self._pin_more(datasets, allow_unpinned)
         self._given = {"name": name, "tags": list(tags), "notes": notes, "error": None}
         self._write(FROM_CODE, yamlio.dump(self._given))
         atexit.register(self._settle)
+
+    def _pin_more(self, datasets: tuple[str, ...], allow_unpinned: bool) -> None:
+        """Add the datasets named in code to those `gitexp run` pinned."""
+        from gitexp import data, workspace
+
+        ws = workspace.open_workspace(self.workdir)
+        pins = {p.path: p for p in data.pin(ws, Path.cwd(), datasets, allow_unpinned)}
+        existing = self.folder / DATA
+        if existing.exists():
+            for entry in (yamlio.load(existing.read_bytes(), DATA) or {}).get("datasets", []):
+                pins.setdefault(entry["path"], data.DataPin(**entry))
+        self._write(DATA, data.to_yaml(list(pins.values())))
 
     def finish(self, status: Status = "succeeded", error: str | None = None) -> None:
         if self.finished:
@@ -226,13 +246,19 @@ class _OwnRun(_LiveRun):
         name: str | None,
         tags: Iterable[str],
         notes: str | None,
+        pinning: tuple[tuple[str, ...] | None, bool],
     ) -> None:
         from gitexp import launch, workspace
 
         self._ws = workspace.open_workspace()
         program = os.path.basename(sys.executable) or "python"
         request = launch.RunRequest(
-            command=(program, *sys.argv), name=name, notes=notes, tags=tuple(tags)
+            command=(program, *sys.argv),
+            name=name,
+            notes=notes,
+            tags=tuple(tags),
+            data=pinning[0],
+            allow_unpinned_data=pinning[1],
         )
         self._launched = launch.begin(self._ws, request, Path.cwd(), extra_config=config)
         live = self._launched.live
@@ -301,6 +327,7 @@ def init(
     data: Iterable[str] | None = None,
     seed: int | None = None,
     deterministic: bool = False,
+    allow_unpinned_data: bool = False,
 ) -> Run:
     """Start recording this training run, or join the one `gitexp run` started."""
     global _active
@@ -309,8 +336,7 @@ def init(
             f"a run is already active in this process ({_active.id}); use gitexp.current(), "
             "or finish() it before starting another"
         )
-    if data:
-        raise GitexpError("pinning datasets with data=… comes with DVC support (issue #4)")
+    datasets = tuple(data) if data is not None else None
     given = config_mapping(config)
     wrapper_seed = os.environ.get("GITEXP_SEED")
     if wrapper_seed is not None:
@@ -330,7 +356,12 @@ def init(
         _active = _NoRun(shared or "", given)
         return _active
     joined = "GITEXP_RUN_DIR" in os.environ and Path(os.environ["GITEXP_RUN_DIR"]).is_dir()
-    run: Run = _JoinedRun(given, name, tags, notes) if joined else _OwnRun(given, name, tags, notes)
+    pinning = (datasets, allow_unpinned_data)
+    run: Run = (
+        _JoinedRun(given, name, tags, notes, pinning)
+        if joined
+        else _OwnRun(given, name, tags, notes, pinning)
+    )
     if "torch" in sys.modules:
         gitexp_torch.share_run_id(run.id)
     _active = run

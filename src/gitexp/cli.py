@@ -56,6 +56,25 @@ def cli() -> None:
     """A git-native experiment tracker: every run is a plain-text commit."""
 
 
+@cli.command()
+@click.option(
+    "--remote",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="A directory to use as the DVC remote (for air-gapped clusters, a shared disk).",
+)
+def init(remote: Path | None) -> None:
+    """Set up this repository: settings file, runs branch, DVC with a local cache."""
+    from gitexp import setup, workspace
+
+    ws = workspace.open_workspace()
+    done = setup.prepare(ws, remote)
+    for path in done.created:
+        click.echo(f"created {path}")
+    if done.remote:
+        click.echo(f"DVC remote {setup.REMOTE_NAME!r} -> {done.remote} (the default remote)")
+    click.echo(f"runs are recorded on {ws.settings.branch}; commit the files above to share them")
+
+
 @cli.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
 @click.option("--name", help="A name to find the run by.")
 @click.option("--tag", "tags", multiple=True, help="A tag; repeat for more.")
@@ -77,6 +96,20 @@ def cli() -> None:
 )
 @click.option("--seed", type=int, help="Export as GITEXP_SEED and PYTHONHASHSEED; recorded.")
 @click.option("--require-clean", is_flag=True, help="Refuse to run on uncommitted changes.")
+@click.option(
+    "--data",
+    "datasets",
+    multiple=True,
+    metavar="PATH",
+    help="A dataset the run reads, pinned by DVC; repeatable. Default: every "
+    "DVC-tracked path (or `data:` in .gitexp.yaml).",
+)
+@click.option(
+    "--allow-unpinned-data",
+    is_flag=True,
+    help="Run on data that differs from its DVC pointer (or that DVC does not "
+    "track): hash it into the DVC cache and record the new md5.",
+)
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
 @click.pass_context
 def run(
@@ -88,6 +121,8 @@ def run(
     params: tuple[str, ...],
     seed: int | None,
     require_clean: bool,
+    datasets: tuple[str, ...],
+    allow_unpinned_data: bool,
     command: tuple[str, ...],
 ) -> None:
     """Run COMMAND as a tracked run and exit with its status: gitexp run -- python train.py"""
@@ -103,6 +138,8 @@ def run(
         params=params,
         seed=seed,
         require_clean=require_clean,
+        data=datasets or None,
+        allow_unpinned_data=allow_unpinned_data,
     )
     result = runner.run(ws, request, Path.cwd())
     click.echo(

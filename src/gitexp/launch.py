@@ -11,10 +11,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from gitexp import __version__, argv, ids, pending, snapshot, store, yamlio
+from gitexp import __version__, argv, data, ids, pending, snapshot, store, yamlio
 from gitexp import config as config_mod
 from gitexp.errors import Refused
-from gitexp.record import CODE, CONFIG, DIFF, RUN, RunInfo, utc_iso
+from gitexp.record import CODE, CONFIG, DATA, DIFF, RUN, RunInfo, utc_iso
 from gitexp.workspace import Workspace
 
 
@@ -30,6 +30,8 @@ class RunRequest:
     params: tuple[str, ...] = ()
     seed: int | None = None
     require_clean: bool = False
+    data: tuple[str, ...] | None = None  # None: the repository's `data:` setting, else all
+    allow_unpinned_data: bool = False
 
 
 @dataclass(frozen=True)
@@ -103,6 +105,8 @@ def begin(
                 "the working tree has uncommitted changes and this run requires a clean tree; "
                 "commit or stash them, or drop --require-clean"
             )
+        requested = request.data if request.data is not None else ws.settings.data
+        pins = data.pin(ws, cwd, requested, request.allow_unpinned_data)
         live.protect(ws, code.state.snapshot)
         info = RunInfo(
             id=run_id,
@@ -119,6 +123,8 @@ def begin(
         live.write(CONFIG, yamlio.dump(resolved))
         live.write(CODE, code.state.to_yaml())
         live.write(DIFF, code.diff)
+        if pins:
+            live.write(DATA, data.to_yaml(pins))
         live.write(RUN, info.to_yaml())
     except BaseException:
         live.release(ws)

@@ -39,7 +39,7 @@ LOCK = "lock"
 TOTAL = "output.total"
 _REF_RETRIES = 20
 # Files written at launch that go into the record as they are.
-_AS_WRITTEN = ("config.yaml", "code.yaml", "code.diff", "env.yaml", "seeds.yaml")
+_AS_WRITTEN = ("config.yaml", "code.yaml", "code.diff", "env.yaml", "seeds.yaml", "data.yaml")
 _ENV_MISSING = yamlio.dump(
     {"captured_by": "nobody: gitexp stopped before it had read the environment"}
 )

@@ -47,6 +47,7 @@ class Settings:
     max_file_size: int = DEFAULT_MAX_FILE_SIZE  # larger untracked files are left out
     output_limit: int = DEFAULT_OUTPUT_LIMIT  # bytes of output.log kept
     env_allow: tuple[str, ...] = field(default=DEFAULT_ENV_ALLOW)
+    data: tuple[str, ...] | None = None  # the datasets runs read; None: every DVC-tracked path
 
     @property
     def runs_ref(self) -> str:
@@ -67,7 +68,7 @@ def load(workdir: Path | None) -> Settings:
     data = yamlio.load(path.read_bytes(), SETTINGS_FILE) or {}
     if not isinstance(data, dict):
         raise GitexpError(f"{SETTINGS_FILE} must be a mapping of settings; see the README")
-    known = {"branch", "require_clean", "snapshot", "output", "env"}
+    known = {"branch", "require_clean", "snapshot", "output", "env", "data"}
     unknown = sorted(set(data) - known)
     if unknown:
         raise GitexpError(f"{SETTINGS_FILE}: unknown setting {unknown[0]!r}; see the README")
@@ -82,4 +83,5 @@ def load(workdir: Path | None) -> Settings:
         ),
         output_limit=_expect(output.get("limit", DEFAULT_OUTPUT_LIMIT), int, "output.limit"),
         env_allow=DEFAULT_ENV_ALLOW + tuple(_expect(env.get("allow", []), list, "env.allow")),
+        data=tuple(_expect(data["data"], list, "data")) if "data" in data else None,
     )

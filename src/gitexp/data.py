@@ -1,0 +1,240 @@
+"""The datasets a run reads, pinned by DVC's md5 (data.yaml), and refused when unpinned.
+
+Pointers are read straight from `.dvc` files and `dvc.lock` (a millisecond, where a
+`dvc status` costs half a second). The content is hashed by DVC's own hashing layer with its
+state cache; before that, gitexp's own record of each path's file stats skips DVC entirely
+when nothing changed since the last run, so unchanged data costs a few `stat` calls.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from pygit2.enums import FileStatus
+
+from gitexp import yamlio
+from gitexp.errors import GitexpError, Refused
+from gitexp.workspace import Workspace
+
+LOCK_FILE = "dvc.lock"
+_STATE_FILE = "data-state.json"
+
+
+@dataclass(frozen=True)
+class Pointer:
+    """What a `.dvc` file or a `dvc.lock` stage says one tracked path holds."""
+
+    path: str  # repo-relative, posix
+    md5: str
+    size: int | None
+    nfiles: int | None
+    source: str  # the pointer file, e.g. data/train.csv.dvc or dvc.lock:prepare
+    algorithm: str  # "md5", or "md5-dos2unix" for pointers written before DVC 3
+
+
+@dataclass(frozen=True)
+class DataPin:
+    """One dataset as a run read it (an entry of data.yaml)."""
+
+    path: str
+    md5: str
+    size: int | None
+    nfiles: int | None
+    pointer: str | None  # None: not tracked by DVC, hashed into the cache for this run
+    matches_pointer: bool  # False: changed since its pointer, allowed and hashed anew
+
+
+def _outs(data: Any) -> list[dict[str, Any]]:
+    outs = data.get("outs") if isinstance(data, dict) else None
+    return [out for out in outs or [] if isinstance(out, dict) and out.get("path")]
+
+
+def _pointer(base: PurePosixPath, out: dict[str, Any], source: str) -> Pointer | None:
+    md5 = out.get("md5")
+    if not md5:
+        return None
+    path = (base / str(out["path"])).as_posix()
+    algorithm = "md5" if out.get("hash") == "md5" else "md5-dos2unix"
+    return Pointer(path, str(md5), out.get("size"), out.get("nfiles"), source, algorithm)
+
+
+def _pointer_files(ws: Workspace) -> list[str]:
+    """`.dvc` files and `dvc.lock` files, committed or not (ignored ones excluded)."""
+    names = {entry.path for entry in ws.repo.index}
+    for path, flags in ws.repo.status(untracked_files="all").items():
+        if flags & FileStatus.WT_NEW:
+            names.add(path)
+    return sorted(n for n in names if n.endswith(".dvc") or PurePosixPath(n).name == LOCK_FILE)
+
+
+def pointers(ws: Workspace) -> dict[str, Pointer]:
+    """Every DVC-tracked path in the working tree, by repo-relative path."""
+    found: dict[str, Pointer] = {}
+    for name in _pointer_files(ws):
+        location = ws.workdir / name
+        if not location.is_file():
+            continue
+        data = yamlio.load(location.read_bytes(), name)
+        base = PurePosixPath(name).parent
+        if name.endswith(".dvc"):
+            for out in _outs(data):
+                pointer = _pointer(base, out, name)
+                if pointer:
+                    found[pointer.path] = pointer
+        else:
+            stages = data.get("stages", {}) if isinstance(data, dict) else {}
+            for stage, body in sorted(stages.items()):
+                for out in _outs(body):
+                    pointer = _pointer(base, out, f"{name}:{stage}")
+                    if pointer:
+                        found[pointer.path] = pointer
+    return found
+
+
+def _stats(location: Path) -> list[list[Any]]:
+    """Inode, mtime and size of a file or of every file under a folder."""
+    if location.is_file():
+        info = location.stat()
+        return [[".", info.st_ino, info.st_mtime_ns, info.st_size]]
+    found = []
+    for folder, _, files in os.walk(location):
+        for name in files:
+            info = os.stat(os.path.join(folder, name))
+            found.append([os.path.relpath(os.path.join(folder, name), location),
+                          info.st_ino, info.st_mtime_ns, info.st_size])  # fmt: skip
+    return sorted(found)
+
+
+class _Hasher:
+    """DVC's hashing, opened only when a path's stats say its content may have changed."""
+
+    def __init__(self, ws: Workspace) -> None:
+        self.ws = ws
+        self.state_path = ws.state_dir / _STATE_FILE
+        try:
+            self.known: dict[str, Any] = json.loads(self.state_path.read_text())
+        except (OSError, ValueError):
+            self.known = {}
+        self._repo: Any = None
+
+    def _dvc(self) -> Any:
+        if self._repo is None:
+            from dvc.repo import Repo  # slow to import: only when something must be hashed
+
+            if not (self.ws.workdir / ".dvc").is_dir():
+                raise GitexpError("this repository has no DVC set-up; run `gitexp init` first")
+            self._repo = Repo(str(self.ws.workdir))
+        return self._repo
+
+    def digest(self, path: str, algorithm: str, into_cache: bool) -> tuple[str, int, int | None]:
+        """md5, size and file count of `path` now; stored in the DVC cache if asked."""
+        location = self.ws.workdir / path
+        stats = _stats(location)
+        key = f"{algorithm}:{path}"
+        seen = self.known.get(key)
+        if seen and seen["stats"] == stats and (not into_cache or seen.get("cached")):
+            return seen["md5"], seen["size"], seen["nfiles"]
+        from dvc_data.hashfile.build import build
+        from dvc_data.hashfile.transfer import transfer
+
+        repo = self._dvc()
+        odb = repo.cache.local
+        staging, meta, obj = build(odb, str(location), repo.fs, algorithm, state=repo.state)
+        if into_cache:
+            transfer(staging, odb, {obj.hash_info}, hardlink=False, shallow=False)
+        md5 = str(obj.hash_info.value)
+        size = int(meta.size) if meta.size is not None else sum(s[3] for s in stats)
+        nfiles = meta.nfiles if location.is_dir() else None
+        self.known[key] = {"stats": stats, "md5": md5, "size": size, "nfiles": nfiles,
+                           "cached": into_cache or bool(seen and seen.get("cached"))}  # fmt: skip
+        return md5, size, nfiles
+
+    def close(self) -> None:
+        if self._repo is not None:
+            self._repo.close()
+        self.state_path.parent.mkdir(parents=True, exist_ok=True)
+        partial = self.state_path.with_suffix(".partial")
+        partial.write_text(json.dumps(self.known))
+        os.replace(partial, self.state_path)
+
+
+def _relative(ws: Workspace, cwd: Path, given: str) -> str:
+    location = (cwd / given).resolve()
+    try:
+        return location.relative_to(ws.workdir.resolve()).as_posix()
+    except ValueError:
+        raise GitexpError(f"--data {given} is outside the repository") from None
+
+
+def pin(
+    ws: Workspace,
+    cwd: Path,
+    requested: Sequence[str] | None,
+    allow_unpinned: bool,
+) -> list[DataPin]:
+    """Pin the datasets a run reads: those requested, else every DVC-tracked path.
+
+    A path whose content no longer matches its pointer, or that DVC does not track, is
+    refused unless `allow_unpinned`; then it is hashed into the DVC cache and recorded with
+    its new md5, so the run can still be reproduced.
+    """
+    known = pointers(ws)
+    wanted: Iterable[str] = (
+        [_relative(ws, cwd, p) for p in requested] if requested is not None else sorted(known)
+    )
+    hasher = _Hasher(ws)
+    pins = []
+    try:
+        for path in wanted:
+            pointer = known.get(path)
+            if not (ws.workdir / path).exists():
+                if pointer is None:
+                    raise GitexpError(f"--data {path}: no such file or folder")
+                if not allow_unpinned:
+                    raise Refused(_missing(path, pointer))
+                pins.append(DataPin(path, pointer.md5, pointer.size, pointer.nfiles,
+                                    pointer.source, False))  # fmt: skip
+                continue
+            algorithm = pointer.algorithm if pointer else "md5"
+            md5, size, nfiles = hasher.digest(path, algorithm, into_cache=False)
+            if pointer is not None and md5 == pointer.md5:
+                pins.append(DataPin(path, md5, size, nfiles, pointer.source, True))
+                continue
+            if not allow_unpinned:
+                raise Refused(_unpinned(path, pointer, md5))
+            md5, size, nfiles = hasher.digest(path, algorithm, into_cache=True)
+            source = pointer.source if pointer else None
+            pins.append(DataPin(path, md5, size, nfiles, source, False))
+    finally:
+        hasher.close()
+    return pins
+
+
+def _missing(path: str, pointer: Pointer) -> str:
+    return (
+        f"{path} is missing, though {pointer.source} pins it; restore it with "
+        "`dvc checkout` or `dvc pull`, or pass --allow-unpinned-data"
+    )
+
+
+def _unpinned(path: str, pointer: Pointer | None, md5: str) -> str:
+    if pointer is None:
+        return (
+            f"{path} is not tracked by DVC, so this run could not be reproduced; "
+            f"`dvc add {path}`, or pass --allow-unpinned-data to pin it for this run"
+        )
+    return (
+        f"{path} has changed since {pointer.source} pinned it (md5 {pointer.md5[:8]} → "
+        f"{md5[:8]}); `dvc add {path}` and commit the pointer, or pass --allow-unpinned-data "
+        "to record the new version"
+    )
+
+
+def to_yaml(pins: Sequence[DataPin]) -> bytes:
+    """data.yaml: every dataset the run read."""
+    return yamlio.dump({"datasets": [asdict(p) for p in sorted(pins, key=lambda p: p.path)]})

@@ -1,0 +1,169 @@
+"""Datasets pinned by DVC, with real DVC repositories and caches."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from gitexp import yamlio
+
+from .conftest import git, gitexp, run_ids
+
+
+def _dvc(root: Path, *args: str) -> None:
+    subprocess.run([sys.executable, "-m", "dvc", *args], cwd=root, check=True, capture_output=True)
+
+
+@pytest.fixture
+def tracked(project: Path, tmp_path: Path) -> Path:
+    """The project after `gitexp init --remote`, with a DVC-tracked file and folder."""
+    result = gitexp("init", "--remote", str(tmp_path / "remote"))
+    assert result.exit_code == 0, result.output
+    (project / "data" / "images").mkdir(parents=True)
+    (project / "data" / "train.csv").write_text("x,y\n1,2\n")
+    for i in range(3):
+        (project / "data" / "images" / f"{i}.txt").write_text(f"image {i}\n")
+    _dvc(project, "add", "data/train.csv", "data/images")
+    git(project, "add", "-A")
+    git(project, "commit", "-q", "-m", "data")
+    return project
+
+
+def _data_yaml(root: Path) -> list[dict[str, object]]:
+    text = git(root, "show", f"gitexp/runs:experiments/{run_ids(root)[0]}/data.yaml")
+    datasets = yamlio.load(text, "data.yaml")["datasets"]
+    assert isinstance(datasets, list)
+    return datasets
+
+
+def _pointer_md5(root: Path, pointer: str) -> str:
+    return str(yamlio.load((root / pointer).read_bytes(), pointer)["outs"][0]["md5"])
+
+
+def test_init_sets_up_dvc_and_a_directory_remote(project: Path, tmp_path: Path) -> None:
+    result = gitexp("init", "--remote", str(tmp_path / "remote"))
+    assert result.exit_code == 0
+    assert "created .dvc/" in result.stdout
+    assert f"DVC remote 'gitexp' -> {tmp_path / 'remote'} (the default remote)" in result.stdout
+    config = (project / ".dvc" / "config").read_text()
+    assert "remote = gitexp" in config and str(tmp_path / "remote") in config
+    assert git(project, "branch", "--list", "gitexp/runs").strip() == "gitexp/runs"
+    assert gitexp("init").exit_code == 0  # a second time changes nothing
+
+
+def test_every_tracked_dataset_is_pinned_by_default(tracked: Path) -> None:
+    assert gitexp("run", "--", sys.executable, "train.py").exit_code == 0
+    assert _data_yaml(tracked) == [
+        {
+            "path": "data/images",
+            "md5": _pointer_md5(tracked, "data/images.dvc"),
+            "size": 24,
+            "nfiles": 3,
+            "pointer": "data/images.dvc",
+            "matches_pointer": True,
+        },
+        {
+            "path": "data/train.csv",
+            "md5": _pointer_md5(tracked, "data/train.csv.dvc"),
+            "size": 8,
+            "nfiles": None,
+            "pointer": "data/train.csv.dvc",
+            "matches_pointer": True,
+        },
+    ]
+
+
+def test_outputs_of_dvc_lock_are_pinned(tracked: Path) -> None:
+    (tracked / "dvc.yaml").write_text(
+        "stages:\n  prepare:\n    cmd: cp data/train.csv data/clean.csv\n"
+        "    deps: [data/train.csv]\n    outs: [data/clean.csv]\n"
+    )
+    _dvc(tracked, "repro", "prepare")
+    assert gitexp("run", "--data", "data/clean.csv", "--", "true").exit_code == 0
+    (pin,) = _data_yaml(tracked)
+    assert (pin["path"], pin["pointer"], pin["matches_pointer"]) == (
+        "data/clean.csv",
+        "dvc.lock:prepare",
+        True,
+    )
+
+
+def test_changed_data_is_refused_with_status_3(tracked: Path) -> None:
+    before = _pointer_md5(tracked, "data/train.csv.dvc")
+    (tracked / "data" / "train.csv").write_text("x,y\n1,3\n")
+    result = gitexp("run", "--", sys.executable, "train.py")
+    assert result.exit_code == 3
+    assert result.stderr.startswith(
+        f"Error: data/train.csv has changed since data/train.csv.dvc pinned it (md5 {before[:8]} → "
+    )
+    assert "training" not in result.stdout
+    assert git(tracked, "ls-tree", "-r", "--name-only", "gitexp/runs") == "README.md\n"
+
+
+def test_allowed_changed_data_is_hashed_into_the_cache(tracked: Path) -> None:
+    (tracked / "data" / "images" / "3.txt").write_text("a new image\n")
+    result = gitexp("run", "--allow-unpinned-data", "--", sys.executable, "train.py")
+    assert result.exit_code == 0, result.stderr
+    images = next(pin for pin in _data_yaml(tracked) if pin["path"] == "data/images")
+    assert images["matches_pointer"] is False and images["nfiles"] == 4
+    md5 = str(images["md5"])
+    assert md5 != _pointer_md5(tracked, "data/images.dvc") and md5.endswith(".dir")
+    cache = tracked / ".dvc" / "cache" / "files" / "md5"
+    listing = json.loads((cache / md5[:2] / md5[2:]).read_text())
+    assert len(listing) == 4
+    assert all((cache / e["md5"][:2] / e["md5"][2:]).exists() for e in listing)
+    assert (tracked / "data" / "images.dvc").read_text().count(md5) == 0  # pointer untouched
+
+
+def test_untracked_data_is_refused_unless_allowed(tracked: Path) -> None:
+    (tracked / "extra.csv").write_text("1\n")
+    refused = gitexp("run", "--data", "extra.csv", "--", "true")
+    assert refused.exit_code == 3
+    assert "extra.csv is not tracked by DVC" in refused.stderr
+    allowed = gitexp("run", "--data", "extra.csv", "--allow-unpinned-data", "--", "true")
+    assert allowed.exit_code == 0
+    (pin,) = _data_yaml(tracked)
+    assert (pin["path"], pin["pointer"], pin["matches_pointer"]) == ("extra.csv", None, False)
+
+
+def test_missing_path_is_an_error(tracked: Path) -> None:
+    result = gitexp("run", "--data", "nope.csv", "--", "true")
+    assert (result.exit_code, result.stderr) == (
+        1,
+        "Error: --data nope.csv: no such file or folder\n",
+    )
+
+
+def test_settings_choose_the_datasets(tracked: Path) -> None:
+    (tracked / ".gitexp.yaml").write_text("data: [data/train.csv]\n")
+    assert gitexp("run", "--", "true").exit_code == 0
+    assert [pin["path"] for pin in _data_yaml(tracked)] == ["data/train.csv"]
+
+
+def test_unchanged_data_is_not_hashed_again(tracked: Path) -> None:
+    assert gitexp("run", "--", "true").exit_code == 0  # records the files' stats
+    probe = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from gitexp import data\n"
+        "from gitexp.workspace import open_workspace\n"
+        "pins = data.pin(open_workspace(), Path.cwd(), None, False)\n"
+        "print(len(pins), 'dvc.repo' in sys.modules, 'dvc_data' in sys.modules)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], cwd=tracked, capture_output=True, text=True, check=True
+    )
+    assert done.stdout == "2 False False\n"
+
+
+def test_api_pins_the_data_it_names(tracked: Path) -> None:
+    (tracked / "job.py").write_text(
+        "import gitexp\nwith gitexp.init(data=['data/train.csv']):\n    pass\n"
+    )
+    done = subprocess.run([sys.executable, "job.py"], cwd=tracked, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert [pin["path"] for pin in _data_yaml(tracked)] == ["data/train.csv"]
