@@ -14,7 +14,10 @@ def test_32_runs_finishing_at_once_leave_32_records(project: Path) -> None:
     (project / "together.py").write_text(
         "import os, sys, time\n"
         "open(os.path.join('started', os.environ['GITEXP_RUN_ID']), 'w').close()\n"
+        "deadline = time.monotonic() + 120\n"
         "while len(os.listdir('started')) < int(sys.argv[1]):\n"
+        "    if time.monotonic() > deadline:\n"
+        "        sys.exit('not every run started')\n"
         "    time.sleep(0.01)\n"
     )
     (project / "started").mkdir()

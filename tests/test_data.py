@@ -167,3 +167,19 @@ def test_api_pins_the_data_it_names(tracked: Path) -> None:
     done = subprocess.run([sys.executable, "job.py"], cwd=tracked, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert [pin["path"] for pin in _data_yaml(tracked)] == ["data/train.csv"]
+
+
+def test_many_runs_starting_at_once_share_the_data_state(tracked: Path) -> None:
+    (tracked / "data" / "train.csv").write_text("x,y\n5,6\n")  # every run must hash it
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-m", "gitexp", "run", "--allow-unpinned-data", "--", "true"],
+            cwd=tracked,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(8)
+    ]
+    errors = [p.communicate(timeout=120)[1] for p in processes]
+    assert [p.returncode for p in processes] == [0] * 8, errors
+    assert len(run_ids(tracked)) == 8

@@ -121,6 +121,7 @@ class _Hasher:
         except (OSError, ValueError):
             self.known = {}
         self._repo: Any = None
+        self._changed = False
 
     def _dvc(self) -> Any:
         if self._repo is None:
@@ -150,6 +151,7 @@ class _Hasher:
         md5 = str(obj.hash_info.value)
         size = int(meta.size) if meta.size is not None else sum(s[3] for s in stats)
         nfiles = meta.nfiles if location.is_dir() else None
+        self._changed = True
         self.known[key] = {"stats": stats, "md5": md5, "size": size, "nfiles": nfiles,
                            "cached": into_cache or bool(seen and seen.get("cached"))}  # fmt: skip
         return md5, size, nfiles
@@ -157,8 +159,12 @@ class _Hasher:
     def close(self) -> None:
         if self._repo is not None:
             self._repo.close()
+        if not self._changed:
+            return
+        # Many runs may start at once: each writes its own partial file, and the last
+        # replace wins; a lost entry only means one more hash next time.
         self.state_path.parent.mkdir(parents=True, exist_ok=True)
-        partial = self.state_path.with_suffix(".partial")
+        partial = self.state_path.with_name(f".{_STATE_FILE}.{os.getpid()}")
         partial.write_text(json.dumps(self.known))
         os.replace(partial, self.state_path)
 
