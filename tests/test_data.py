@@ -65,6 +65,7 @@ def test_every_tracked_dataset_is_pinned_by_default(tracked: Path) -> None:
             "nfiles": 3,
             "pointer": "data/images.dvc",
             "matches_pointer": True,
+            "made_by": None,
         },
         {
             "path": "data/train.csv",
@@ -73,6 +74,7 @@ def test_every_tracked_dataset_is_pinned_by_default(tracked: Path) -> None:
             "nfiles": None,
             "pointer": "data/train.csv.dvc",
             "matches_pointer": True,
+            "made_by": None,
         },
     ]
 
@@ -183,3 +185,96 @@ def test_many_runs_starting_at_once_share_the_data_state(tracked: Path) -> None:
     errors = [p.communicate(timeout=120)[1] for p in processes]
     assert [p.returncode for p in processes] == [0] * 8, errors
     assert len(run_ids(tracked)) == 8
+
+
+def _file(root: Path, run_id: str, name: str) -> object:
+    return yamlio.load(git(root, "show", f"gitexp/runs:experiments/{run_id}/{name}"), name)
+
+
+def test_checkpoints_are_cached_and_recorded_with_dvc_pointers(tracked: Path) -> None:
+    pytest.importorskip("torch")
+    (tracked / "job.py").write_text(
+        "import torch, gitexp\n"
+        "from gitexp.torch import save_checkpoint\n"
+        "with gitexp.init() as run:\n"
+        "    for epoch in range(2):\n"
+        "        save_checkpoint({'w': torch.ones(2) * epoch}, run.dir / 'model.pt', step=epoch,\n"
+        "                        metrics={'val/loss': 1.0 - epoch / 4})\n"
+    )
+    done = subprocess.run([sys.executable, "job.py"], cwd=tracked, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    run_id = run_ids(tracked)[0]
+    made = _file(tracked, run_id, "artifacts.yaml")
+    assert isinstance(made, dict)
+    first, second = made["artifacts"]
+    assert (first["path"], first["role"], first["step"], first["metrics"]) == (
+        f"outputs/{run_id}/model.pt",
+        "last",
+        0,
+        {"val/loss": 1.0},
+    )
+    assert first["md5"] != second["md5"]  # the overwritten epoch-0 checkpoint is kept
+    cache = tracked / ".dvc" / "cache" / "files" / "md5"
+    for entry in (first, second):
+        assert (cache / entry["md5"][:2] / entry["md5"][2:]).exists()
+        pointer = _file(tracked, run_id, entry["pointer"])
+        assert pointer == {
+            "outs": [
+                {"md5": entry["md5"], "size": entry["size"], "hash": "md5", "path": "model.pt"}
+            ]
+        }
+
+
+def test_output_of_gitexp_run_is_an_artifact(tracked: Path) -> None:
+    result = gitexp(
+        "run",
+        "--output",
+        "out.txt",
+        "--output",
+        "never.txt",
+        "--",
+        "sh",
+        "-c",
+        "echo result > out.txt",
+    )
+    assert result.exit_code == 0
+    assert "gitexp: --output never.txt was not written by the command; not recorded" in (
+        result.stderr
+    )
+    made = _file(tracked, run_ids(tracked)[0], "artifacts.yaml")
+    assert isinstance(made, dict)
+    (artifact,) = made["artifacts"]
+    assert (artifact["path"], artifact["role"], artifact["pointer"]) == (
+        "out.txt",
+        "output",
+        "out.txt.dvc",
+    )
+
+
+def test_a_run_reading_another_runs_artifact_records_the_lineage(tracked: Path) -> None:
+    assert (
+        gitexp(
+            "run",
+            "--name",
+            "maker",
+            "--output",
+            "model.bin",
+            "--",
+            "sh",
+            "-c",
+            "echo weights > model.bin",
+        ).exit_code
+        == 0
+    )
+    maker = run_ids(tracked)[0]
+    result = gitexp("run", "--name", "user", "--data", "model.bin", "--", "cat", "model.bin")
+    assert result.exit_code == 0, result.stderr  # pinned: the cache holds it, no refusal
+    user = run_ids(tracked)[0]
+    (pin,) = _data_yaml(tracked)
+    assert (pin["pointer"], pin["made_by"]) == (f"run {maker}", maker)
+    run = _file(tracked, user, "run.yaml")
+    assert isinstance(run, dict) and run["inputs"] == [maker]
+    shown_maker = json.loads(gitexp("show", "maker", "--json").stdout)
+    assert shown_maker["lineage"] == {"inputs": [], "used_by": [user]}
+    shown_user = gitexp("show", "user").stdout
+    assert f"made from  {maker}" in shown_user

@@ -122,6 +122,7 @@ def test_show_json_is_keyed_by_record_file(three_runs: list[str]) -> None:
         "summary",
         "metrics",
         "output",
+        "lineage",  # not a file: which runs this one read from, and which read from it
     }
     first = shown["metrics"][0]
     assert (first["step"], first["name"], first["value"]) == (0, "loss", 0.9)

@@ -98,6 +98,16 @@ class Run:
         """Record scalar metrics at `step` (the previous step + 1 when omitted)."""
         raise NotImplementedError
 
+    def log_artifact(
+        self,
+        path: Path | str,
+        role: str | None = None,
+        step: int | None = None,
+        metrics: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Store a checkpoint or output in the DVC cache now, and record it with the run."""
+        raise NotImplementedError
+
     def finish(self, status: Status = "succeeded", error: str | None = None) -> None:
         """End the run and record it; later calls do nothing."""
         raise NotImplementedError
@@ -137,6 +147,15 @@ class _NoRun(Run):
         return Path(OUTPUTS) / (self.id or "rank")
 
     def log(self, metrics: Mapping[str, Any], step: int | None = None) -> None:
+        pass
+
+    def log_artifact(
+        self,
+        path: Path | str,
+        role: str | None = None,
+        step: int | None = None,
+        metrics: Mapping[str, Any] | None = None,
+    ) -> None:
         pass
 
     def finish(self, status: Status = "succeeded", error: str | None = None) -> None:
@@ -179,6 +198,18 @@ class _LiveRun(Run):
             self._dir = _outputs_dir(self.workdir, self.folder.parent.parent.parent, self.id)
         return self._dir
 
+    def log_artifact(
+        self,
+        path: Path | str,
+        role: str | None = None,
+        step: int | None = None,
+        metrics: Mapping[str, Any] | None = None,
+    ) -> None:
+        from gitexp import artifacts, workspace
+
+        ws = workspace.open_workspace(self.workdir)
+        artifacts.log(ws, self.folder, path, role=role, step=step, metrics=metrics)
+
     def _settle(self) -> None:
         """Everything the run knows, on disk: metrics, seeds, environment."""
         self._writer.flush()
@@ -209,9 +240,13 @@ class _JoinedRun(_LiveRun):
         super().__init__(os.environ["GITEXP_RUN_ID"], merged, folder, workdir, started)
         self._write(CONFIG, yamlio.dump(merged))
         datasets, allow_unpinned = pinning
+        self._inputs: list[str] = []
         if datasets:
             self._pin_more(datasets, allow_unpinned)
-        self._given = {"name": name, "tags": list(tags), "notes": notes, "error": None}
+        self._given = {
+            "name": name, "tags": list(tags), "notes": notes, "error": None,
+            "inputs": self._inputs,
+        }  # fmt: skip
         self._write(FROM_CODE, yamlio.dump(self._given))
         atexit.register(self._settle)
 
@@ -220,7 +255,13 @@ class _JoinedRun(_LiveRun):
         from gitexp import data, workspace
 
         ws = workspace.open_workspace(self.workdir)
-        pins = {p.path: p for p in data.pin(ws, Path.cwd(), datasets, allow_unpinned)}
+        from gitexp import catalog
+
+        found = data.pin(
+            ws, Path.cwd(), datasets, allow_unpinned, lambda: catalog.artifact_makers(ws)
+        )
+        self._inputs = sorted({p.made_by for p in found if p.made_by})
+        pins = {p.path: p for p in found}
         existing = self.folder / DATA
         if existing.exists():
             for entry in (yamlio.load(existing.read_bytes(), DATA) or {}).get("datasets", []):

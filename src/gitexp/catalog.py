@@ -19,13 +19,14 @@ from gitexp import store, yamlio
 from gitexp.config import flatten
 from gitexp.errors import GitexpError
 from gitexp.ids import suffix_of
-from gitexp.record import CONFIG, EXPERIMENTS, RUN, SUMMARY
+from gitexp.record import ARTIFACTS, CONFIG, EXPERIMENTS, RUN, SUMMARY
 from gitexp.workspace import Workspace
 
-_VERSION = "1"
+_VERSION = "2"
 INVALID = "invalid"  # the status shown for a record whose files cannot be read
 _COLUMNS = (
-    "id, tree, name, status, started, duration_s, exit_code, tags, notes, command, config, summary"
+    "id, tree, name, status, started, duration_s, exit_code, tags, notes, command, config, "
+    "summary, inputs, artifacts"
 )
 
 
@@ -42,6 +43,7 @@ class RunSummary:
     tags: tuple[str, ...] = ()
     notes: str | None = None
     summary: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    inputs: tuple[str, ...] = ()  # runs whose artifacts this run read
     # Kept as the index stores them and decoded on use: a listing of 10,000 runs shows
     # neither, and decoding them all would double its cost.
     command_json: str = "[]"
@@ -71,6 +73,7 @@ class RunSummary:
             "command": list(self.command),
             "config": self.config,
             "summary": dict(self.summary),
+            "inputs": list(self.inputs),
         }
 
 
@@ -84,7 +87,7 @@ def _schema(db: sqlite3.Connection) -> None:
     db.execute(
         "CREATE TABLE IF NOT EXISTS runs (id TEXT PRIMARY KEY, tree TEXT NOT NULL, name TEXT, "
         "status TEXT, started TEXT, duration_s REAL, exit_code INTEGER, tags TEXT, notes TEXT, "
-        "command TEXT, config TEXT, summary TEXT)"
+        "command TEXT, config TEXT, summary TEXT, inputs TEXT, artifacts TEXT)"
     )
 
 
@@ -122,8 +125,9 @@ def _read_row(repo: pygit2.Repository, run_id: str, tree_id: pygit2.Oid) -> tupl
         run = yamlio.load(_blob(repo, folder, RUN) or b"{}", f"{where}/{RUN}") or {}
         config = yamlio.load(_blob(repo, folder, CONFIG) or b"{}", f"{where}/{CONFIG}") or {}
         summary = yamlio.load(_blob(repo, folder, SUMMARY) or b"{}", f"{where}/{SUMMARY}") or {}
+        made = yamlio.load(_blob(repo, folder, ARTIFACTS) or b"{}", f"{where}/{ARTIFACTS}") or {}
     except GitexpError:
-        run, config, summary = {}, {}, {}
+        run, config, summary, made = {}, {}, {}, {}
     if not isinstance(run, dict) or not isinstance(config, dict) or not run:
         # One damaged record must not hide the others: it is listed as such.
         run, config, summary = {"status": INVALID}, {}, {}
@@ -140,6 +144,8 @@ def _read_row(repo: pygit2.Repository, run_id: str, tree_id: pygit2.Oid) -> tupl
         json.dumps(list(run.get("command") or [])),
         json.dumps(flatten(config), default=str),
         json.dumps(summary if isinstance(summary, dict) else {}, default=str),
+        json.dumps(list(run.get("inputs") or [])),
+        json.dumps(sorted({str(a["md5"]) for a in made.get("artifacts", []) if "md5" in a})),
     )
 
 
@@ -156,6 +162,7 @@ def _summary(row: Sequence[Any]) -> RunSummary:
         command_json=row[9],
         config_json=row[10],
         summary=json.loads(row[11]),
+        inputs=tuple(json.loads(row[12])),
     )
 
 
@@ -193,7 +200,7 @@ def _sync(ws: Workspace, db: sqlite3.Connection, progress: Progress | None = Non
     gone = [(run_id,) for run_id in indexed if run_id not in folders]
     db.executemany("DELETE FROM runs WHERE id = ?", gone)
     db.executemany(
-        f"INSERT OR REPLACE INTO runs ({_COLUMNS}) VALUES ({', '.join('?' * 12)})", changed
+        f"INSERT OR REPLACE INTO runs ({_COLUMNS}) VALUES ({', '.join('?' * 14)})", changed
     )
     db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, str(tip.id)))
     return True
@@ -265,3 +272,31 @@ def _resolve(pairs: Sequence[tuple[str, str | None]], ref: str) -> str:
     listed = ", ".join(run_id + (f" ({name})" if name else "") for run_id, name in found[:10])
     more = f" and {len(found) - 10} more" if len(found) > 10 else ""
     raise GitexpError(f"{ref!r} names {len(found)} runs: {listed}{more}; give more of the id")
+
+
+def artifact_makers(ws: Workspace) -> dict[str, str]:
+    """md5 of every recorded artifact → the run that made it (the oldest, if several)."""
+    with _open(ws) as db:
+        if not _sync(ws, db):
+            return {}
+        rows = db.execute(
+            "SELECT id, artifacts FROM runs WHERE artifacts != '[]' ORDER BY started, id"
+        ).fetchall()
+    makers: dict[str, str] = {}
+    for run_id, made in rows:
+        for md5 in json.loads(made):
+            makers.setdefault(md5, run_id)
+    return makers
+
+
+def used_by(ws: Workspace, run_id: str) -> list[str]:
+    """Runs that read an artifact of `run_id`, newest first."""
+    with _open(ws) as db:
+        if not _sync(ws, db):
+            return []
+        rows = db.execute(
+            "SELECT id FROM runs WHERE EXISTS "
+            f"(SELECT 1 FROM json_each(runs.inputs) WHERE value = ?) {_NEWEST_FIRST}",
+            (run_id,),
+        ).fetchall()
+    return [row[0] for row in rows]

@@ -105,6 +105,14 @@ def init(remote: Path | None) -> None:
     "DVC-tracked path (or `data:` in .gitexp.yaml).",
 )
 @click.option(
+    "--output",
+    "outputs",
+    multiple=True,
+    metavar="PATH",
+    help="A file or folder the command writes: stored in the DVC cache and recorded as an "
+    "artifact when it ends; repeatable.",
+)
+@click.option(
     "--allow-unpinned-data",
     is_flag=True,
     help="Run on data that differs from its DVC pointer (or that DVC does not "
@@ -123,6 +131,7 @@ def run(
     require_clean: bool,
     datasets: tuple[str, ...],
     allow_unpinned_data: bool,
+    outputs: tuple[str, ...],
     command: tuple[str, ...],
 ) -> None:
     """Run COMMAND as a tracked run and exit with its status: gitexp run -- python train.py"""
@@ -140,8 +149,13 @@ def run(
         require_clean=require_clean,
         data=datasets or None,
         allow_unpinned_data=allow_unpinned_data,
+        outputs=outputs,
     )
     result = runner.run(ws, request, Path.cwd())
+    for path in result.missing_outputs:
+        click.echo(
+            f"gitexp: --output {path} was not written by the command; not recorded", err=True
+        )
     click.echo(
         f"gitexp: run {result.run_id} {result.status}, recorded on {ws.settings.branch}",
         err=True,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -47,6 +47,7 @@ class DataPin:
     nfiles: int | None
     pointer: str | None  # None: not tracked by DVC, hashed into the cache for this run
     matches_pointer: bool  # False: changed since its pointer, allowed and hashed anew
+    made_by: str | None = None  # the run whose artifact this is (lineage)
 
 
 def _outs(data: Any) -> list[dict[str, Any]]:
@@ -182,13 +183,24 @@ def pin(
     cwd: Path,
     requested: Sequence[str] | None,
     allow_unpinned: bool,
+    artifacts: Callable[[], Mapping[str, str]] | None = None,
 ) -> list[DataPin]:
     """Pin the datasets a run reads: those requested, else every DVC-tracked path.
 
     A path whose content no longer matches its pointer, or that DVC does not track, is
     refused unless `allow_unpinned`; then it is hashed into the DVC cache and recorded with
-    its new md5, so the run can still be reproduced.
+    its new md5, so the run can still be reproduced. A path holding another run's artifact
+    (same md5; `artifacts` gives md5 → run id, asked only if a dataset is pinned) is pinned
+    already: the cache holds it, and the run that made it becomes an input of this one.
     """
+    makers: Mapping[str, str] | None = None
+
+    def made_by(md5: str) -> str | None:
+        nonlocal makers
+        if makers is None:
+            makers = artifacts() if artifacts is not None else {}
+        return makers.get(md5)
+
     known = pointers(ws)
     wanted: Iterable[str] = (
         [_relative(ws, cwd, p) for p in requested] if requested is not None else sorted(known)
@@ -208,8 +220,12 @@ def pin(
                 continue
             algorithm = pointer.algorithm if pointer else "md5"
             md5, size, nfiles = hasher.digest(path, algorithm, into_cache=False)
+            maker = made_by(md5)
             if pointer is not None and md5 == pointer.md5:
-                pins.append(DataPin(path, md5, size, nfiles, pointer.source, True))
+                pins.append(DataPin(path, md5, size, nfiles, pointer.source, True, maker))
+                continue
+            if pointer is None and maker is not None:
+                pins.append(DataPin(path, md5, size, nfiles, f"run {maker}", True, maker))
                 continue
             if not allow_unpinned:
                 raise Refused(_unpinned(path, pointer, md5))
@@ -239,6 +255,24 @@ def _unpinned(path: str, pointer: Pointer | None, md5: str) -> str:
         f"{md5[:8]}); `dvc add {path}` and commit the pointer, or pass --allow-unpinned-data "
         "to record the new version"
     )
+
+
+def store(ws: Workspace, path: str) -> tuple[str, int, int | None]:
+    """Put a file or folder into the DVC cache, as `dvc add` would: md5, size, file count."""
+    hasher = _Hasher(ws)
+    try:
+        return hasher.digest(path, "md5", into_cache=True)
+    finally:
+        hasher.close()
+
+
+def pointer_file(path: str, md5: str, size: int, nfiles: int | None) -> bytes:
+    """A `.dvc` file for `path`, so that plain `dvc pull`/`dvc checkout` can restore it."""
+    out: dict[str, Any] = {"md5": md5, "size": size}
+    if nfiles is not None:
+        out["nfiles"] = nfiles
+    out.update(hash="md5", path=PurePosixPath(path).name)
+    return yamlio.dump({"outs": [out]})
 
 
 def to_yaml(pins: Sequence[DataPin]) -> bytes:

@@ -22,6 +22,7 @@ class Record:
 
     summary: RunSummary
     files: Mapping[str, bytes]
+    used_by: tuple[str, ...] = ()  # runs that read this run's artifacts
 
     def parsed(self) -> dict[str, Any]:
         """Each file under its stem (`run`, `config`, …); text files as text, metrics as rows."""
@@ -34,6 +35,7 @@ class Record:
                 view["metrics"] = _metric_rows(data)
             elif name.endswith(".yaml"):
                 view[name.removesuffix(".yaml")] = yamlio.load(data, where)
+        view["lineage"] = {"inputs": list(self.summary.inputs), "used_by": list(self.used_by)}
         return view
 
 
@@ -66,4 +68,5 @@ def load(ws: Workspace, ref: str, progress: catalog.Progress | None = None) -> R
     tip = store.tip(ws)
     if tip is None:  # pragma: no cover - resolve found a run, so the branch exists
         raise GitexpError("there are no runs yet; record one with `gitexp run -- CMD`")
-    return Record(summary, store.read_files(ws, tip, summary.id))
+    files = store.read_files(ws, tip, summary.id)
+    return Record(summary, files, tuple(catalog.used_by(ws, summary.id)))

@@ -11,7 +11,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from gitexp import __version__, argv, data, ids, pending, snapshot, store, yamlio
+from gitexp import __version__, argv, catalog, data, ids, pending, snapshot, store, yamlio
 from gitexp import config as config_mod
 from gitexp.errors import Refused
 from gitexp.record import CODE, CONFIG, DATA, DIFF, RUN, RunInfo, utc_iso
@@ -32,6 +32,7 @@ class RunRequest:
     require_clean: bool = False
     data: tuple[str, ...] | None = None  # None: the repository's `data:` setting, else all
     allow_unpinned_data: bool = False
+    outputs: tuple[str, ...] = ()  # paths to store as artifacts once the command ends
 
 
 @dataclass(frozen=True)
@@ -106,7 +107,9 @@ def begin(
                 "commit or stash them, or drop --require-clean"
             )
         requested = request.data if request.data is not None else ws.settings.data
-        pins = data.pin(ws, cwd, requested, request.allow_unpinned_data)
+        pins = data.pin(
+            ws, cwd, requested, request.allow_unpinned_data, lambda: catalog.artifact_makers(ws)
+        )
         live.protect(ws, code.state.snapshot)
         info = RunInfo(
             id=run_id,
@@ -119,6 +122,7 @@ def begin(
             name=request.name,
             notes=request.notes,
             tags=tuple(request.tags),
+            inputs=tuple(sorted({p.made_by for p in pins if p.made_by})),
         )
         live.write(CONFIG, yamlio.dump(resolved))
         live.write(CODE, code.state.to_yaml())

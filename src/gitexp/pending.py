@@ -19,7 +19,7 @@ from typing import IO
 
 import pygit2
 
-from gitexp import metrics, output, store, yamlio
+from gitexp import artifacts, metrics, output, store, yamlio
 from gitexp.errors import GitexpError
 from gitexp.record import (
     CODE,
@@ -148,6 +148,7 @@ def _with_code_side(info: RunInfo, folder: Path) -> RunInfo:
         notes=info.notes or given.get("notes"),
         tags=tuple(dict.fromkeys([*info.tags, *(given.get("tags") or [])])),
         error=info.error or given.get("error"),
+        inputs=tuple(sorted({*info.inputs, *(given.get("inputs") or [])})),
     )
 
 
@@ -163,6 +164,7 @@ def _commit(ws: Workspace, folder: Path, info: RunInfo, printed: int | None) -> 
     files.setdefault(ENV, _ENV_MISSING)
     if any(folder.glob("output.*")):  # a run started by `gitexp.init` alone has no output
         files[OUTPUT] = output.assemble(folder, ws.settings.output_limit, printed)
+    files.update(artifacts.record_files(folder))
     series = metrics.record(folder)
     if series is not None:
         files[METRICS], files[SUMMARY] = series

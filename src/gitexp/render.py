@@ -172,6 +172,8 @@ def record_view(record: Record) -> RenderableType:
         ("cwd", run.get("cwd")),
         ("tags", ", ".join(run.get("tags") or [])),
         ("notes", run.get("notes")),
+        ("made from", ", ".join(view["lineage"]["inputs"])),
+        ("used by", ", ".join(view["lineage"]["used_by"])),
         ("host", f"{run.get('user')}@{run.get('host')}"),
         ("gitexp", run.get("gitexp_version")),
     ]

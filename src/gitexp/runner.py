@@ -7,14 +7,14 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from types import FrameType
 from typing import IO, Any
 
-from gitexp import environment, launch, pending, seeds, yamlio
+from gitexp import artifacts, environment, launch, pending, seeds, yamlio
 from gitexp.errors import GitexpError
 from gitexp.output import OutputLog
 from gitexp.record import ENV_PROBE, RUN, SEEDS, Status
@@ -30,6 +30,7 @@ class RunResult:
     run_id: str
     status: Status
     exit_status: int  # what `gitexp run` exits with: the command's own
+    missing_outputs: list[str] = field(default_factory=list)  # --output paths never written
 
 
 def _stream(source: IO[bytes], sink: IO[bytes] | None, log: OutputLog) -> None:
@@ -171,9 +172,21 @@ def run(ws: Workspace, request: launch.RunRequest, cwd: Path) -> RunResult:
         ended = info.finish(status, finished, started, exit_code=exit_status, signal=signame)
         # Written before committing: if the commit fails, `recover` keeps the true outcome.
         live.write(RUN, ended.to_yaml())
+        missing = _collect_outputs(ws, live.folder, cwd, request.outputs)
         env_thread.join()
         live.commit(ws, ended, log.total)
-    return RunResult(info.id, status, exit_status)
+    return RunResult(info.id, status, exit_status, missing)
+
+
+def _collect_outputs(ws: Workspace, folder: Path, cwd: Path, outputs: Sequence[str]) -> list[str]:
+    """Store each `--output` path the command left behind; return those it did not make."""
+    missing = []
+    for path in outputs:
+        if (cwd / path).exists():
+            artifacts.log(ws, folder, cwd / path, role="output")
+        else:
+            missing.append(path)
+    return missing
 
 
 class CommandNotStarted(GitexpError):

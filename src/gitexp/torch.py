@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Mapping
 from types import ModuleType
 from typing import Any
 
@@ -54,3 +55,30 @@ def share_run_id(run_id: str | None) -> str | None:
     box: list[str | None] = [run_id]
     dist.broadcast_object_list(box, src=0)
     return box[0]
+
+
+def save_checkpoint(
+    obj: Any,
+    path: str | os.PathLike[str],
+    *,
+    role: str | None = "last",
+    step: int | None = None,
+    metrics: Mapping[str, Any] | None = None,
+) -> None:
+    """`torch.save(obj, path)`, then record it as an artifact of the active run.
+
+    The file goes into the DVC cache at once, so overwriting it next epoch loses nothing.
+    """
+    import torch
+
+    from gitexp.api import current
+
+    torch.save(obj, path)
+    run = current()
+    if run is None:
+        from gitexp.errors import GitexpError
+
+        raise GitexpError(
+            f"saved {path}, but no run is active to record it; call gitexp.init() first"
+        )
+    run.log_artifact(os.fspath(path), role=role, step=step, metrics=metrics)
