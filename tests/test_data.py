@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -278,3 +279,80 @@ def test_a_run_reading_another_runs_artifact_records_the_lineage(tracked: Path) 
     assert shown_maker["lineage"] == {"inputs": [], "used_by": [user]}
     shown_user = gitexp("show", "user").stdout
     assert f"made from  {maker}" in shown_user
+
+
+def test_checkout_brings_back_the_exact_bytes_a_run_read(tracked: Path) -> None:
+    original = (tracked / "data" / "train.csv").read_bytes()
+    assert gitexp("run", "--name", "first", "--", "true").exit_code == 0
+    (tracked / "data" / "train.csv").write_text("x,y\n9,9\n")
+    assert gitexp("run", "--allow-unpinned-data", "--", "true").exit_code == 0
+    edited = (tracked / "data" / "train.csv").read_bytes()
+
+    (tracked / "data" / "train.csv").unlink()
+    result = gitexp("checkout", "first", "data/train.csv")
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.startswith("restored data/train.csv (md5 ")
+    assert (tracked / "data" / "train.csv").read_bytes() == original
+
+    result = gitexp("checkout", "@", "--data")  # over the file: its content is kept first
+    assert (tracked / "data" / "train.csv").read_bytes() == edited
+    assert "its previous content is in the DVC cache as" in result.stdout
+    assert gitexp("checkout", "@", "--data").stdout == (
+        "nothing to restore: every path already holds the run's version\n"
+    )
+
+
+def test_checkout_restores_artifacts_and_folders(tracked: Path) -> None:
+    assert (
+        gitexp(
+            "run",
+            "--output",
+            "out",
+            "--",
+            "sh",
+            "-c",
+            "mkdir out && echo a > out/a && echo b > out/b",
+        ).exit_code
+        == 0
+    )
+    for name in ("a", "b"):
+        (tracked / "out" / name).unlink()
+    result = gitexp("checkout", "@", "--artifacts")
+    assert result.exit_code == 0, result.stderr
+    assert (tracked / "out" / "a").read_text() == "a\n" and (
+        tracked / "out" / "b"
+    ).read_text() == "b\n"
+
+
+def test_checkout_fetches_from_the_directory_remote(tracked: Path) -> None:
+    original = (tracked / "data" / "images" / "1.txt").read_bytes()
+    assert gitexp("run", "--", "true").exit_code == 0
+    _dvc(tracked, "push")
+    shutil.rmtree(tracked / ".dvc" / "cache")
+    shutil.rmtree(tracked / "data" / "images")
+    result = gitexp("checkout", "@", "data/images")
+    assert result.exit_code == 0, result.stderr
+    assert (tracked / "data" / "images" / "1.txt").read_bytes() == original
+
+
+def test_checkout_of_a_lost_object_names_it_and_where_it_looked(tracked: Path) -> None:
+    assert gitexp("run", "--", "true").exit_code == 0
+    md5 = _pointer_md5(tracked, "data/train.csv.dvc")
+    shutil.rmtree(tracked / ".dvc" / "cache")
+    (tracked / "data" / "train.csv").unlink()
+    result = gitexp("checkout", "@", "data/train.csv")
+    assert result.exit_code == 1
+    assert result.stderr.startswith(
+        f"Error: data/train.csv (md5 {md5}) is in neither the DVC cache "
+        f"({tracked / '.dvc' / 'cache' / 'files' / 'md5'}) nor the remote at "
+    )
+
+
+def test_checkout_of_a_path_the_run_did_not_use(tracked: Path) -> None:
+    assert gitexp("run", "--", "true").exit_code == 0
+    run_id = run_ids(tracked)[0]
+    result = gitexp("checkout", "@", "train.py")
+    assert (result.exit_code, result.stderr) == (
+        1,
+        f"Error: run {run_id} neither read nor made train.py; see `gitexp show {run_id}`\n",
+    )

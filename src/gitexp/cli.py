@@ -224,6 +224,26 @@ def show(run_id: str, as_json: bool) -> None:
 
 
 @cli.command()
+@click.argument("run_id")
+@click.argument("paths", nargs=-1)
+@click.option("--data", "with_data", is_flag=True, help="Only the datasets the run read.")
+@click.option("--artifacts", "with_artifacts", is_flag=True, help="Only what the run made.")
+def checkout(run_id: str, paths: tuple[str, ...], with_data: bool, with_artifacts: bool) -> None:
+    """Restore a run's datasets and artifacts (or only PATHS) byte for byte."""
+    from gitexp import restore, workspace
+
+    both = not (with_data or with_artifacts)
+    ws = workspace.open_workspace()
+    done = restore.checkout(ws, run_id, with_data or both, with_artifacts or both, paths,
+                            Path.cwd())  # fmt: skip
+    for item in done:
+        kept = f"; its previous content is in the DVC cache as {item.previous_md5}"
+        click.echo(f"restored {item.path} (md5 {item.md5[:8]}){kept if item.previous_md5 else ''}")
+    if not done:
+        click.echo("nothing to restore: every path already holds the run's version")
+
+
+@cli.command()
 def recover() -> None:
     """Commit runs whose gitexp process was killed, with status `crashed`."""
     from gitexp import pending, workspace

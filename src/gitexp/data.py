@@ -278,3 +278,75 @@ def pointer_file(path: str, md5: str, size: int, nfiles: int | None) -> bytes:
 def to_yaml(pins: Sequence[DataPin]) -> bytes:
     """data.yaml: every dataset the run read."""
     return yamlio.dump({"datasets": [asdict(p) for p in sorted(pins, key=lambda p: p.path)]})
+
+
+@dataclass(frozen=True)
+class Restored:
+    """One path `gitexp checkout` wrote, and where its former content went."""
+
+    path: str
+    md5: str
+    previous_md5: str | None  # what the path held before, kept in the DVC cache
+
+
+def _present(cache: Any, hash_info: Any) -> bool:
+    """Whether the cache holds an object, and for a folder every file in it."""
+    from dvc_data.hashfile import load
+
+    if not cache.exists(hash_info.value):
+        return False
+    if not hash_info.isdir:
+        return True
+    tree: Any = load(cache, hash_info)  # a Tree: iterates (key, meta, hash_info)
+    return all(cache.exists(entry_hash.value) for _, _, entry_hash in tree)
+
+
+def restore(ws: Workspace, wanted: Sequence[tuple[str, str]]) -> list[Restored]:
+    """Put each (path, md5) back in the working tree, byte for byte.
+
+    Objects missing from the local DVC cache are fetched from the default DVC remote. What
+    a path held before is first stored in the cache, so a checkout never loses data.
+    """
+    from dvc.exceptions import DvcException
+    from dvc_data.hashfile import load
+    from dvc_data.hashfile.checkout import checkout
+    from dvc_data.hashfile.hash_info import HashInfo
+    from dvc_data.hashfile.transfer import transfer
+
+    hasher = _Hasher(ws)
+    try:
+        repo = hasher._dvc()
+        cache = repo.cache.local
+        absent = [(path, HashInfo("md5", md5)) for path, md5 in wanted]
+        absent = [(path, h) for path, h in absent if not _present(cache, h)]
+        remote_url = "no DVC remote is configured"
+        if absent:
+            try:
+                remote = repo.cloud.get_remote_odb()
+                remote_url = f"the remote at {remote.path}"
+                transfer(remote, cache, {h for _, h in absent}, hardlink=False, shallow=False)
+            except DvcException:
+                pass
+        for path, hash_info in absent:
+            if not _present(cache, hash_info):
+                raise GitexpError(
+                    f"{path} (md5 {hash_info.value}) is in neither the DVC cache "
+                    f"({cache.path}) nor {remote_url}; push it from the machine that made "
+                    "the run (`gitexp push`), or copy its cache here"
+                )
+        restored = []
+        for path, md5 in wanted:
+            location = ws.workdir / path
+            previous = None
+            if location.exists():
+                previous, _, _ = hasher.digest(path, "md5", into_cache=True)
+                if previous == md5:
+                    continue
+            obj = load(cache, HashInfo("md5", md5))
+            location.parent.mkdir(parents=True, exist_ok=True)
+            checkout(str(location), repo.fs, obj, cache, force=True, quiet=True)
+            hasher.known.pop(f"md5:{path}", None)
+            restored.append(Restored(path, md5, previous))
+        return restored
+    finally:
+        hasher.close()
