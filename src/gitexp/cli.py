@@ -244,6 +244,26 @@ def checkout(run_id: str, paths: tuple[str, ...], with_data: bool, with_artifact
 
 
 @cli.command()
+@click.argument("remote", default="origin")
+def push(remote: str) -> None:
+    """Send the runs branch to a git REMOTE and the data it names to the DVC remote."""
+    from gitexp import sharing, workspace
+
+    done = sharing.push(workspace.open_workspace(), remote)
+    click.echo(f"pushed {done.runs} runs to {remote}, {done.objects} new DVC objects")
+
+
+@cli.command()
+@click.argument("remote", default="origin")
+def pull(remote: str) -> None:
+    """Merge the runs branch of a git REMOTE into ours and fetch the data it names."""
+    from gitexp import sharing, workspace
+
+    done = sharing.pull(workspace.open_workspace(), remote)
+    click.echo(f"pulled {done.runs} new runs from {remote}, {done.objects} DVC objects")
+
+
+@cli.command()
 def recover() -> None:
     """Commit runs whose gitexp process was killed, with status `crashed`."""
     from gitexp import pending, workspace

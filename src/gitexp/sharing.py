@@ -1,0 +1,121 @@
+"""`gitexp push` and `gitexp pull`: runs branches and the DVC objects they name, shared.
+
+The branch travels with the user's own `git` (their credential helpers, ssh agent and
+config); runs branches from several machines merge as a union, since records never
+collide; the data and artifacts the records name travel to and from the DVC remote.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import pygit2
+from pygit2.enums import FileMode
+
+from gitexp import store, yamlio
+from gitexp.errors import GitexpError
+from gitexp.record import ARTIFACTS, DATA, EXPERIMENTS
+from gitexp.signing import identity
+from gitexp.workspace import Workspace
+
+
+@dataclass(frozen=True)
+class Shared:
+    """What a push or pull moved."""
+
+    runs: int  # runs new on the receiving side
+    objects: int  # DVC objects (files and folder listings) copied
+
+
+def _git(ws: Workspace, *args: str) -> None:
+    done = subprocess.run(["git", *args], cwd=ws.workdir, capture_output=True, text=True)
+    if done.returncode != 0:
+        reason = (done.stderr.strip().splitlines() or ["git failed"])[-1]
+        raise GitexpError(f"`git {' '.join(args)}` failed: {reason}")
+
+
+def referenced_objects(ws: Workspace, commit: pygit2.Commit | None) -> set[str]:
+    """md5 of every dataset and artifact the records in `commit` name."""
+    found: set[str] = set()
+    experiments = store.experiments_tree(commit) if commit is not None else None
+    for entry in experiments or []:
+        folder = ws.repo[entry.id].peel(pygit2.Tree)
+        for name, key in ((DATA, "datasets"), (ARTIFACTS, "artifacts")):
+            if name in folder:
+                text = ws.repo[folder[name].id].peel(pygit2.Blob).data
+                for item in (yamlio.load(text, name) or {}).get(key, []):
+                    found.add(str(item["md5"]))
+    return found
+
+
+def _transfer(ws: Workspace, md5s: Iterable[str], upload: bool) -> int:
+    """Copy objects between the DVC cache and the default remote; return how many moved."""
+    from dvc.exceptions import DvcException
+    from dvc.repo import Repo
+    from dvc_data.hashfile.hash_info import HashInfo
+    from dvc_data.hashfile.transfer import transfer
+
+    wanted = {HashInfo("md5", md5) for md5 in md5s}
+    if not wanted:
+        return 0
+    try:
+        with Repo(str(ws.workdir)) as repo:
+            cache, remote = repo.cache.local, repo.cloud.get_remote_odb()
+            source, target = (cache, remote) if upload else (remote, cache)
+            present = {h for h in wanted if source.exists(h.value)}
+            result = transfer(source, target, present, hardlink=False, shallow=False)
+    except DvcException as e:
+        raise GitexpError(f"DVC could not move the runs' data: {e}") from None
+    return len(result.transferred)
+
+
+def push(ws: Workspace, remote: str) -> Shared:
+    """Send the runs branch to a git remote, and the objects it names to the DVC remote."""
+    tip = store.tip(ws)
+    if tip is None:
+        raise GitexpError("there are no runs to push; record one with `gitexp run -- CMD`")
+    objects = _transfer(ws, referenced_objects(ws, tip), upload=True)
+    _git(ws, "push", "--quiet", remote, f"{ws.runs_ref}:{ws.runs_ref}")
+    return Shared(len(store.run_folders(tip)), objects)
+
+
+def _union(ws: Workspace, ours: pygit2.Commit, theirs: pygit2.Commit) -> pygit2.Oid:
+    """A merge commit whose records are those of both sides."""
+    repo = ws.repo
+    mine = store.experiments_tree(ours)
+    listing = repo.TreeBuilder(mine) if mine is not None else repo.TreeBuilder()
+    for entry in store.experiments_tree(theirs) or []:
+        name = str(entry.name)
+        if mine is None or name not in mine:
+            listing.insert(name, entry.id, FileMode.TREE)
+    top = repo.TreeBuilder(ours.tree)
+    top.insert(EXPERIMENTS, listing.write(), FileMode.TREE)
+    who = identity(repo)
+    message = "gitexp: merge runs recorded elsewhere\n"
+    return repo.create_commit(None, who, who, message, top.write(), [ours.id, theirs.id])
+
+
+def pull(ws: Workspace, remote: str) -> Shared:
+    """Fetch a remote's runs branch, merge it into ours, and fetch the objects it names."""
+    tracking = f"refs/remotes/{remote}/{ws.settings.branch}"
+    _git(ws, "fetch", "--quiet", remote, f"+{ws.runs_ref}:{tracking}")
+    repo = ws.repo
+    theirs = repo.references[tracking].peel(pygit2.Commit)
+    ours = store.tip(ws)
+    before = set(store.run_folders(ours))
+    if ours is None:
+        repo.references.create(ws.runs_ref, theirs.id)
+    elif ours.id != theirs.id and not repo.descendant_of(ours.id, theirs.id):
+        store.check_writable(ws)
+        fast_forward = repo.descendant_of(theirs.id, ours.id)
+        new = theirs.id if fast_forward else _union(ws, ours, theirs)
+        ref = repo.references[ws.runs_ref]
+        if ref.target != ours.id:
+            raise GitexpError("the runs branch moved during the pull; run `gitexp pull` again")
+        ref.set_target(new, f"gitexp pull {remote}")
+    tip = store.tip(ws)
+    added = set(store.run_folders(tip)) - before
+    objects = _transfer(ws, referenced_objects(ws, tip), upload=False)
+    return Shared(len(added), objects)

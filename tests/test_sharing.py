@@ -1,0 +1,82 @@
+"""gitexp push / pull between two clones, a bare git remote and a DVC directory remote."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+from .conftest import git, gitexp, run_ids
+from .test_data import _dvc
+
+
+@pytest.fixture
+def two_machines(
+    project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> tuple[Path, Path]:
+    """`project` and a clone of it, sharing a bare git remote and a DVC directory remote."""
+    assert gitexp("init", "--remote", str(tmp_path / "dvc-remote")).exit_code == 0
+    (project / "data").mkdir()
+    (project / "data" / "train.csv").write_text("x,y\n1,2\n")
+    _dvc(project, "add", "data/train.csv")
+    git(project, "add", "-A")
+    git(project, "commit", "-q", "-m", "data")
+    git(tmp_path, "init", "-q", "--bare", "shared.git")
+    git(project, "remote", "add", "origin", str(tmp_path / "shared.git"))
+    git(project, "push", "-q", "origin", "main")
+    _dvc(project, "push")
+    other = tmp_path / "other"
+    git(tmp_path, "clone", "-q", str(tmp_path / "shared.git"), str(other))
+    _dvc(other, "pull")
+    return project, other
+
+
+def test_runs_from_two_machines_merge_as_a_union(
+    two_machines: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    here, there = two_machines
+    assert gitexp("run", "--name", "here", "--", sys.executable, "train.py").exit_code == 0
+    pushed = gitexp("push")
+    assert pushed.exit_code == 0, pushed.stderr
+    monkeypatch.chdir(there)
+    assert gitexp("run", "--name", "there", "--", sys.executable, "train.py").exit_code == 0
+    pulled = gitexp("pull")
+    assert pulled.exit_code == 0, pulled.stderr
+    assert pulled.stdout.startswith("pulled 1 new runs from origin")
+    assert len(run_ids(there)) == 2
+    merge = git(there, "log", "-1", "--format=%s%n%P", "gitexp/runs").splitlines()
+    assert merge[0] == "gitexp: merge runs recorded elsewhere" and len(merge[1].split()) == 2
+    git(there, "fsck", "--strict")
+    assert gitexp("push").exit_code == 0
+    monkeypatch.chdir(here)
+    assert gitexp("pull").exit_code == 0  # a fast-forward
+    assert run_ids(here) == run_ids(there)
+
+
+def test_pull_brings_the_artifacts_a_run_made(
+    two_machines: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, there = two_machines
+    assert (
+        gitexp(
+            "run", "--output", "model.bin", "--", "sh", "-c", "echo weights > model.bin"
+        ).exit_code
+        == 0
+    )
+    assert gitexp("push").stdout.endswith("1 new DVC objects\n")
+    monkeypatch.chdir(there)
+    shutil.rmtree(there / ".dvc" / "cache", ignore_errors=True)
+    assert gitexp("pull").exit_code == 0
+    restored = gitexp("checkout", "@", "model.bin")
+    assert restored.exit_code == 0, restored.stderr
+    assert (there / "model.bin").read_text() == "weights\n"
+
+
+def test_push_without_runs(project: Path) -> None:
+    result = gitexp("push")
+    assert (result.exit_code, result.stderr) == (
+        1,
+        "Error: there are no runs to push; record one with `gitexp run -- CMD`\n",
+    )
