@@ -5,7 +5,7 @@ set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 project="$(mktemp -d "${TMPDIR:-/tmp}/gitexp-demo.XXXXXX")/project"
 mkdir -p "$project"
-cp "$here/train.py" "$here/train_torch.py" "$project/"
+cp "$here/train.py" "$here/train_torch.py" "$here/make_data.py" "$project/"
 cd "$project"
 
 step() { printf '\n\033[1m$ %s\033[0m\n' "$*"; "$@"; }
@@ -27,14 +27,31 @@ step git log --first-parent --format='%h %s' gitexp/runs
 snapshots=($(git log --first-parent --format='%P' gitexp/runs -n 3 | awk '{print $2}'))
 step git diff --stat "${snapshots[2]}" "${snapshots[1]}"
 
-# A real PyTorch script that logs its loss from inside, with gitexp.init and run.log:
-# once launched by `gitexp run`, once on its own.
+# Data: `gitexp init` sets up DVC with a directory remote; the dataset is pinned by DVC.
 git checkout -q -- train.py
-step gitexp run --name torch-baseline --seed 0 -- python train_torch.py --epochs 30
-step python train_torch.py --seed 1 --epochs 30 --hidden 16
+step gitexp init --remote "$(dirname "$project")/dvc-remote"
+python make_data.py data/spirals.csv
+step dvc add -q data/spirals.csv
+git add -A && git commit -q -m "The spirals dataset, pinned by DVC"
+
+# A real PyTorch script that logs its loss from inside (gitexp.init, run.log) and saves
+# checkpoints into the DVC cache: once launched by `gitexp run`, once on its own.
+step gitexp run --name torch-baseline --seed 0 -- python train_torch.py --epochs 30 --dataset data/spirals.csv
+step python train_torch.py --seed 1 --epochs 30 --hidden 16 --dataset data/spirals.csv
+
+# Edited data is refused (exit 3) unless allowed; then its new md5 is recorded.
+echo "0.5,0.5,1" >> data/spirals.csv
+step gitexp run -- python train_torch.py --epochs 1 --dataset data/spirals.csv || echo "(exit $?)"
+step gitexp run --name edited-data --allow-unpinned-data -- python train_torch.py --epochs 1 --dataset data/spirals.csv
+# Lost data comes back, byte for byte, from the DVC cache.
+rm data/spirals.csv
+step gitexp checkout torch-baseline data/spirals.csv
+# A run that reads another run's checkpoint records it: lineage.
+best=$(git show "gitexp/runs:experiments/$(gitexp log --name torch-baseline --json | python -c 'import json,sys; print(json.load(sys.stdin)[0]["id"])')/artifacts.yaml" | python -c 'import sys; from ruamel.yaml import YAML; print([a["path"] for a in YAML(typ="safe").load(sys.stdin)["artifacts"] if a["role"] == "best"][-1])')
+step gitexp run --name evaluate --data "$best" -- python -c "import torch; print(sorted(torch.load('$best')))"
 
 step gitexp log
-step gitexp show torch-baseline
+step gitexp show evaluate
 step git status --short
 
 printf '\nThe demo repository is %s: explore it with gitexp and git.\n' "$project"

@@ -3,18 +3,28 @@
     python train_torch.py --lr 0.03 --epochs 60            # records one run
     gitexp run --seed 0 -- python train_torch.py --lr 0.03  # the same, launched by gitexp
 
-Every epoch's loss and accuracy go to the run's metrics; the final weights to run.dir.
+Every step's loss and every epoch's accuracy go to the run's metrics; the best and the last
+weights are saved as checkpoints, kept in the DVC cache (set up with `gitexp init`).
 """
 
 from __future__ import annotations
 
 import argparse
 import math
+from pathlib import Path
 
 import torch
 from torch import nn
 
 import gitexp
+from gitexp.torch import save_checkpoint
+
+
+def load(path: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """The dataset from the CSV examples/make_data.py writes (and DVC pins)."""
+    rows = [line.split(",") for line in Path(path).read_text().splitlines()[1:]]
+    xy = torch.tensor([[float(x), float(y)] for x, y, _ in rows])
+    return xy, torch.tensor([int(label) for _, _, label in rows])
 
 
 def spirals(points: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -35,18 +45,20 @@ def main() -> None:
     parser.add_argument("--hidden", type=int, default=64)
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--seed", type=int, default=None, help="default: gitexp run --seed")
+    parser.add_argument("--dataset", help="a CSV from make_data.py; default: generated here")
     args = parser.parse_args()
 
     config = {key: value for key, value in vars(args).items() if key != "seed"}
-    with gitexp.init(config=config, seed=args.seed, tags=["torch"]) as run:
-        xs, ys = spirals(512)
+    data = [args.dataset] if args.dataset else None
+    with gitexp.init(config=config, seed=args.seed, tags=["torch"], data=data) as run:
+        xs, ys = load(args.dataset) if args.dataset else spirals(512)
         model = nn.Sequential(
             nn.Linear(2, args.hidden), nn.Tanh(), nn.Linear(args.hidden, args.hidden),
             nn.Tanh(), nn.Linear(args.hidden, 2),
         )  # fmt: skip
         optimiser = torch.optim.Adam(model.parameters(), lr=args.lr)
         loss_fn = nn.CrossEntropyLoss()
-        step = 0
+        step, best = 0, 0.0
         for epoch in range(args.epochs):
             order = torch.randperm(len(xs))  # seeded: the same order for the same seed
             for start in range(0, len(xs), args.batch):
@@ -62,7 +74,11 @@ def main() -> None:
             run.log({"train/accuracy": accuracy, "epoch": epoch}, step=step)
             if epoch % 10 == 0 or epoch == args.epochs - 1:
                 print(f"epoch {epoch:3d}  loss {loss.item():.4f}  accuracy {accuracy:.3f}")
-        torch.save(model.state_dict(), run.dir / "model.pt")
+            if accuracy >= best:
+                best = accuracy
+                save_checkpoint(model.state_dict(), run.dir / "best.pt", role="best",
+                                step=step, metrics={"train/accuracy": accuracy})  # fmt: skip
+        save_checkpoint(model.state_dict(), run.dir / "last.pt", role="last", step=step)
 
 
 if __name__ == "__main__":

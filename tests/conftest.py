@@ -33,6 +33,7 @@ def hermetic_git(
     monkeypatch.delenv("PYTHONHASHSEED", raising=False)
     monkeypatch.delenv("GITEXP_SEED", raising=False)
     monkeypatch.setenv("NO_COLOR", "1")
+    monkeypatch.setenv("DVC_NO_ANALYTICS", "1")  # no network, and no report sent
     # libgit2 looked HOME up once, at import: repoint it too.
     saved = {level: pygit2.settings.search_path[level] for level in _LEVELS}
     for level in _LEVELS:

@@ -34,6 +34,7 @@ def _train(project: Path, seed: int) -> str:
 
 
 def test_same_seed_same_losses_other_seed_other_losses(project: Path) -> None:
+    assert gitexp("init").exit_code == 0  # DVC keeps the example's checkpoints
     shutil.copy(EXAMPLE, project / "train_torch.py")
     first, again, other = _train(project, 0), _train(project, 0), _train(project, 1)
     assert len(_losses(project, first)) == 8  # one epoch of 8 batches
@@ -42,6 +43,8 @@ def test_same_seed_same_losses_other_seed_other_losses(project: Path) -> None:
     seeds = yamlio.load(git(project, "show", f"gitexp/runs:experiments/{first}/seeds.yaml"), "s")
     assert {"python", "torch"} <= set(seeds["rngs"])  # numpy too, when torch brings it in
     assert set(seeds["rngs"].values()) == {0}
+    made = yamlio.load(git(project, "show", f"gitexp/runs:experiments/{first}/artifacts.yaml"), "a")
+    assert {"best", "last"} == {a["role"] for a in made["artifacts"]}
 
 
 def test_deterministic_flags_are_set_and_recorded(project: Path) -> None:

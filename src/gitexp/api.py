@@ -240,6 +240,7 @@ class _JoinedRun(_LiveRun):
         super().__init__(os.environ["GITEXP_RUN_ID"], merged, folder, workdir, started)
         self._write(CONFIG, yamlio.dump(merged))
         datasets, allow_unpinned = pinning
+        allow_unpinned = allow_unpinned or os.environ.get("GITEXP_ALLOW_UNPINNED_DATA") == "1"
         self._inputs: list[str] = []
         if datasets:
             self._pin_more(datasets, allow_unpinned)

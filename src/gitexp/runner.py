@@ -121,6 +121,8 @@ def run(ws: Workspace, request: launch.RunRequest, cwd: Path) -> RunResult:
         child_env.update(
             GITEXP_RUN_ID=info.id, GITEXP_RUN_DIR=str(live.folder), GITEXP_WORKDIR=str(ws.workdir)
         )
+        if request.allow_unpinned_data:  # gitexp.init(data=…) in the command may pin more
+            child_env["GITEXP_ALLOW_UNPINNED_DATA"] = "1"
         child_env.setdefault("PYTHONUNBUFFERED", "1")  # a pipe must not delay what users see
         live.write(SEEDS, seeds.record(request.seed, child_env))
     except BaseException:
