@@ -32,6 +32,8 @@ git checkout -q -- train.py
 step gitexp init --remote "$(dirname "$project")/dvc-remote"
 python make_data.py data/spirals.csv
 step dvc add -q data/spirals.csv
+# The same bytes the project itself pins in examples/data/spirals.csv.dvc:
+diff <(grep md5 data/spirals.csv.dvc) <(grep md5 "$here/data/spirals.csv.dvc") && echo "md5 matches examples/data/spirals.csv.dvc"
 git add -A && git commit -q -m "The spirals dataset, pinned by DVC"
 
 # A real PyTorch script that logs its loss from inside (gitexp.init, run.log) and saves
