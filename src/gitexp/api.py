@@ -15,6 +15,7 @@ import signal
 import sys
 import threading
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType, TracebackType
 from typing import Any
@@ -217,35 +218,39 @@ class _LiveRun(Run):
         self._env.join()
 
 
+@dataclass(frozen=True)
+class _Asked:
+    """What the training code passed to `gitexp.init`."""
+
+    config: Mapping[str, Any]
+    name: str | None
+    tags: tuple[str, ...]
+    notes: str | None
+    data: tuple[str, ...] | None
+    allow_unpinned_data: bool
+
+
 class _JoinedRun(_LiveRun):
     """Inside `gitexp run`: the wrapper owns the record and commits it when the command ends."""
 
-    def __init__(
-        self,
-        config: Mapping[str, Any],
-        name: str | None,
-        tags: Iterable[str],
-        notes: str | None,
-        pinning: tuple[tuple[str, ...] | None, bool],
-    ) -> None:
+    def __init__(self, asked: _Asked) -> None:
         from gitexp.config import merge_strict
         from gitexp.pending import parse_utc
 
         folder = Path(os.environ["GITEXP_RUN_DIR"])
         wrapper = yamlio.load((folder / CONFIG).read_bytes(), CONFIG) or {}
-        merged = merge_strict(wrapper, config) if config else wrapper
+        merged = merge_strict(wrapper, asked.config) if asked.config else wrapper
         run = yamlio.load((folder / RUN).read_bytes(), RUN) or {}
         started = parse_utc(str(run["started"])).timestamp()
         workdir = Path(os.environ.get("GITEXP_WORKDIR", os.getcwd()))
         super().__init__(os.environ["GITEXP_RUN_ID"], merged, folder, workdir, started)
         self._write(CONFIG, yamlio.dump(merged))
-        datasets, allow_unpinned = pinning
-        allow_unpinned = allow_unpinned or os.environ.get("GITEXP_ALLOW_UNPINNED_DATA") == "1"
+        allowed = asked.allow_unpinned_data or os.environ.get("GITEXP_ALLOW_UNPINNED_DATA") == "1"
         self._inputs: list[str] = []
-        if datasets:
-            self._pin_more(datasets, allow_unpinned)
+        if asked.data:
+            self._pin_more(asked.data, allowed)
         self._given = {
-            "name": name, "tags": list(tags), "notes": notes, "error": None,
+            "name": asked.name, "tags": list(asked.tags), "notes": asked.notes, "error": None,
             "inputs": self._inputs,
         }  # fmt: skip
         self._write(FROM_CODE, yamlio.dump(self._given))
@@ -282,27 +287,20 @@ class _JoinedRun(_LiveRun):
 class _OwnRun(_LiveRun):
     """Started by `gitexp.init` in a plain `python train.py`: it commits its own record."""
 
-    def __init__(
-        self,
-        config: Mapping[str, Any],
-        name: str | None,
-        tags: Iterable[str],
-        notes: str | None,
-        pinning: tuple[tuple[str, ...] | None, bool],
-    ) -> None:
+    def __init__(self, asked: _Asked) -> None:
         from gitexp import launch, workspace
 
         self._ws = workspace.open_workspace()
         program = os.path.basename(sys.executable) or "python"
         request = launch.RunRequest(
             command=(program, *sys.argv),
-            name=name,
-            notes=notes,
-            tags=tuple(tags),
-            data=pinning[0],
-            allow_unpinned_data=pinning[1],
+            name=asked.name,
+            notes=asked.notes,
+            tags=asked.tags,
+            data=asked.data,
+            allow_unpinned_data=asked.allow_unpinned_data,
         )
-        self._launched = launch.begin(self._ws, request, Path.cwd(), extra_config=config)
+        self._launched = launch.begin(self._ws, request, Path.cwd(), extra_config=asked.config)
         live = self._launched.live
         super().__init__(
             live.run_id,
@@ -398,12 +396,8 @@ def init(
         _active = _NoRun(shared or "", given)
         return _active
     joined = "GITEXP_RUN_DIR" in os.environ and Path(os.environ["GITEXP_RUN_DIR"]).is_dir()
-    pinning = (datasets, allow_unpinned_data)
-    run: Run = (
-        _JoinedRun(given, name, tags, notes, pinning)
-        if joined
-        else _OwnRun(given, name, tags, notes, pinning)
-    )
+    asked = _Asked(given, name, tuple(tags), notes, datasets, allow_unpinned_data)
+    run: Run = _JoinedRun(asked) if joined else _OwnRun(asked)
     if "torch" in sys.modules:
         gitexp_torch.share_run_id(run.id)
     _active = run
