@@ -21,6 +21,7 @@ from types import FrameType, TracebackType
 from typing import Any
 
 from gitexp import seeds, yamlio
+from gitexp.atomic import replace_file
 from gitexp.errors import GitexpError
 from gitexp.metrics import MetricWriter
 from gitexp.record import CONFIG, DATA, ENV, FROM_CODE, RUN, SEEDS, Status
@@ -189,9 +190,7 @@ class _LiveRun(Run):
         self._write(ENV, yamlio.dump(found))
 
     def _write(self, name: str, data: bytes) -> None:
-        partial = self.folder / f".{name}.partial"
-        partial.write_bytes(data)
-        os.replace(partial, self.folder / name)
+        replace_file(self.folder / name, data)
 
     @property
     def dir(self) -> Path:

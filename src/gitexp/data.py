@@ -18,6 +18,7 @@ from typing import Any
 from pygit2.enums import FileStatus
 
 from gitexp import yamlio
+from gitexp.atomic import replace_file
 from gitexp.errors import GitexpError, Refused
 from gitexp.workspace import Workspace
 
@@ -162,12 +163,10 @@ class _Hasher:
             self._repo.close()
         if not self._changed:
             return
-        # Many runs may start at once: each writes its own partial file, and the last
-        # replace wins; a lost entry only means one more hash next time.
+        # Runs starting together each replace the whole file and the last one wins: a lost
+        # entry only means one more hash next time.
         self.state_path.parent.mkdir(parents=True, exist_ok=True)
-        partial = self.state_path.with_name(f".{_STATE_FILE}.{os.getpid()}")
-        partial.write_text(json.dumps(self.known))
-        os.replace(partial, self.state_path)
+        replace_file(self.state_path, json.dumps(self.known).encode())
 
 
 def _relative(ws: Workspace, cwd: Path, given: str) -> str:

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from gitexp import yamlio
+from gitexp.atomic import replace_file
 
 STREAM = "metrics.tsv"
 SUMMARY_STREAM = "summary.json"
@@ -160,9 +160,7 @@ class MetricWriter:
                     entry[7] += 1
         with open(self.path, "a", encoding="utf-8") as f:
             f.write("".join(lines))
-        partial = self.summary_path.with_suffix(".partial")
-        partial.write_text(json.dumps(self.summary.as_dict()))
-        os.replace(partial, self.summary_path)
+        replace_file(self.summary_path, json.dumps(self.summary.as_dict()).encode())
 
 
 def _read_summary(folder: Path) -> Summary | None:

@@ -8,7 +8,6 @@ status `crashed` and everything it had written so far, so nothing is silently lo
 from __future__ import annotations
 
 import fcntl
-import os
 import shutil
 import time
 from collections.abc import Callable
@@ -20,6 +19,7 @@ from typing import IO
 import pygit2
 
 from gitexp import artifacts, metrics, output, store, yamlio
+from gitexp.atomic import replace_file
 from gitexp.errors import GitexpError
 from gitexp.record import (
     CODE,
@@ -77,9 +77,7 @@ class PendingRun:
 
     def write(self, name: str, data: bytes) -> None:
         """Replace one file atomically: a reader sees the old or the new bytes, never half."""
-        partial = self.folder / f".{name}.partial"
-        partial.write_bytes(data)
-        os.replace(partial, self.folder / name)
+        replace_file(self.folder / name, data)
 
     def protect(self, ws: Workspace, snapshot: str) -> None:
         target = pygit2.Oid(hex=snapshot)
