@@ -18,13 +18,16 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType, TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gitexp import seeds, yamlio
 from gitexp.atomic import replace_file
 from gitexp.errors import GitexpError
 from gitexp.metrics import MetricWriter
 from gitexp.record import CONFIG, DATA, ENV, FROM_CODE, RUN, SEEDS, Status
+
+if TYPE_CHECKING:
+    from gitexp.workspace import Workspace
 
 OUTPUTS = "outputs"
 _active: Run | None = None
@@ -84,7 +87,11 @@ def _outputs_dir(workdir: Path, git_dir: Path, run_id: str) -> Path:
 
 
 class Run:
-    """A live run. Use it as a context manager, or call `finish()` yourself."""
+    """A run. Use it as a context manager, or call `finish()` yourself.
+
+    This class itself records nothing (what ranks other than 0 get under torch.distributed);
+    `gitexp.init` gives rank 0 a subclass that records.
+    """
 
     def __init__(self, run_id: str, config: Mapping[str, Any]) -> None:
         self.id = run_id
@@ -94,11 +101,10 @@ class Run:
     @property
     def dir(self) -> Path:
         """Where to write this run's outputs: `outputs/<id>/`, ignored by git."""
-        raise NotImplementedError
+        return Path(OUTPUTS) / (self.id or "rank")
 
     def log(self, metrics: Mapping[str, Any], step: int | None = None) -> None:
         """Record scalar metrics at `step` (the previous step + 1 when omitted)."""
-        raise NotImplementedError
 
     def log_artifact(
         self,
@@ -108,11 +114,10 @@ class Run:
         metrics: Mapping[str, Any] | None = None,
     ) -> None:
         """Store a checkpoint or output in the DVC cache now, and record it with the run."""
-        raise NotImplementedError
 
     def finish(self, status: Status = "succeeded", error: str | None = None) -> None:
         """End the run and record it; later calls do nothing."""
-        raise NotImplementedError
+        self.finished = True
 
     def __enter__(self) -> Run:
         return self
@@ -144,35 +149,16 @@ def _describe(error: BaseException) -> str:
 class _NoRun(Run):
     """What ranks other than 0 get under torch.distributed: the same id, nothing recorded."""
 
-    @property
-    def dir(self) -> Path:
-        return Path(OUTPUTS) / (self.id or "rank")
-
-    def log(self, metrics: Mapping[str, Any], step: int | None = None) -> None:
-        pass
-
-    def log_artifact(
-        self,
-        path: Path | str,
-        role: str | None = None,
-        step: int | None = None,
-        metrics: Mapping[str, Any] | None = None,
-    ) -> None:
-        pass
-
-    def finish(self, status: Status = "succeeded", error: str | None = None) -> None:
-        self.finished = True
-
 
 class _LiveRun(Run):
     """The shared machinery of a recording run: metrics, environment, outputs."""
 
     def __init__(
-        self, run_id: str, config: Mapping[str, Any], folder: Path, workdir: Path, started: float
+        self, run_id: str, config: Mapping[str, Any], folder: Path, ws: Workspace, started: float
     ) -> None:
         super().__init__(run_id, config)
         self.folder = folder
-        self.workdir = workdir
+        self.ws = ws
         self._writer = MetricWriter(folder, started)
         self._dir: Path | None = None
         self._env = threading.Thread(target=self._capture_env, name="gitexp-env", daemon=True)
@@ -181,10 +167,10 @@ class _LiveRun(Run):
         self.log = self._writer.log  # type: ignore[method-assign]
 
     def _capture_env(self) -> None:
-        from gitexp import environment, settings
+        from gitexp import environment
 
         try:
-            found = environment.capture_here(self.workdir, settings.load(self.workdir).env_allow)
+            found = environment.capture_here(self.ws.workdir, self.ws.settings.env_allow)
         except Exception as e:  # a record without its environment beats no record
             found = {"captured_by": f"nobody: reading the environment failed ({e})"}
         self._write(ENV, yamlio.dump(found))
@@ -195,7 +181,7 @@ class _LiveRun(Run):
     @property
     def dir(self) -> Path:
         if self._dir is None:
-            self._dir = _outputs_dir(self.workdir, self.folder.parent.parent.parent, self.id)
+            self._dir = _outputs_dir(self.ws.workdir, self.ws.state_dir.parent, self.id)
         return self._dir
 
     def log_artifact(
@@ -205,10 +191,9 @@ class _LiveRun(Run):
         step: int | None = None,
         metrics: Mapping[str, Any] | None = None,
     ) -> None:
-        from gitexp import artifacts, workspace
+        from gitexp import artifacts
 
-        ws = workspace.open_workspace(self.workdir)
-        artifacts.log(ws, self.folder, path, role=role, step=step, metrics=metrics)
+        artifacts.log(self.ws, self.folder, path, role=role, step=step, metrics=metrics)
 
     def _settle(self) -> None:
         """Everything the run knows, on disk: metrics, seeds, environment."""
@@ -233,6 +218,7 @@ class _JoinedRun(_LiveRun):
     """Inside `gitexp run`: the wrapper owns the record and commits it when the command ends."""
 
     def __init__(self, asked: _Asked) -> None:
+        from gitexp import workspace
         from gitexp.config import merge_strict
         from gitexp.pending import parse_utc
 
@@ -241,8 +227,8 @@ class _JoinedRun(_LiveRun):
         merged = merge_strict(wrapper, asked.config) if asked.config else wrapper
         run = yamlio.load((folder / RUN).read_bytes(), RUN) or {}
         started = parse_utc(str(run["started"])).timestamp()
-        workdir = Path(os.environ.get("GITEXP_WORKDIR", os.getcwd()))
-        super().__init__(os.environ["GITEXP_RUN_ID"], merged, folder, workdir, started)
+        ws = workspace.open_workspace(Path(os.environ.get("GITEXP_WORKDIR", os.getcwd())))
+        super().__init__(os.environ["GITEXP_RUN_ID"], merged, folder, ws, started)
         self._write(CONFIG, yamlio.dump(merged))
         allowed = asked.allow_unpinned_data or os.environ.get("GITEXP_ALLOW_UNPINNED_DATA") == "1"
         self._inputs: list[str] = []
@@ -257,11 +243,9 @@ class _JoinedRun(_LiveRun):
 
     def _pin_more(self, datasets: tuple[str, ...], allow_unpinned: bool) -> None:
         """Add the datasets named in code to those `gitexp run` pinned."""
-        from gitexp import data, workspace
+        from gitexp import catalog, data
 
-        ws = workspace.open_workspace(self.workdir)
-        from gitexp import catalog
-
+        ws = self.ws
         found = data.pin(
             ws, Path.cwd(), datasets, allow_unpinned, lambda: catalog.artifact_makers(ws)
         )
@@ -289,7 +273,7 @@ class _OwnRun(_LiveRun):
     def __init__(self, asked: _Asked) -> None:
         from gitexp import launch, workspace
 
-        self._ws = workspace.open_workspace()
+        ws = workspace.open_workspace()
         program = os.path.basename(sys.executable) or "python"
         request = launch.RunRequest(
             command=(program, *sys.argv),
@@ -299,14 +283,10 @@ class _OwnRun(_LiveRun):
             data=asked.data,
             allow_unpinned_data=asked.allow_unpinned_data,
         )
-        self._launched = launch.begin(self._ws, request, Path.cwd(), extra_config=asked.config)
+        self._launched = launch.begin(ws, request, Path.cwd(), extra_config=asked.config)
         live = self._launched.live
         super().__init__(
-            live.run_id,
-            self._launched.config,
-            live.folder,
-            self._ws.workdir,
-            self._launched.started.timestamp(),
+            live.run_id, self._launched.config, live.folder, ws, self._launched.started.timestamp()
         )
         self._write(SEEDS, seeds.record(None, os.environ, seeds.current()))
         self._hook_exits()
@@ -348,9 +328,9 @@ class _OwnRun(_LiveRun):
             status, datetime.now(timezone.utc), launched.started, error=error
         )
         launched.live.write(RUN, ended.to_yaml())
-        launched.live.commit(self._ws, ended, None)
+        launched.live.commit(self.ws, ended, None)
         print(
-            f"gitexp: run {self.id} {status}, recorded on {self._ws.settings.branch}",
+            f"gitexp: run {self.id} {status}, recorded on {self.ws.settings.branch}",
             file=sys.stderr,
         )
         if _active is self:
