@@ -65,19 +65,26 @@ def _pointer(base: PurePosixPath, out: dict[str, Any], source: str) -> Pointer |
     return Pointer(path, str(md5), out.get("size"), out.get("nfiles"), source, algorithm)
 
 
-def _pointer_files(ws: Workspace) -> list[str]:
-    """`.dvc` files and `dvc.lock` files, committed or not (ignored ones excluded)."""
+def _untracked(ws: Workspace) -> list[str]:
+    status = ws.repo.status(untracked_files="all")
+    return [path for path, flags in status.items() if flags & FileStatus.WT_NEW]
+
+
+def _pointer_files(ws: Workspace, untracked: Iterable[str] | None) -> list[str]:
+    """`.dvc` files and `dvc.lock` files, committed or not (ignored ones excluded).
+
+    `untracked` is the working tree's new files when the caller has them already: a
+    `git status` costs as much as the rest of a launch on a large repository.
+    """
     names = {entry.path for entry in ws.repo.index}
-    for path, flags in ws.repo.status(untracked_files="all").items():
-        if flags & FileStatus.WT_NEW:
-            names.add(path)
+    names.update(_untracked(ws) if untracked is None else untracked)
     return sorted(n for n in names if n.endswith(".dvc") or PurePosixPath(n).name == LOCK_FILE)
 
 
-def pointers(ws: Workspace) -> dict[str, Pointer]:
+def pointers(ws: Workspace, untracked: Iterable[str] | None = None) -> dict[str, Pointer]:
     """Every DVC-tracked path in the working tree, by repo-relative path."""
     found: dict[str, Pointer] = {}
-    for name in _pointer_files(ws):
+    for name in _pointer_files(ws, untracked):
         location = ws.workdir / name
         if not location.is_file():
             continue
@@ -183,6 +190,7 @@ def pin(
     requested: Sequence[str] | None,
     allow_unpinned: bool,
     artifacts: Callable[[], Mapping[str, str]] | None = None,
+    untracked: Iterable[str] | None = None,
 ) -> list[DataPin]:
     """Pin the datasets a run reads: those requested, else every DVC-tracked path.
 
@@ -200,7 +208,7 @@ def pin(
             makers = artifacts() if artifacts is not None else {}
         return makers.get(md5)
 
-    known = pointers(ws)
+    known = pointers(ws, untracked)
     wanted: Iterable[str] = (
         [_relative(ws, cwd, p) for p in requested] if requested is not None else sorted(known)
     )

@@ -11,7 +11,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from gitexp import __version__, argv, catalog, data, ids, pending, snapshot, store, yamlio
+from gitexp import __version__, argv, data, ids, pending, snapshot, store, yamlio
 from gitexp import config as config_mod
 from gitexp.errors import Refused
 from gitexp.record import CODE, CONFIG, DATA, DIFF, RUN, RunInfo, utc_iso
@@ -76,6 +76,12 @@ def _config_files(
     return paths, inside
 
 
+def _artifact_makers(ws: Workspace) -> Mapping[str, str]:
+    from gitexp import catalog  # SQLite: loaded only when a launch pins a dataset
+
+    return catalog.artifact_makers(ws)
+
+
 def begin(
     ws: Workspace,
     request: RunRequest,
@@ -108,8 +114,9 @@ def begin(
             )
         requested = request.data if request.data is not None else ws.settings.data
         pins = data.pin(
-            ws, cwd, requested, request.allow_unpinned_data, lambda: catalog.artifact_makers(ws)
-        )
+            ws, cwd, requested, request.allow_unpinned_data, lambda: _artifact_makers(ws),
+            code.untracked,
+        )  # fmt: skip
         live.protect(ws, code.state.snapshot)
         info = RunInfo(
             id=run_id,

@@ -32,6 +32,7 @@ class Code:
 
     state: CodeState
     diff: bytes
+    untracked: tuple[str, ...] = ()  # new files git does not ignore, as status found them
 
 
 def looks_secret(path: str) -> bool:
@@ -139,4 +140,5 @@ def capture(ws: Workspace, run_id: str, config_files: Iterable[str] = ()) -> Cod
         left_out=tuple(left_out),
         shallow=repo.is_shallow,
     )
-    return Code(state, diff)
+    new_files = tuple(path for path, flags in status.items() if flags & FileStatus.WT_NEW)
+    return Code(state, diff, new_files)
