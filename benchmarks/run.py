@@ -31,8 +31,13 @@ GITEXP = str(Path(sys.executable).parent / "gitexp")  # the one installed beside
 ENV = {key: value for key, value in os.environ.items() if key != "PYTHONDONTWRITEBYTECODE"}
 
 
-def record(run_id: str, n: int) -> dict[str, bytes]:
-    """The files of a small, valid run record."""
+# A realistic environment: the same for every run, as on one cluster.
+PACKAGES = "".join(f"- package{i}==1.{i}.0\n" for i in range(180))
+ENV_YAML = f"python:\n  version: 3.11.7\nvariables: {{}}\npackages:\n{PACKAGES}".encode()
+
+
+def record(run_id: str, n: int, snapshot: str = "0" * 40) -> dict[str, bytes]:
+    """The files of a small, valid run record: one point of a 100 lr x 100 seed sweep."""
     started = f"2026-01-01T00:{n // 60 % 60:02d}:{n % 60:02d}.000Z"
     run = (
         f"schema: 1\nid: {run_id}\nname: run{n}\nstatus: succeeded\nexit_code: 0\n"
@@ -41,10 +46,11 @@ def record(run_id: str, n: int) -> dict[str, bytes]:
     )
     return {
         "run.yaml": run.encode(),
-        "config.yaml": f"argv:\n  lr: 0.{n}\nbatch: 32\n".encode(),
-        "code.yaml": b"commit: 0000000000000000000000000000000000000000\ndirty: false\n",
-        "env.yaml": b"python:\n  version: 3.11.7\npackages: []\n",
-        "seeds.yaml": b"seed: 0\n",
+        "config.yaml": f"argv:\n  lr: 0.{n % 100}\nbatch: 32\n".encode(),
+        "code.yaml": f"commit: {snapshot}\nsnapshot: {snapshot}\ndirty: false\n".encode(),
+        "data.yaml": b"datasets: []\n",
+        "env.yaml": ENV_YAML,
+        "seeds.yaml": f"seed: {n // 100}\n".encode(),
         "summary.yaml": f"loss:\n  last: 0.{n}\n  last_step: 9\n  count: 10\n".encode(),
         "output.log": b"epoch 0\n" * 8,
     }
@@ -117,11 +123,12 @@ def fill(root: Path, runs: int) -> None:
     ws = open_workspace(root)
     repo = ws.repo
     tip = store.ensure_branch(ws)
+    head = str(repo.head.target)
     experiments = repo.TreeBuilder()
     for i in range(runs):
         run_id = f"20260101-000000-{i:07d}"
         folder = repo.TreeBuilder()
-        for name, data in record(run_id, i).items():
+        for name, data in record(run_id, i, head).items():
             folder.insert(name, repo.create_blob(data), FileMode.BLOB)
         experiments.insert(run_id, folder.write(), FileMode.TREE)
     top = repo.TreeBuilder(tip.tree)
@@ -143,6 +150,24 @@ def log_ms(root: Path, repeats: int) -> tuple[float, float]:
         repeats,
     )
     return cold, warm
+
+
+def diff_ms(root: Path, repeats: int) -> dict[str, float]:
+    """`gitexp diff`, whole process, at 10,000 runs: one axis, and refused (two axes)."""
+    plain = [GITEXP, "diff", "--no-pager", "20260101-000000-0000000", "20260101-000000-0000001"]
+    refused = [GITEXP, "diff", "20260101-000000-0000000", "20260101-000000-0000101"]
+
+    def run(command: list[str]) -> None:
+        subprocess.run(command, cwd=root, capture_output=True, env=ENV, check=False)
+
+    start = time.perf_counter()
+    run(refused)  # the first refusal reads every run's inputs into the index
+    first = (time.perf_counter() - start) * 1000
+    return {
+        "one axis": median_ms(lambda: run(plain), repeats),
+        "refused, first": first,
+        "refused": median_ms(lambda: run(refused), repeats),
+    }
 
 
 def commit_cost(base: Path, runs: int, repeats: int) -> tuple[float, float]:
@@ -213,6 +238,12 @@ def main() -> None:
         cold, warm = log_ms(base / "commit-10000", repeats)
         print(f"| `gitexp log -n 20`, 10,000 runs, first call (builds the index) | {cold:.0f} ms |")
         print(f"| `gitexp log -n 20`, 10,000 runs, warm | {warm:.0f} ms (budget: <= 300 ms) |")
+        diffs = diff_ms(base / "commit-10000", repeats)
+        print(f"| `gitexp diff A B`, one axis, 10,000 runs | {diffs['one axis']:.0f} ms "
+              "(budget: <= 300 ms) |")  # fmt: skip
+        print(f"| `gitexp diff A B` refused with its single-axis neighbours, 10,000 runs | "
+              f"{diffs['refused']:.0f} ms (first call, indexing inputs: "
+              f"{diffs['refused, first']:.0f} ms) |")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import pygit2
@@ -18,11 +19,9 @@ from gitexp.cli import cli
 _LEVELS = (ConfigLevel.GLOBAL, ConfigLevel.XDG, ConfigLevel.SYSTEM)
 
 
-@pytest.fixture(autouse=True)
-def hermetic_git(
-    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[Path]:
-    home = tmp_path_factory.mktemp("home")
+@contextmanager
+def sealed(home: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """git, gitexp and DVC see only `home`'s configuration while this lasts."""
     (home / ".gitconfig").write_text(
         "[user]\n\tname = Ada Lovelace\n\temail = ada@example.com\n"
         "[init]\n\tdefaultBranch = main\n[gc]\n\tautoDetach = false\n"
@@ -38,9 +37,19 @@ def hermetic_git(
     saved = {level: pygit2.settings.search_path[level] for level in _LEVELS}
     for level in _LEVELS:
         pygit2.settings.search_path[level] = str(home)
-    yield home
-    for level, path in saved.items():
-        pygit2.settings.search_path[level] = path
+    try:
+        yield home
+    finally:
+        for level, path in saved.items():
+            pygit2.settings.search_path[level] = path
+
+
+@pytest.fixture(autouse=True)
+def hermetic_git(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Path]:
+    with sealed(tmp_path_factory.mktemp("home"), monkeypatch) as home:
+        yield home
 
 
 def git(cwd: Path, *args: str) -> str:

@@ -15,14 +15,14 @@ from typing import Any
 
 import pygit2
 
-from gitexp import store, yamlio
+from gitexp import axes, store, yamlio
 from gitexp.config import flatten
 from gitexp.errors import GitexpError
 from gitexp.ids import suffix_of
-from gitexp.record import ARTIFACTS, CONFIG, EXPERIMENTS, RUN, SUMMARY
+from gitexp.record import ARTIFACTS, CODE, CONFIG, DATA, ENV, EXPERIMENTS, RUN, SEEDS, SUMMARY
 from gitexp.workspace import Workspace
 
-_VERSION = "2"
+_VERSION = "3"
 INVALID = "invalid"  # the status shown for a record whose files cannot be read
 _COLUMNS = (
     "id, tree, name, status, started, duration_s, exit_code, tags, notes, command, config, "
@@ -82,12 +82,18 @@ def _schema(db: sqlite3.Connection) -> None:
     found = db.execute("SELECT value FROM meta WHERE key = 'version'").fetchone()
     if found is None or found[0] != _VERSION:
         db.execute("DROP TABLE IF EXISTS runs")
+        db.execute("DROP TABLE IF EXISTS inputs")
         db.execute("DELETE FROM meta")
         db.execute("INSERT INTO meta VALUES ('version', ?)", (_VERSION,))
     db.execute(
         "CREATE TABLE IF NOT EXISTS runs (id TEXT PRIMARY KEY, tree TEXT NOT NULL, name TEXT, "
         "status TEXT, started TEXT, duration_s REAL, exit_code INTEGER, tags TEXT, notes TEXT, "
         "command TEXT, config TEXT, summary TEXT, inputs TEXT, artifacts TEXT)"
+    )
+    # What `diff` compares runs by; filled on first use, so that listing never pays for it.
+    db.execute(
+        "CREATE TABLE IF NOT EXISTS inputs (id TEXT PRIMARY KEY, tree TEXT NOT NULL, "
+        "snapshot TEXT, config_files TEXT, data TEXT, env_key TEXT, seeds_key TEXT)"
     )
 
 
@@ -300,3 +306,74 @@ def used_by(ws: Workspace, run_id: str) -> list[str]:
             (run_id,),
         ).fetchall()
     return [row[0] for row in rows]
+
+
+def _inputs_row(repo: pygit2.Repository, run_id: str, tree_id: str) -> tuple[Any, ...]:
+    folder = repo[tree_id].peel(pygit2.Tree)
+    where = f"{EXPERIMENTS}/{run_id}"
+    try:
+        code = yamlio.load(_blob(repo, folder, CODE) or b"{}", f"{where}/{CODE}") or {}
+        data = yamlio.load(_blob(repo, folder, DATA) or b"{}", f"{where}/{DATA}")
+    except GitexpError:
+        code, data = {}, {}
+    code = code if isinstance(code, dict) else {}
+    seeds = str(folder[SEEDS].id) if SEEDS in folder else str(pygit2.hash(b""))
+    return (
+        run_id,
+        tree_id,
+        str(code.get("snapshot", "")),
+        json.dumps(list(code.get("config_files") or [])),
+        json.dumps(axes.data_pins(data)),
+        axes.env_key(_blob(repo, folder, ENV) or b""),
+        seeds,
+    )
+
+
+def inputs(
+    ws: Workspace, progress: Progress | None = None, near: str | None = None
+) -> list[axes.Inputs]:
+    """What every run is compared by (see axes.Inputs), newest first.
+
+    With `near`, only that run and the runs whose config, data, environment and seeds
+    differ from its in at most one of the four (their code may differ): the only runs that
+    can differ from it on one axis, when no setting merges or ignores axes.
+    """
+    with _open(ws) as db:
+        if not _sync(ws, db):
+            return []
+        todo = db.execute(
+            "SELECT r.id, r.tree FROM runs r LEFT JOIN inputs i ON i.id = r.id "
+            "WHERE i.tree IS NULL OR i.tree != r.tree"
+        ).fetchall()
+        rows = []
+        for done, (run_id, tree) in enumerate(todo, 1):
+            rows.append(_inputs_row(ws.repo, run_id, tree))
+            if progress is not None and (done % 100 == 0 or done == len(todo)):
+                progress(done, len(todo))
+        db.execute("DELETE FROM inputs WHERE id NOT IN (SELECT id FROM runs)")
+        db.executemany("INSERT OR REPLACE INTO inputs VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+        sql = (
+            "SELECT r.id, r.config, i.snapshot, i.config_files, i.data, i.env_key, i.seeds_key "
+            "FROM runs r JOIN inputs i ON i.id = r.id WHERE r.status != ?"
+        )
+        args: list[Any] = [INVALID]
+        if near is not None:
+            sql += (
+                " AND (SELECT (r.config != b.config) + (i.data != bi.data) + "
+                "(i.env_key != bi.env_key) + (i.seeds_key != bi.seeds_key) "
+                "FROM runs b JOIN inputs bi ON bi.id = b.id WHERE b.id = ?) <= 1"
+            )
+            args.append(near)
+        found = db.execute(f"{sql} ORDER BY r.started DESC, r.id DESC", args).fetchall()
+    return [
+        axes.Inputs(
+            run_id=row[0],
+            config=json.loads(row[1]),
+            snapshot=row[2],
+            config_files=tuple(json.loads(row[3])),
+            data=json.loads(row[4]),
+            env_key=row[5],
+            seeds_key=row[6],
+        )
+        for row in found
+    ]

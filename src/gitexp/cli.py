@@ -224,6 +224,77 @@ def show(run_id: str, as_json: bool) -> None:
 
 
 @cli.command()
+@click.argument("run_a")
+@click.argument("run_b")
+@click.option(
+    "--axis",
+    "axis_names",
+    multiple=True,
+    metavar="AXIS",
+    help="Show only this axis: code, env, seed, config.KEY, data.PATH, a group from "
+    ".gitexp.yaml, or a pattern such as 'optim.*'; repeatable.",
+)
+@click.option("--force", is_flag=True, help="Print the diff even when the runs differ on "
+              "more than one axis, under a 'confounded' warning.")  # fmt: skip
+@click.option("--stat", is_flag=True, help="Show a summary of changed files, as git does.")
+@click.option("--name-only", is_flag=True, help="Show only the names of changed files.")
+@click.option("--json", "as_json", is_flag=True, help="Print the axes and their values as JSON.")
+@click.option(
+    "--color",
+    type=click.Choice(["auto", "always", "never"]),
+    default="auto",
+    help="Colour the diff: always, never, or on a terminal (the default).",
+)
+@click.option("--no-pager", is_flag=True, help="Do not pipe the diff into a pager.")
+def diff(
+    run_a: str,
+    run_b: str,
+    axis_names: tuple[str, ...],
+    force: bool,
+    stat: bool,
+    name_only: bool,
+    as_json: bool,
+    color: str,
+    no_pager: bool,
+) -> None:
+    """Show how run B differs from run A, as a git diff; refuse if more than one axis differs."""
+    from gitexp import diff as diffs
+    from gitexp import pager, render, workspace
+    from gitexp.errors import Refused
+
+    ws = workspace.open_workspace()
+    with render.indexing_progress() as progress:
+        comparison = diffs.compare(ws, run_a, run_b, progress)
+    if as_json:
+        click.echo(render.comparison_json(comparison))
+        return
+    if comparison.confounded and not force:
+        raise Refused(render.refusal(comparison))
+    for warning in render.diff_warnings(comparison):
+        click.echo(f"warning: {warning}", err=True)
+    shown = diffs.selected(comparison, axis_names)
+    if axis_names and not shown:
+        click.echo(f"warning: no differing axis matches {', '.join(axis_names)}", err=True)
+    patches = diffs.patches(ws, comparison, shown)
+    terminal = sys.stdout.isatty()
+    if name_only:
+        output = "".join(f"{patch.path}\n" for patch in patches).encode()
+    elif stat:
+        output = (render.diff_preamble(comparison) + render.diffstat(patches)).encode()
+    else:
+        body = b"".join(patch.data for patch in patches)
+        colour = color == "always" or (color == "auto" and terminal and _colour_wanted())
+        if colour:
+            body = render.colour_patch(body)
+        output = render.diff_preamble(comparison).encode() + (b"\n" + body if body else b"")
+    pager.write(output, pager.command(ws.repo) if terminal and not no_pager else None)
+
+
+def _colour_wanted() -> bool:
+    return "NO_COLOR" not in os.environ and os.environ.get("TERM") != "dumb"
+
+
+@cli.command()
 @click.argument("run_id")
 @click.argument("paths", nargs=-1)
 @click.option("--data", "with_data", is_flag=True, help="Only the datasets the run read.")

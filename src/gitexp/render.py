@@ -22,7 +22,9 @@ from rich.table import Table
 from rich.text import Text
 
 from gitexp import yamlio
+from gitexp.axes import ABSENT, Change
 from gitexp.catalog import RunSummary
+from gitexp.diff import Comparison, FilePatch
 from gitexp.history import Record
 
 _STATUS_STYLE = {
@@ -276,3 +278,197 @@ def console(stderr: bool = False) -> Console:
     terminal = Console(stderr=stderr).is_terminal
     # Piped output is for grep and less: never cut a column to fit 80 characters.
     return Console(stderr=stderr, highlight=False, width=None if terminal else 1000)
+
+
+# --- gitexp diff ---------------------------------------------------------------------------
+
+_ELLIPSIS = "…"
+_MAX_VALUES = 3  # changed keys shown per env, seed or group axis before "(+N more)"
+
+
+def value_text(value: Any, exact: bool = True) -> str:
+    """One value on one line: hashes cut to 8 characters; `exact` quotes strings that would
+    read as another type (the config value "1" is not 1)."""
+    if value is ABSENT:
+        return "(absent)"
+    if isinstance(value, str):
+        if len(value) in (32, 40, 64) and all(c in "0123456789abcdef" for c in value):
+            return value[:8] + _ELLIPSIS
+        plain = not exact or (value and isinstance(yamlio.typed_value(value), str))
+        text = value if plain else json.dumps(value)
+    else:
+        text = json.dumps(_json_safe(value), default=str, ensure_ascii=False)
+    return text if len(text) <= 60 else text[:59] + _ELLIPSIS
+
+
+def axis_text(change: Change) -> str:
+    """`config.optim.lr: 0.001 → 0.0003`; env, seed and groups list the keys that changed."""
+    if isinstance(change.a, Mapping) and isinstance(change.b, Mapping):
+        keys = list(change.a)
+        exact = change.axis not in ("env", "seed")  # versions and variables are all text
+        if change.axis == "seed" and keys[:1] == ["seed"]:
+            # The RNGs and variables it seeded changed with it.
+            return f"seed: {value_text(change.a['seed'])} → {value_text(change.b['seed'])}"
+        parts = [
+            f"{key} {value_text(change.a[key], exact)} → {value_text(change.b[key], exact)}"
+            for key in keys[:_MAX_VALUES]
+        ]
+        more = f" (+{len(keys) - _MAX_VALUES} more)" if len(keys) > _MAX_VALUES else ""
+        return f"{change.axis}: {', '.join(parts) or 'differs'}{more}"
+    also = f" (also {', '.join(change.members)})" if change.members else ""
+    return f"{change.axis}: {value_text(change.a)} → {value_text(change.b)}{also}"
+
+
+def _axes_count(n: int) -> str:
+    return "no axis differs" if n == 0 else f"{n} axis differs" if n == 1 else f"{n} axes differ"
+
+
+def diff_preamble(comparison: Comparison) -> str:
+    """What `diff` prints above the patches: the axes, and why to distrust a forced diff."""
+    lines = []
+    if comparison.confounded:
+        lines.append(
+            f"confounded: {len(comparison.axes)} axes differ, so no difference below can be "
+            "put down to one of them"
+        )
+    lines.append(
+        f"{comparison.a.run_id} → {comparison.b.run_id}: {_axes_count(len(comparison.axes))}"
+    )
+    lines.extend(f"  {axis_text(change)}" for change in comparison.axes)
+    if comparison.ignored:
+        names = ", ".join(change.axis for change in comparison.ignored)
+        lines.append(f"  also differ, ignored by axes.ignore in .gitexp.yaml: {names}")
+    return "\n".join(lines) + "\n"
+
+
+def diff_warnings(comparison: Comparison) -> list[str]:
+    if comparison.unseeded and comparison.axes:
+        return ["neither run was seeded, so differences between their results may be noise"]
+    return []
+
+
+_MAX_NEIGHBOURS = 5  # per axis
+
+
+def refusal(comparison: Comparison) -> str:
+    """The message of a refused diff: every axis, and the comparisons that would be valid."""
+    a, b = comparison.a.run_id, comparison.b.run_id
+    lines = [
+        f"refusing to diff {a} and {b}: {_axes_count(len(comparison.axes))}, so no difference "
+        "between their results can be put down to one of them",
+        *(f"  {axis_text(change)}" for change in comparison.axes),
+    ]
+    by_axis: dict[str, list[str]] = {}
+    for found in comparison.neighbours:
+        by_axis.setdefault(found.axis, []).append(found.run_id)
+    if by_axis:
+        lines.append(f"runs that differ from {a} on one of these axes alone:")
+        for change in comparison.axes:
+            runs = by_axis.get(change.axis, [])
+            for run_id in runs[:_MAX_NEIGHBOURS]:
+                lines.append(f"  {change.axis}: gitexp diff {a} {run_id}")
+            if len(runs) > _MAX_NEIGHBOURS:
+                lines.append(f"  {change.axis}: and {len(runs) - _MAX_NEIGHBOURS} more")
+    else:
+        lines.append(f"no run differs from {a} on one of these axes alone")
+    lines.append("use --force to see the diff anyway (--axis AXIS shows one axis of it)")
+    return "\n".join(lines)
+
+
+def _change_json(change: Change) -> dict[str, Any]:
+    def present(value: Any) -> Any:
+        if isinstance(value, Mapping):
+            return {k: v for k, v in value.items() if v is not ABSENT}
+        return value
+
+    out: dict[str, Any] = {"axis": change.axis}
+    out.update(
+        {side: present(v) for side, v in (("a", change.a), ("b", change.b)) if v is not ABSENT}
+    )
+    if change.members:
+        out["members"] = list(change.members)
+    return out
+
+
+def comparison_json(comparison: Comparison) -> str:
+    """The axes of a comparison for scripts; a value missing from one run is left out."""
+    return as_json(
+        {
+            "a": comparison.a.run_id,
+            "b": comparison.b.run_id,
+            "confounded": comparison.confounded,
+            "axes": [_change_json(change) for change in comparison.axes],
+            "ignored": [_change_json(change) for change in comparison.ignored],
+            "neighbours": [
+                {
+                    "run": n.run_id,
+                    "axis": n.axis,
+                    **({"value": n.value} if n.value is not ABSENT else {}),
+                }
+                for n in comparison.neighbours
+            ],
+            "unseeded": comparison.unseeded,
+        }
+    )
+
+
+# git's default diff colours (color.diff.*).
+_META, _FRAG, _OLD, _NEW, _RESET = b"\x1b[1m", b"\x1b[36m", b"\x1b[31m", b"\x1b[32m", b"\x1b[m"
+
+
+def colour_patch(data: bytes) -> bytes:
+    """A patch coloured as git colours it: bold headers, cyan hunk lines, red and green."""
+    out = []
+    in_hunk = False
+    for line in data.splitlines(keepends=True):
+        body, end = (line[:-1], b"\n") if line.endswith(b"\n") else (line, b"")
+        if line.startswith(b"diff --git"):
+            in_hunk = False
+        if line.startswith(b"@@"):
+            in_hunk = True
+            close = body.find(b"@@", 2)
+            head, rest = (body[: close + 2], body[close + 2 :]) if close > 0 else (body, b"")
+            out.append(_FRAG + head + _RESET + rest + end)
+        elif not in_hunk:
+            out.append(_META + body + _RESET + end)
+        elif line.startswith(b"+"):
+            out.append(_NEW + body + _RESET + end)
+        elif line.startswith(b"-"):
+            out.append(_OLD + body + _RESET + end)
+        else:
+            out.append(line)
+    return b"".join(out)
+
+
+_STAT_WIDTH = 80
+
+
+def diffstat(patches: Sequence[FilePatch]) -> str:
+    """`git diff --stat`: one line per file and a total."""
+    if not patches:
+        return ""
+    names = [p.path for p in patches]
+    name_width = max(_width(n) for n in names)
+    counts = [str(p.added + p.deleted) if not p.binary else "Bin" for p in patches]
+    count_width = max(len(c) for c in counts)
+    most = max((p.added + p.deleted for p in patches if not p.binary), default=0)
+    room = max(_STAT_WIDTH - name_width - count_width - 5, 10)
+    scale = min(1.0, room / most) if most else 1.0
+    lines = []
+    for patch, name, count in zip(patches, names, counts, strict=True):
+        pad = " " * (name_width - _width(name))
+        if patch.binary:
+            graph = f" {patch.sizes[0]} -> {patch.sizes[1]} bytes"
+        else:
+            plus, minus = (
+                max(round(n * scale), 1 if n else 0) for n in (patch.added, patch.deleted)
+            )
+            graph = (" " + "+" * plus + "-" * minus) if plus or minus else ""
+        lines.append(f" {name}{pad} | {count.rjust(count_width)}{graph}")
+    added, deleted = sum(p.added for p in patches), sum(p.deleted for p in patches)
+    total = f" {len(patches)} file{'s' if len(patches) != 1 else ''} changed"
+    if added:
+        total += f", {added} insertion{'s' if added != 1 else ''}(+)"
+    if deleted:
+        total += f", {deleted} deletion{'s' if deleted != 1 else ''}(-)"
+    return "\n".join([*lines, total]) + "\n"

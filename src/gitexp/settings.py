@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -48,6 +49,8 @@ class Settings:
     output_limit: int = DEFAULT_OUTPUT_LIMIT  # bytes of output.log kept
     env_allow: tuple[str, ...] = field(default=DEFAULT_ENV_ALLOW)
     data: tuple[str, ...] | None = None  # the datasets runs read; None: every DVC-tracked path
+    axis_groups: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # name → patterns
+    axis_ignore: tuple[str, ...] = ()  # axes `diff` never counts
 
     @property
     def runs_ref(self) -> str:
@@ -68,13 +71,15 @@ def load(workdir: Path | None) -> Settings:
     data = yamlio.load(path.read_bytes(), SETTINGS_FILE) or {}
     if not isinstance(data, dict):
         raise GitexpError(f"{SETTINGS_FILE} must be a mapping of settings; see the README")
-    known = {"branch", "require_clean", "snapshot", "output", "env", "data"}
+    known = {"branch", "require_clean", "snapshot", "output", "env", "data", "axes"}
     unknown = sorted(set(data) - known)
     if unknown:
         raise GitexpError(f"{SETTINGS_FILE}: unknown setting {unknown[0]!r}; see the README")
     snapshot = _expect(data.get("snapshot", {}), dict, "snapshot")
     output = _expect(data.get("output", {}), dict, "output")
     env = _expect(data.get("env", {}), dict, "env")
+    axes = _expect(data.get("axes", {}), dict, "axes")
+    groups = _expect(axes.get("groups", {}), dict, "axes.groups")
     return Settings(
         branch=_expect(data.get("branch", DEFAULT_BRANCH), str, "branch"),
         require_clean=_expect(data.get("require_clean", False), bool, "require_clean"),
@@ -84,4 +89,9 @@ def load(workdir: Path | None) -> Settings:
         output_limit=_expect(output.get("limit", DEFAULT_OUTPUT_LIMIT), int, "output.limit"),
         env_allow=DEFAULT_ENV_ALLOW + tuple(_expect(env.get("allow", []), list, "env.allow")),
         data=tuple(_expect(data["data"], list, "data")) if "data" in data else None,
+        axis_groups={
+            str(name): tuple(str(p) for p in _expect(patterns, list, f"axes.groups.{name}"))
+            for name, patterns in groups.items()
+        },
+        axis_ignore=tuple(str(p) for p in _expect(axes.get("ignore", []), list, "axes.ignore")),
     )

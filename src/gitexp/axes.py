@@ -1,0 +1,355 @@
+"""The axes along which two runs differ (DESIGN.md §4), each change counted once.
+
+An axis is `code`, `config.<dotted key>`, `data.<path>`, `env` or `seed`. Host, user, times
+and durations are never axes: they do not change what a run computes.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pygit2
+
+from gitexp import yamlio
+from gitexp.config import flatten
+from gitexp.environment import LOCK_FILES
+from gitexp.errors import GitexpError
+from gitexp.record import CODE, CONFIG, DATA, ENV, EXPERIMENTS, SEEDS
+from gitexp.settings import SETTINGS_FILE, Settings
+
+CODE_AXIS, ENV_AXIS, SEED_AXIS = "code", "env", "seed"
+# Environment variables that say which job or device ran, not what it computed: eight runs on
+# eight GPUs of one node differ only in CUDA_VISIBLE_DEVICES and must stay comparable.
+JOB_VARIABLES = frozenset(
+    {
+        "CUDA_VISIBLE_DEVICES",
+        "SLURM_ARRAY_JOB_ID",
+        "SLURM_ARRAY_TASK_ID",
+        "SLURM_JOB_ID",
+        "SLURM_JOB_NAME",
+    }
+)
+
+
+class _Absent:
+    """The value of a key that one of the two runs does not have."""
+
+    def __repr__(self) -> str:
+        return "(absent)"
+
+
+ABSENT: Any = _Absent()
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """What a run's axes are read from: the record's inputs, reduced to comparable values."""
+
+    run_id: str
+    config: Mapping[str, Any]  # flattened to dotted leaves
+    snapshot: str  # the commit holding the run's exact code
+    config_files: tuple[str, ...]  # repo-relative; their changes are config, not code
+    data: Mapping[str, str]  # dataset path → md5
+    env_key: str  # equal for equal environments (job and device identity left out)
+    seeds_key: str  # equal for equally seeded runs
+
+
+@dataclass(frozen=True)
+class Change:
+    """One axis on which two runs differ, with its value in each (ABSENT where missing)."""
+
+    axis: str
+    a: Any
+    b: Any
+    members: tuple[str, ...] = ()  # the raw axes a group or a folded option gathers
+
+
+def _blob_key(data: bytes) -> str:
+    return str(pygit2.hash(data))
+
+
+def env_key(raw: bytes) -> str:
+    """A digest of env.yaml that ignores how it was captured and which job or device ran.
+
+    Read line by line, since gitexp wrote the file in a fixed layout: parsing the YAML of
+    thousands of environments would make a refused `diff` slow.
+    """
+    kept, section = [], ""
+    for line in raw.splitlines():
+        if line[:1] not in (b" ", b"-", b""):
+            section = line.split(b":", 1)[0].decode(errors="replace")
+            if section == "captured_by":
+                continue
+        elif section == "variables":
+            name = line.strip().split(b":", 1)[0].decode(errors="replace")
+            if name in JOB_VARIABLES:
+                continue
+        kept.append(line)
+    return hashlib.sha1(b"\n".join(kept)).hexdigest()
+
+
+def _load(files: Mapping[str, bytes], name: str, run_id: str) -> Any:
+    raw = files.get(name)
+    return yamlio.load(raw, f"{EXPERIMENTS}/{run_id}/{name}") if raw else None
+
+
+def data_pins(loaded: Any) -> dict[str, str]:
+    """data.yaml → {path: md5}."""
+    datasets = loaded.get("datasets") if isinstance(loaded, dict) else None
+    return {
+        str(item["path"]): str(item.get("md5"))
+        for item in datasets or []
+        if isinstance(item, dict) and "path" in item
+    }
+
+
+def inputs_of(run_id: str, files: Mapping[str, bytes]) -> Inputs:
+    """The comparable inputs of a run, from its record's files."""
+    config = _load(files, CONFIG, run_id) or {}
+    code = _load(files, CODE, run_id) or {}
+    if not isinstance(config, dict) or not isinstance(code, dict) or "snapshot" not in code:
+        raise GitexpError(
+            f"run {run_id} has no readable config.yaml and code.yaml, so it cannot be compared"
+        )
+    return Inputs(
+        run_id=run_id,
+        config=flatten(config),
+        snapshot=str(code["snapshot"]),
+        config_files=tuple(code.get("config_files") or ()),
+        data=data_pins(_load(files, DATA, run_id)),
+        env_key=env_key(files.get(ENV, b"")),
+        seeds_key=_blob_key(files.get(SEEDS, b"")),
+    )
+
+
+def is_code(path: str, config_files: Iterable[str]) -> bool:
+    """Whether a change to `path` is a code change rather than config, data or env."""
+    name = path.rsplit("/", 1)[-1]
+    if path.startswith(f"{EXPERIMENTS}/") or path in config_files:
+        return False
+    if name.endswith(".dvc") or name == "dvc.lock" or path.startswith(".dvc/"):
+        return False  # DVC pointers are the data axis; .dvc/ holds DVC's own settings
+    if path == SETTINGS_FILE:
+        return False  # gitexp's own settings change nothing a run computes
+    # Lock and requirements files at the top are recorded, hashed, as the environment.
+    return "/" in path or not any(fnmatch.fnmatchcase(name, p) for p in LOCK_FILES)
+
+
+def code_diff(repo: pygit2.Repository, a: Inputs, b: Inputs) -> pygit2.Diff | None:
+    """The diff between two runs' snapshots, or None when their trees are equal."""
+    trees = []
+    for run in (a, b):
+        try:
+            trees.append(repo[run.snapshot].peel(pygit2.Tree))
+        except (KeyError, ValueError):
+            raise GitexpError(
+                f"the code snapshot {run.snapshot[:12]} of run {run.run_id} is not in this "
+                "repository; fetch it with `gitexp pull`"
+            ) from None
+    if trees[0].id == trees[1].id:
+        return None
+    return trees[0].diff_to_tree(trees[1])
+
+
+def code_paths(a: Inputs, b: Inputs) -> Callable[[str], bool]:
+    """Which paths of two runs' snapshots count as code."""
+    config_files = set(a.config_files) | set(b.config_files)
+    return lambda path: is_code(path, config_files)
+
+
+def code_differs(repo: pygit2.Repository, a: Inputs, b: Inputs) -> bool:
+    diff = code_diff(repo, a, b)
+    if diff is None:
+        return False
+    counts = code_paths(a, b)
+    return any(counts(d.old_file.path) or counts(d.new_file.path) for d in diff.deltas)
+
+
+def _config_changes(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[Change]:
+    changes = [
+        Change(f"config.{key}", a.get(key, ABSENT), b.get(key, ABSENT))
+        for key in sorted(a.keys() | b.keys())
+        if a.get(key, ABSENT) != b.get(key, ABSENT) or type(a.get(key)) is not type(b.get(key))
+    ]
+    return _fold_options(changes)
+
+
+def _fold_options(changes: list[Change]) -> list[Change]:
+    """Count once a command-line option that the script also put into its config.
+
+    `python train.py --lr 0.2` whose script records `optim.lr = args.lr` changes both
+    `argv.lr` and `optim.lr`: one change, kept on the script's own (more specific) key.
+    """
+    options = [
+        c for c in changes if c.axis.startswith("config.argv.") and c.axis != "config.argv._"
+    ]
+    kept = [c for c in changes if c not in options]
+    for option in options:
+        name = option.axis.removeprefix("config.argv.").replace("-", "_")
+        twins = [c for c in kept if not c.axis.startswith("config.argv.") and _same(c, option)]
+        named = [c for c in twins if c.axis.rsplit(".", 1)[-1] == name]
+        twin = named[0] if named else (twins[0] if len(twins) == 1 else None)
+        if twin is None:
+            kept.append(option)
+            continue
+        index = kept.index(twin)
+        kept[index] = Change(twin.axis, twin.a, twin.b, (*twin.members, option.axis))
+    return sorted(kept, key=lambda c: c.axis)
+
+
+def _same(one: Change, other: Change) -> bool:
+    return (one.a, one.b) == (other.a, other.b) and type(one.a) is type(other.a)
+
+
+def raw_changes(repo: pygit2.Repository, a: Inputs, b: Inputs) -> list[Change]:
+    """Every axis on which `b` differs from `a`, before the repository's groups and ignores.
+
+    Env and seed values here are digests; `describe` makes them readable.
+    """
+    code = [Change(CODE_AXIS, a.snapshot, b.snapshot)] if code_differs(repo, a, b) else []
+    return code + record_changes(a, b)
+
+
+def record_changes(a: Inputs, b: Inputs) -> list[Change]:
+    """The axes read from the record alone: all but code, which needs the snapshots."""
+    changes = _config_changes(a.config, b.config)
+    for path in sorted(a.data.keys() | b.data.keys()):
+        if a.data.get(path) != b.data.get(path):
+            changes.append(
+                Change(f"data.{path}", a.data.get(path, ABSENT), b.data.get(path, ABSENT))
+            )
+    if a.env_key != b.env_key:
+        changes.append(Change(ENV_AXIS, a.env_key, b.env_key))
+    if a.seeds_key != b.seeds_key:
+        changes.append(Change(SEED_AXIS, a.seeds_key, b.seeds_key))
+    return changes
+
+
+def _config_pattern(pattern: str) -> bool:
+    """Whether a pattern can only name config axes (see `matches`)."""
+    return pattern not in (CODE_AXIS, ENV_AXIS, SEED_AXIS) and not pattern.startswith("data.")
+
+
+def matches(pattern: str, axis: str) -> bool:
+    """Whether an axis pattern names `axis`: `env`, `data.*`, `config.optim.*`, or a bare
+    config key such as `optim.*` (anything that does not start with an axis kind)."""
+    if pattern in (CODE_AXIS, ENV_AXIS, SEED_AXIS) or pattern.startswith(("config.", "data.")):
+        return fnmatch.fnmatchcase(axis, pattern)
+    return fnmatch.fnmatchcase(axis, f"config.{pattern}")
+
+
+@dataclass(frozen=True)
+class Rules:
+    """The repository's axis settings: groups that count as one axis, and axes never counted."""
+
+    groups: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    ignore: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, settings: Settings) -> Rules:
+        return cls(dict(settings.axis_groups), settings.axis_ignore)
+
+    @property
+    def kind_preserving(self) -> bool:
+        """No axis is ignored and groups gather config keys only, so runs whose inputs differ
+        in two kinds (say env and seed) always differ on two axes."""
+        patterns = [p for group in self.groups.values() for p in group]
+        return not self.ignore and all(_config_pattern(p) for p in patterns)
+
+    def ignored(self, axis: str) -> bool:
+        return any(matches(p, axis) for p in self.ignore)
+
+    def group_of(self, axis: str) -> str | None:
+        for name, patterns in self.groups.items():
+            if any(matches(p, axis) for p in patterns):
+                return name
+        return None
+
+    def apply(self, changes: Sequence[Change]) -> tuple[list[Change], list[Change]]:
+        """(the axes that count, the ignored ones): grouped members become one axis."""
+        counted: dict[str, Change] = {}
+        ignored = []
+        for change in changes:
+            if self.ignored(change.axis):
+                ignored.append(change)
+                continue
+            group = self.group_of(change.axis)
+            if group is None:
+                counted[change.axis] = change
+                continue
+            found = counted.get(group) or Change(group, {}, {})
+            members = (*found.members, change.axis, *change.members)
+            counted[group] = Change(
+                group, {**found.a, change.axis: change.a}, {**found.b, change.axis: change.b},
+                members,
+            )  # fmt: skip
+        return list(counted.values()), ignored
+
+    def raw_axes(self, change: Change) -> tuple[str, ...]:
+        """The raw axes one counted change stands for."""
+        if change.axis in self.groups:
+            return change.members
+        return (change.axis, *change.members)
+
+
+def _flat_env(loaded: Any) -> dict[str, Any]:
+    if not isinstance(loaded, dict):
+        return {}
+    env = {k: v for k, v in loaded.items() if k not in ("captured_by", "packages")}
+    env["variables"] = {
+        k: v for k, v in (loaded.get("variables") or {}).items() if k not in JOB_VARIABLES
+    }
+    flat = flatten(env)
+    for item in loaded.get("packages") or []:
+        name, _, version = str(item).partition("==")
+        flat[f"packages.{name}"] = version
+    return flat
+
+
+def _flat_seeds(loaded: Any) -> dict[str, Any]:
+    if not isinstance(loaded, dict):
+        return {}
+    return flatten({k: v for k, v in loaded.items() if k != "note"})
+
+
+def _changed(a: Mapping[str, Any], b: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    a, b = ({k: v for k, v in side.items() if v != {}} for side in (a, b))  # `variables: {}`
+    # The seed itself first: the RNGs and variables it set follow from it.
+    keys = sorted(
+        (k for k in a.keys() | b.keys() if a.get(k, ABSENT) != b.get(k, ABSENT)),
+        key=lambda k: (k != "seed", k),
+    )
+    return {k: a.get(k, ABSENT) for k in keys}, {k: b.get(k, ABSENT) for k in keys}
+
+
+def describe(
+    change: Change, files_a: Mapping[str, bytes], files_b: Mapping[str, bytes], ids: tuple[str, str]
+) -> Change:
+    """`change` with readable values: for env and seed, the keys that changed and how."""
+    if change.axis == ENV_AXIS:
+        a, b = _changed(
+            _flat_env(_load(files_a, ENV, ids[0])), _flat_env(_load(files_b, ENV, ids[1]))
+        )
+    elif change.axis == SEED_AXIS:
+        a, b = _changed(
+            _flat_seeds(_load(files_a, SEEDS, ids[0])), _flat_seeds(_load(files_b, SEEDS, ids[1]))
+        )
+    else:
+        return change
+    return Change(change.axis, a, b, change.members)
+
+
+def sorted_axes(changes: Iterable[Change]) -> list[Change]:
+    """Axes in the order of DESIGN.md §4's table: code, config, data, env, seed."""
+    order = {CODE_AXIS: 0, ENV_AXIS: 3, SEED_AXIS: 4}
+
+    def key(change: Change) -> tuple[int, str]:
+        if change.axis in order:
+            return order[change.axis], ""
+        return (2 if change.axis.startswith("data.") else 1), change.axis
+
+    return sorted(changes, key=key)
