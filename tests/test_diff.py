@@ -116,6 +116,7 @@ def test_one_axis_alone_is_diffed(runs: Runs, kind: str) -> None:
     assert result.stdout.startswith(f"{base} → {other}: 1 axis differs\n  {AXIS[kind]}: ")
     if kind == "code":  # the changed pointer file of the data runs is never code
         assert _headers(result.stdout) == ["diff --git a/train.py b/train.py"]
+        assert result.stdout.splitlines()[1].endswith("… (train.py)")
         assert "+loss = 'focal'" in result.stdout
     else:
         path = f"experiments/{{}}/{FILE[kind]}"

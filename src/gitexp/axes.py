@@ -161,12 +161,12 @@ def code_paths(a: Inputs, b: Inputs) -> Callable[[str], bool]:
     return lambda path: is_code(path, config_files)
 
 
-def code_differs(repo: pygit2.Repository, a: Inputs, b: Inputs) -> bool:
+def code_files(repo: pygit2.Repository, a: Inputs, b: Inputs) -> list[str]:
+    """The code files that differ between two runs' snapshots: empty when their code is equal."""
     diff = code_diff(repo, a, b)
-    if diff is None:
-        return False
     counts = code_paths(a, b)
-    return any(counts(d.old_file.path) or counts(d.new_file.path) for d in diff.deltas)
+    paths = {p for d in (diff.deltas if diff else []) for p in (d.old_file.path, d.new_file.path)}
+    return sorted(path for path in paths if counts(path))
 
 
 def _config_changes(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[Change]:
@@ -205,17 +205,10 @@ def _same(one: Change, other: Change) -> bool:
     return (one.a, one.b) == (other.a, other.b) and type(one.a) is type(other.a)
 
 
-def raw_changes(repo: pygit2.Repository, a: Inputs, b: Inputs) -> list[Change]:
-    """Every axis on which `b` differs from `a`, before the repository's groups and ignores.
-
-    Env and seed values here are digests; `describe` makes them readable.
-    """
-    code = [Change(CODE_AXIS, a.snapshot, b.snapshot)] if code_differs(repo, a, b) else []
-    return code + record_changes(a, b)
-
-
 def record_changes(a: Inputs, b: Inputs) -> list[Change]:
-    """The axes read from the record alone: all but code, which needs the snapshots."""
+    """Every axis but code (see `code_files`) on which `b` differs from `a`, before the
+    repository's groups and ignores. Env and seed values are digests; `describe` makes
+    them readable."""
     changes = _config_changes(a.config, b.config)
     for path in sorted(a.data.keys() | b.data.keys()):
         if a.data.get(path) != b.data.get(path):

@@ -53,6 +53,7 @@ class Comparison:
     rules: Rules
     neighbours: tuple[Neighbour, ...] = ()
     unseeded: bool = False  # neither run was seeded: their differences may be noise
+    code_files: tuple[str, ...] = ()  # the code files that differ
 
     @property
     def confounded(self) -> bool:
@@ -81,9 +82,10 @@ def compare(
     a, b = _side(ws, tip, ref_a, progress), _side(ws, tip, ref_b, progress)
     rules = Rules.of(ws.settings)
     ids = (a.run_id, b.run_id)
-    raw = [
-        axes.describe(c, a.files, b.files, ids)
-        for c in axes.raw_changes(ws.repo, a.inputs, b.inputs)
+    code_files = axes.code_files(ws.repo, a.inputs, b.inputs)
+    code = [Change(axes.CODE_AXIS, a.inputs.snapshot, b.inputs.snapshot)] if code_files else []
+    raw = code + [
+        axes.describe(c, a.files, b.files, ids) for c in axes.record_changes(a.inputs, b.inputs)
     ]
     counted, ignored = rules.apply(raw)
     comparison = Comparison(
@@ -94,6 +96,7 @@ def compare(
         raw=tuple(raw),
         rules=rules,
         unseeded=_unseeded(a) and _unseeded(b),
+        code_files=tuple(code_files),
     )
     if not comparison.confounded:
         return comparison
@@ -129,7 +132,7 @@ def _neighbours(
             continue
         key = (other.snapshot, other.config_files)
         if key not in code_memo:
-            code_memo[key] = axes.code_differs(ws.repo, base, other)
+            code_memo[key] = bool(axes.code_files(ws.repo, base, other))
         if code_memo[key]:
             counted, _ = rules.apply([Change(axes.CODE_AXIS, base.snapshot, other.snapshot),
                                       *axes.record_changes(base, other)])  # fmt: skip

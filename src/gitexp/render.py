@@ -301,7 +301,7 @@ def value_text(value: Any, exact: bool = True) -> str:
     return text if len(text) <= 60 else text[:59] + _ELLIPSIS
 
 
-def axis_text(change: Change) -> str:
+def axis_text(change: Change, code_files: Sequence[str] = ()) -> str:
     """`config.optim.lr: 0.001 → 0.0003`; env, seed and groups list the keys that changed."""
     if isinstance(change.a, Mapping) and isinstance(change.b, Mapping):
         keys = list(change.a)
@@ -316,6 +316,10 @@ def axis_text(change: Change) -> str:
         more = f" (+{len(keys) - _MAX_VALUES} more)" if len(keys) > _MAX_VALUES else ""
         return f"{change.axis}: {', '.join(parts) or 'differs'}{more}"
     also = f" (also {', '.join(change.members)})" if change.members else ""
+    if change.axis == "code" and code_files:
+        listed = ", ".join(code_files[:_MAX_VALUES])
+        more = f" and {len(code_files) - _MAX_VALUES} more" if len(code_files) > _MAX_VALUES else ""
+        also = f" ({listed}{more})"
     return f"{change.axis}: {value_text(change.a)} → {value_text(change.b)}{also}"
 
 
@@ -334,7 +338,7 @@ def diff_preamble(comparison: Comparison) -> str:
     lines.append(
         f"{comparison.a.run_id} → {comparison.b.run_id}: {_axes_count(len(comparison.axes))}"
     )
-    lines.extend(f"  {axis_text(change)}" for change in comparison.axes)
+    lines.extend(f"  {axis_text(change, comparison.code_files)}" for change in comparison.axes)
     if comparison.ignored:
         names = ", ".join(change.axis for change in comparison.ignored)
         lines.append(f"  also differ, ignored by axes.ignore in .gitexp.yaml: {names}")
@@ -356,7 +360,7 @@ def refusal(comparison: Comparison) -> str:
     lines = [
         f"refusing to diff {a} and {b}: {_axes_count(len(comparison.axes))}, so no difference "
         "between their results can be put down to one of them",
-        *(f"  {axis_text(change)}" for change in comparison.axes),
+        *(f"  {axis_text(change, comparison.code_files)}" for change in comparison.axes),
     ]
     by_axis: dict[str, list[str]] = {}
     for found in comparison.neighbours:
