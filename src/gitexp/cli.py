@@ -339,9 +339,14 @@ def recover() -> None:
     """Commit runs whose gitexp process was killed, with status `crashed`."""
     from gitexp import pending, workspace
 
-    recovered = pending.recover(workspace.open_workspace())
+    failed: dict[str, str] = {}
+    recovered = pending.recover(workspace.open_workspace(), failed)
     for run_id in recovered:
         click.echo(f"recovered run {run_id} as crashed")
+    for run_id, reason in failed.items():
+        click.echo(f"could not record run {run_id}: {reason}", err=True)
+    if failed:
+        raise GitexpError(f"{len(failed)} runs are kept for a later `gitexp recover`")
     if not recovered:
         click.echo("nothing to recover")
 

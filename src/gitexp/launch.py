@@ -11,7 +11,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from gitexp import __version__, argv, data, ids, pending, snapshot, store, yamlio
+from gitexp import __version__, argv, data, ids, pending, signing, snapshot, store, yamlio
 from gitexp import config as config_mod
 from gitexp.errors import Refused
 from gitexp.record import CODE, CONFIG, DATA, DIFF, RUN, RunInfo, utc_iso
@@ -95,6 +95,7 @@ def begin(
     """
     pending.recover(ws)
     store.check_writable(ws)  # before training, not after it
+    signing.required_signer(ws.repo, ws.settings.require_signed)
     started = datetime.now(timezone.utc)
     run_id = ids.new_run_id(started)
     command = argv.redact(request.command)

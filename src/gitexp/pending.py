@@ -92,9 +92,8 @@ class PendingRun:
             oid = _commit(ws, self.folder, info, printed)
         except GitexpError as e:
             self._lock.close()
-            raise GitexpError(
-                f"{e}; run {self.run_id} is kept, and `gitexp recover` will record it"
-            ) from None
+            kept = f"{e}; run {self.run_id} is kept, and `gitexp recover` will record it"
+            raise type(e)(kept) from None  # the same kind, so a refusal still exits 3
         self.release(ws)
         return oid
 
@@ -173,8 +172,12 @@ def _commit(ws: Workspace, folder: Path, info: RunInfo, printed: int | None) -> 
     return store.write_run(ws, info.id, files, (summary, body), snapshot=snapshot)
 
 
-def recover(ws: Workspace) -> list[str]:
-    """Commit every run whose owner died, as `crashed`; return their ids."""
+def recover(ws: Workspace, failed: dict[str, str] | None = None) -> list[str]:
+    """Commit every run whose owner died, as `crashed`; return their ids.
+
+    A run that cannot be committed now (its signing key is not at hand, say) stays for a
+    later try, its error put in `failed`: recovering one run must not break another command.
+    """
     root = ws.state_dir / PENDING
     if not root.is_dir():
         return []
@@ -193,8 +196,12 @@ def recover(ws: Workspace) -> list[str]:
                 continue  # alive
             if not folder.exists():
                 continue  # another process recovered it while we waited
-            if _recover_one(ws, folder):
-                recovered.append(folder.name)
+            try:
+                if _recover_one(ws, folder):
+                    recovered.append(folder.name)
+            except GitexpError as e:
+                if failed is not None:
+                    failed[folder.name] = str(e)
     return recovered
 
 

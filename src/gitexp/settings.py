@@ -45,6 +45,7 @@ class Settings:
 
     branch: str = DEFAULT_BRANCH
     require_clean: bool = False
+    require_signed: bool = False  # refuse to write a record git cannot sign
     max_file_size: int = DEFAULT_MAX_FILE_SIZE  # larger untracked files are left out
     output_limit: int = DEFAULT_OUTPUT_LIMIT  # bytes of output.log kept
     env_allow: tuple[str, ...] = field(default=DEFAULT_ENV_ALLOW)
@@ -71,7 +72,8 @@ def load(workdir: Path | None) -> Settings:
     data = yamlio.load(path.read_bytes(), SETTINGS_FILE) or {}
     if not isinstance(data, dict):
         raise GitexpError(f"{SETTINGS_FILE} must be a mapping of settings; see the README")
-    known = {"branch", "require_clean", "snapshot", "output", "env", "data", "axes"}
+    known = {"branch", "require_clean", "require_signed", "snapshot", "output", "env", "data",
+             "axes"}  # fmt: skip
     unknown = sorted(set(data) - known)
     if unknown:
         raise GitexpError(f"{SETTINGS_FILE}: unknown setting {unknown[0]!r}; see the README")
@@ -83,6 +85,7 @@ def load(workdir: Path | None) -> Settings:
     return Settings(
         branch=_expect(data.get("branch", DEFAULT_BRANCH), str, "branch"),
         require_clean=_expect(data.get("require_clean", False), bool, "require_clean"),
+        require_signed=_expect(data.get("require_signed", False), bool, "require_signed"),
         max_file_size=_expect(
             snapshot.get("max_file_size", DEFAULT_MAX_FILE_SIZE), int, "snapshot.max_file_size"
         ),

@@ -14,10 +14,9 @@ from dataclasses import dataclass
 import pygit2
 from pygit2.enums import FileMode
 
-from gitexp import store, yamlio
+from gitexp import signing, store, yamlio
 from gitexp.errors import GitexpError
 from gitexp.record import ARTIFACTS, DATA, EXPERIMENTS
-from gitexp.signing import identity
 from gitexp.workspace import Workspace
 
 
@@ -92,9 +91,9 @@ def _union(ws: Workspace, ours: pygit2.Commit, theirs: pygit2.Commit) -> pygit2.
             listing.insert(name, entry.id, FileMode.TREE)
     top = repo.TreeBuilder(ours.tree)
     top.insert(EXPERIMENTS, listing.write(), FileMode.TREE)
-    who = identity(repo)
     message = "gitexp: merge runs recorded elsewhere\n"
-    return repo.create_commit(None, who, who, message, top.write(), [ours.id, theirs.id])
+    sign_with = signing.required_signer(repo, ws.settings.require_signed)
+    return signing.commit(repo, message, top.write(), [ours.id, theirs.id], sign_with)
 
 
 def pull(ws: Workspace, remote: str) -> Shared:

@@ -14,9 +14,9 @@ from pathlib import Path
 import pygit2
 from pygit2.enums import FileMode
 
+from gitexp import signing
 from gitexp.errors import GitexpError
 from gitexp.record import EXPERIMENTS
-from gitexp.signing import identity
 from gitexp.workspace import Workspace
 
 README = """\
@@ -105,11 +105,11 @@ def ensure_branch(ws: Workspace) -> pygit2.Commit:
     readme = repo.create_blob(README.format(branch=ws.settings.branch).encode())
     builder = repo.TreeBuilder()
     builder.insert("README.md", readme, FileMode.BLOB)
-    who = identity(repo)
     message = _commit_message(
         "gitexp: start the runs branch", "Each following commit records one experiment run."
     )
-    root = repo.create_commit(None, who, who, message, builder.write(), [])
+    sign_with = signing.required_signer(repo, ws.settings.require_signed)
+    root = signing.commit(repo, message, builder.write(), [], sign_with)
     try:
         repo.references.create(ws.runs_ref, root)
     except (pygit2.AlreadyExistsError, pygit2.GitError):
@@ -162,10 +162,11 @@ def write_run(
     already on the branch is left alone (its existing commit is returned) unless `replace`
     is set, which only annotations use. Safe against concurrent writers: the ref moves by
     compare-and-swap and the whole step is retried when another writer got there first.
+    The commit is signed when git has a signing key (signing.SigningFailed if it cannot).
     """
     check_writable(ws)
     repo = ws.repo
-    who = identity(repo)
+    sign_with = signing.required_signer(repo, ws.settings.require_signed)
     with _branch_lock(ws):
         for attempt in range(_RETRIES):
             parent = ensure_branch(ws)
@@ -174,7 +175,7 @@ def write_run(
                 return parent.id
             tree = _with_folder(repo, parent.tree, experiments, run_id, files)
             parents = [parent.id] + ([pygit2.Oid(hex=snapshot)] if snapshot else [])
-            oid = repo.create_commit(None, who, who, _commit_message(*message), tree, parents)
+            oid = signing.commit(repo, _commit_message(*message), tree, parents, sign_with)
             ref = repo.references[ws.runs_ref]
             if ref.target != parent.id:
                 continue
