@@ -19,10 +19,21 @@ from gitexp import axes, store, yamlio
 from gitexp.config import flatten
 from gitexp.errors import GitexpError
 from gitexp.ids import suffix_of
-from gitexp.record import ARTIFACTS, CODE, CONFIG, DATA, ENV, EXPERIMENTS, RUN, SEEDS, SUMMARY
+from gitexp.record import (
+    ANNOTATIONS,
+    ARTIFACTS,
+    CODE,
+    CONFIG,
+    DATA,
+    ENV,
+    EXPERIMENTS,
+    RUN,
+    SEEDS,
+    SUMMARY,
+)
 from gitexp.workspace import Workspace
 
-_VERSION = "3"
+_VERSION = "4"
 INVALID = "invalid"  # the status shown for a record whose files cannot be read
 _COLUMNS = (
     "id, tree, name, status, started, duration_s, exit_code, tags, notes, command, config, "
@@ -132,8 +143,9 @@ def _read_row(repo: pygit2.Repository, run_id: str, tree_id: pygit2.Oid) -> tupl
         config = yamlio.load(_blob(repo, folder, CONFIG) or b"{}", f"{where}/{CONFIG}") or {}
         summary = yamlio.load(_blob(repo, folder, SUMMARY) or b"{}", f"{where}/{SUMMARY}") or {}
         made = yamlio.load(_blob(repo, folder, ARTIFACTS) or b"{}", f"{where}/{ARTIFACTS}") or {}
+        later = yamlio.load(_blob(repo, folder, ANNOTATIONS) or b"{}", f"{where}/{ANNOTATIONS}")
     except GitexpError:
-        run, config, summary, made = {}, {}, {}, {}
+        run, config, summary, made, later = {}, {}, {}, {}, {}
     if not isinstance(run, dict) or not isinstance(config, dict) or not run:
         # One damaged record must not hide the others: it is listed as such.
         run, config, summary = {"status": INVALID}, {}, {}
@@ -145,7 +157,7 @@ def _read_row(repo: pygit2.Repository, run_id: str, tree_id: pygit2.Oid) -> tupl
         str(run.get("started", "")),
         run.get("duration_s"),
         run.get("exit_code"),
-        json.dumps(list(run.get("tags") or [])),
+        json.dumps(list(dict.fromkeys([*(run.get("tags") or []), *_tags(later)]))),
         run.get("notes"),
         json.dumps(list(run.get("command") or [])),
         json.dumps(flatten(config), default=str),
@@ -153,6 +165,13 @@ def _read_row(repo: pygit2.Repository, run_id: str, tree_id: pygit2.Oid) -> tupl
         json.dumps(list(run.get("inputs") or [])),
         json.dumps(sorted({str(a["md5"]) for a in made.get("artifacts", []) if "md5" in a})),
     )
+
+
+def _tags(annotations: Any) -> list[str]:
+    """Tags added later (annotations.yaml), which filter and list like the run's own."""
+    if not isinstance(annotations, dict):
+        return []
+    return [str(tag) for tag in annotations.get("tags") or []]
 
 
 def _summary(row: Sequence[Any]) -> RunSummary:
@@ -252,11 +271,12 @@ def resolve(ws: Workspace, ref: str, progress: Progress | None = None) -> RunSum
     with _open(ws) as db:
         known = _sync(ws, db, progress)
         pairs = db.execute(f"SELECT id, name FROM runs {_NEWEST_FIRST}").fetchall() if known else []
-    run_id = _resolve(pairs, ref)
+    run_id = choose(pairs, ref)
     return runs(ws, RunQuery(run_id=run_id))[0]
 
 
-def _resolve(pairs: Sequence[tuple[str, str | None]], ref: str) -> str:
+def choose(pairs: Sequence[tuple[str, str | None]], ref: str) -> str:
+    """The one run id among `pairs` (id, name; newest first) that `ref` names."""
     if ref == "@" or ref.startswith("@~"):
         back = ref[2:] or "0"
         if not back.isdigit():

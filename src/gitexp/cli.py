@@ -295,6 +295,70 @@ def _colour_wanted() -> bool:
 
 
 @cli.command()
+@click.argument("run_ids", nargs=-1)
+@click.option("--all", "every", is_flag=True, help="Verify every run (the default with no ID).")
+@click.option(
+    "--ref",
+    "rev",
+    metavar="REV",
+    help="Verify the runs of this commit or branch instead of the runs branch (in CI: the "
+    "pull request's head).",
+)
+@click.option(
+    "--base",
+    metavar="REV",
+    help="A commit the runs must have grown from, each of its runs still there unchanged "
+    "(in CI: the branch the pull request targets).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the verdicts as JSON, for CI.")
+def verify(
+    run_ids: tuple[str, ...], every: bool, rev: str | None, base: str | None, as_json: bool
+) -> None:
+    """Check that each run was recorded by a commit signed by a trusted key, unchanged since."""
+    from gitexp import render, verify, workspace
+    from gitexp.errors import VerificationFailed
+
+    if every and run_ids:
+        raise click.UsageError("give run ids or --all, not both")
+    report = verify.verify(workspace.open_workspace(), run_ids, rev, base)
+    if as_json:
+        click.echo(render.verify_json(report))
+    else:
+        click.echo(render.verify_lines(report))
+    if not report.ok:
+        raise VerificationFailed(render.verify_summary(report))
+    if not as_json:
+        click.echo(render.verify_summary(report), err=True)
+
+
+def _annotate(run_id: str, **change: Any) -> None:
+    from gitexp import annotation, workspace
+
+    found, now = annotation.annotate(workspace.open_workspace(), run_id, **change)
+    tags = ", ".join(now.tags) or "none"
+    notes = f"{len(now.notes)} note{'s' if len(now.notes) != 1 else ''}"
+    click.echo(f"run {found}: tags {tags}; {notes}")
+
+
+@cli.command()
+@click.argument("run_id")
+@click.argument("tags", nargs=-1, required=True)
+@click.option("--remove", is_flag=True, help="Remove these tags instead of adding them.")
+def tag(run_id: str, tags: tuple[str, ...], remove: bool) -> None:
+    """Add TAGS to a finished run (in annotations.yaml, a new signed commit)."""
+    _annotate(run_id, **({"remove_tags": tags} if remove else {"add_tags": tags}))
+
+
+@cli.command()
+@click.argument("run_id")
+@click.argument("text")
+@click.option("--remove", is_flag=True, help="Remove the note with exactly this text.")
+def note(run_id: str, text: str, remove: bool) -> None:
+    """Add a note to a finished run (in annotations.yaml, a new signed commit)."""
+    _annotate(run_id, **({"remove_note": text} if remove else {"add_note": text}))
+
+
+@cli.command()
 @click.argument("run_id")
 @click.argument("paths", nargs=-1)
 @click.option("--data", "with_data", is_flag=True, help="Only the datasets the run read.")

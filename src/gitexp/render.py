@@ -26,6 +26,7 @@ from gitexp.axes import ABSENT, Change
 from gitexp.catalog import RunSummary
 from gitexp.diff import Comparison, FilePatch
 from gitexp.history import Record
+from gitexp.verify import Report
 
 _STATUS_STYLE = {
     "succeeded": "green",
@@ -158,6 +159,7 @@ def record_view(record: Record) -> RenderableType:
     """Every part of one record, readably; long parts are summarised with where to see them."""
     view = record.parsed()
     run = view.get("run", {})
+    later = view.get("annotations") or {}
     head = Table.grid(padding=(0, 2))
     head.add_column(style="bold")
     head.add_column()
@@ -172,8 +174,12 @@ def record_view(record: Record) -> RenderableType:
         ("duration", duration(run.get("duration_s"))),
         ("command", " ".join(run.get("command") or [])),
         ("cwd", run.get("cwd")),
-        ("tags", ", ".join(run.get("tags") or [])),
+        ("tags", ", ".join(dict.fromkeys([*(run.get("tags") or []), *later.get("tags", [])]))),
         ("notes", run.get("notes")),
+        *(
+            ("note", f"{n.get('text')} ({n.get('author')}, {n.get('date')})")
+            for n in later.get("notes") or []
+        ),
         ("made from", ", ".join(view["lineage"]["inputs"])),
         ("used by", ", ".join(view["lineage"]["used_by"])),
         ("host", f"{run.get('user')}@{run.get('host')}"),
@@ -476,3 +482,50 @@ def diffstat(patches: Sequence[FilePatch]) -> str:
     if deleted:
         total += f", {deleted} deletion{'s' if deleted != 1 else ''}(-)"
     return "\n".join([*lines, total]) + "\n"
+
+
+# --- gitexp verify -------------------------------------------------------------------------
+
+
+def verify_lines(report: Report) -> str:
+    """One line per run: verdict, id, and what git said or what is wrong."""
+    width = max((len(check.status) for check in report.checks), default=2)
+    lines = [
+        f"{check.status.ljust(width)}  {check.run_id}  {check.detail or check.signer}".rstrip()
+        for check in report.checks
+    ]
+    lines.extend(
+        f"history rewritten: {tip[:12]}, a former tip of the branch, is no longer in its history"
+        for tip in report.rewritten
+    )
+    return "\n".join(lines)
+
+
+def verify_summary(report: Report) -> str:
+    total, failed = len(report.checks), len(report.failed)
+    runs = f"{total} run{'s' if total != 1 else ''}"
+    if report.ok:
+        return f"{runs} verified"
+    text = f"{failed} of {runs} failed verification" if failed else f"{runs} verified"
+    if report.rewritten:
+        text += ", and the branch's history was rewritten"
+    return text + "; see the lines above"
+
+
+def verify_json(report: Report) -> str:
+    return as_json(
+        {
+            "ok": report.ok,
+            "runs": [
+                {
+                    "id": check.run_id,
+                    "status": check.status,
+                    "detail": check.detail,
+                    "commit": check.commit,
+                    "signature": check.signer,
+                }
+                for check in report.checks
+            ],
+            "rewritten": list(report.rewritten),
+        }
+    )

@@ -7,7 +7,7 @@ import os
 import random
 import subprocess
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -154,15 +154,51 @@ def write_run(
     files: Mapping[str, bytes],
     message: tuple[str, str],
     snapshot: str | None = None,
-    replace: bool = False,
 ) -> pygit2.Oid:
     """Commit `files` as `experiments/<run_id>/` on top of the runs branch.
 
     The first parent is the previous tip; `snapshot`, the run's code, is the second. A run
-    already on the branch is left alone (its existing commit is returned) unless `replace`
-    is set, which only annotations use. Safe against concurrent writers: the ref moves by
-    compare-and-swap and the whole step is retried when another writer got there first.
-    The commit is signed when git has a signing key (signing.SigningFailed if it cannot).
+    already on the branch is left alone and its existing commit returned.
+    """
+
+    def new_folder(current: Mapping[str, bytes] | None) -> Mapping[str, bytes] | None:
+        return files if current is None else None
+
+    return _append(ws, run_id, new_folder, message, snapshot)
+
+
+def update_run(
+    ws: Workspace,
+    run_id: str,
+    change: Callable[[Mapping[str, bytes]], Mapping[str, bytes] | None],
+    message: tuple[str, str],
+) -> pygit2.Oid:
+    """Commit `change(files)` as the new content of a run's folder (for annotations).
+
+    `change` sees the folder as it is at the tip this commit goes on, so that two people
+    annotating at once both keep their changes; it returns None when there is nothing to do.
+    """
+
+    def changed(current: Mapping[str, bytes] | None) -> Mapping[str, bytes] | None:
+        if current is None:
+            raise GitexpError(f"no run {run_id!r}; see `gitexp log`")
+        return change(current)
+
+    return _append(ws, run_id, changed, message, None)
+
+
+def _append(
+    ws: Workspace,
+    run_id: str,
+    make: Callable[[Mapping[str, bytes] | None], Mapping[str, bytes] | None],
+    message: tuple[str, str],
+    snapshot: str | None,
+) -> pygit2.Oid:
+    """One commit on the runs branch whose folder for `run_id` is `make(current folder)`.
+
+    Safe against concurrent writers: the ref moves by compare-and-swap and the whole step is
+    retried when another writer got there first. The commit is signed when git has a signing
+    key (signing.SigningFailed if it cannot sign).
     """
     check_writable(ws)
     repo = ws.repo
@@ -171,7 +207,9 @@ def write_run(
         for attempt in range(_RETRIES):
             parent = ensure_branch(ws)
             experiments = experiments_tree(parent)
-            if experiments is not None and run_id in experiments and not replace:
+            current = _folder_files(repo, experiments, run_id)
+            files = make(current)
+            if files is None:
                 return parent.id
             tree = _with_folder(repo, parent.tree, experiments, run_id, files)
             parents = [parent.id] + ([pygit2.Oid(hex=snapshot)] if snapshot else [])
@@ -191,6 +229,15 @@ def write_run(
         f"could not update {ws.settings.branch} after {_RETRIES} attempts; the run is kept "
         "under .git/gitexp/ and `gitexp recover` will commit it"
     )
+
+
+def _folder_files(
+    repo: pygit2.Repository, experiments: pygit2.Tree | None, run_id: str
+) -> dict[str, bytes] | None:
+    if experiments is None or run_id not in experiments:
+        return None
+    folder = experiments[run_id].peel(pygit2.Tree)
+    return {str(entry.name): repo[entry.id].peel(pygit2.Blob).data for entry in folder}
 
 
 def _loose_object_limit(repo: pygit2.Repository) -> int:
@@ -231,11 +278,10 @@ def _pack_if_needed(ws: Workspace) -> None:
 
 def read_files(ws: Workspace, commit: pygit2.Commit, run_id: str) -> dict[str, bytes]:
     """Every file of one record as stored in `commit`."""
-    try:
-        folder = commit.tree[f"{EXPERIMENTS}/{run_id}"].peel(pygit2.Tree)
-    except KeyError:
-        raise GitexpError(f"no run {run_id!r}; see `gitexp log`") from None
-    return {str(entry.name): ws.repo[entry.id].peel(pygit2.Blob).data for entry in folder}
+    files = _folder_files(ws.repo, experiments_tree(commit), run_id)
+    if files is None:
+        raise GitexpError(f"no run {run_id!r}; see `gitexp log`")
+    return files
 
 
 def run_folders(commit: pygit2.Commit | None) -> dict[str, pygit2.Oid]:

@@ -1,0 +1,114 @@
+"""Tags and notes added to a run after it ended: annotations.yaml, a record's only mutable file.
+
+Each change is one new (signed) commit that rewrites annotations.yaml alone, so `verify`
+still finds every other file byte for byte as the run's own commit wrote it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from gitexp import catalog, pending, signing, store, yamlio
+from gitexp.errors import GitexpError
+from gitexp.record import ANNOTATIONS, run_dir, utc_iso
+from gitexp.workspace import Workspace
+
+
+@dataclass(frozen=True)
+class Note:
+    text: str
+    author: str
+    date: str  # ISO-8601 UTC
+
+
+@dataclass(frozen=True)
+class Annotations:
+    """What annotations.yaml holds."""
+
+    tags: tuple[str, ...] = ()
+    notes: tuple[Note, ...] = ()
+
+    @classmethod
+    def parse(cls, data: bytes | None, where: str) -> Annotations:
+        loaded = yamlio.load(data, where) if data else None
+        if not isinstance(loaded, dict):
+            return cls()
+        notes = tuple(
+            Note(str(n.get("text", "")), str(n.get("author", "")), str(n.get("date", "")))
+            for n in loaded.get("notes") or []
+            if isinstance(n, dict)
+        )
+        return cls(tuple(str(t) for t in loaded.get("tags") or []), notes)
+
+    def to_yaml(self) -> bytes:
+        return yamlio.dump(
+            {
+                "tags": list(self.tags),
+                "notes": [{"text": n.text, "author": n.author, "date": n.date} for n in self.notes],
+            }
+        )
+
+
+def _check_tags(tags: Sequence[str]) -> None:
+    for tag in tags:
+        if not tag.strip() or "," in tag or "\n" in tag:
+            raise GitexpError(f"{tag!r} is not a tag: a tag is a word, without commas")
+
+
+def annotate(
+    ws: Workspace,
+    ref: str,
+    add_tags: Sequence[str] = (),
+    remove_tags: Sequence[str] = (),
+    add_note: str | None = None,
+    remove_note: str | None = None,
+) -> tuple[str, Annotations]:
+    """Change a run's tags or notes in one commit; return the run id and its annotations."""
+    _check_tags([*add_tags, *remove_tags])
+    if add_note is not None and not add_note.strip():
+        raise GitexpError("a note needs some text: gitexp note ID 'why this run matters'")
+    pending.recover(ws)
+    run_id = catalog.resolve(ws, ref).id
+    where = f"{run_dir(run_id)}/{ANNOTATIONS}"
+    who = signing.identity(ws.repo)
+    result: list[Annotations] = []
+
+    def change(files: Mapping[str, bytes]) -> Mapping[str, bytes] | None:
+        before = Annotations.parse(files.get(ANNOTATIONS), where)
+        tags = [t for t in dict.fromkeys([*before.tags, *add_tags]) if t not in remove_tags]
+        notes = [n for n in before.notes if n.text != remove_note]
+        if remove_note is not None and len(notes) == len(before.notes):
+            raise GitexpError(f"run {run_id} has no note {remove_note!r}; see `gitexp show`")
+        if add_note is not None:
+            author = f"{who.name} <{who.email}>"
+            notes.append(Note(add_note, author, utc_iso(datetime.now(timezone.utc))))
+        after = Annotations(tuple(tags), tuple(notes))
+        result[:] = [after]
+        if after == before:
+            return None
+        updated = {name: data for name, data in files.items() if name != ANNOTATIONS}
+        if after.tags or after.notes:
+            updated[ANNOTATIONS] = after.to_yaml()
+        return updated
+
+    summary = f"gitexp: annotate run {run_id}"
+    store.update_run(
+        ws, run_id, change, (summary, _describe(add_tags, remove_tags, add_note, remove_note))
+    )
+    return run_id, result[0]
+
+
+def _describe(
+    add_tags: Sequence[str],
+    remove_tags: Sequence[str],
+    add_note: str | None,
+    remove_note: str | None,
+) -> str:
+    lines = [f"tag: +{t}" for t in add_tags] + [f"tag: -{t}" for t in remove_tags]
+    if add_note is not None:
+        lines.append(f"note: +{add_note}")
+    if remove_note is not None:
+        lines.append(f"note: -{remove_note}")
+    return "\n".join(lines)
