@@ -89,7 +89,8 @@ def gitexp(*args: str) -> Result:
 
 def gitexp_process(args: Sequence[str], cwd: Path, **kwargs: object) -> subprocess.Popen[str]:
     """`gitexp ARGS` as a real process, for exit codes and signals."""
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    given = kwargs.pop("env", os.environ)
+    env = {**given, "PYTHONUNBUFFERED": "1"}  # type: ignore[dict-item]
     return subprocess.Popen(  # type: ignore[call-overload, no-any-return]
         [sys.executable, "-m", "gitexp", *args], cwd=cwd, env=env, text=True, **kwargs
     )
@@ -99,3 +100,25 @@ def run_ids(root: Path) -> list[str]:
     """Run ids on the branch, newest first, read with git itself."""
     out = git(root, "ls-tree", "--name-only", "gitexp/runs:experiments")
     return sorted(out.split(), reverse=True)  # ids sort by start time
+
+
+def ssh_key(directory: Path, name: str, passphrase: str = "") -> Path:
+    """A new ed25519 key pair; returns the public key's path."""
+    key = directory / name
+    subprocess.run(
+        ["ssh-keygen", "-q", "-t", "ed25519", "-N", passphrase, "-C", name, "-f", str(key)],
+        check=True,
+    )
+    return key.with_suffix(".pub")
+
+
+@pytest.fixture
+def signing(project: Path, tmp_path: Path) -> Path:
+    """The project signing with a fresh ssh key that its allowed signers file trusts."""
+    public = ssh_key(tmp_path, "ada")
+    allowed = tmp_path / "allowed_signers"
+    allowed.write_text(f"ada@example.com {public.read_text()}")
+    git(project, "config", "gpg.format", "ssh")
+    git(project, "config", "user.signingkey", str(public))
+    git(project, "config", "gpg.ssh.allowedSignersFile", str(allowed))
+    return public
