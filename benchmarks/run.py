@@ -170,6 +170,35 @@ def diff_ms(root: Path, repeats: int) -> dict[str, float]:
     }
 
 
+def verify_s(base: Path, runs: int) -> tuple[float, float]:
+    """`gitexp verify --all` of `runs` ssh-signed runs, one commit each: (seconds, per run ms).
+
+    Every creating commit is checked by `git verify-commit`, which runs ssh-keygen: that
+    process per run is the cost.
+    """
+    root = scratch_repository(base / f"verify-{runs}")
+    key = base / "signing-key"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+    allowed = base / "allowed_signers"
+    allowed.write_text("bench@example.com " + key.with_suffix(".pub").read_text())
+    for name, value in (
+        ("gpg.format", "ssh"),
+        ("user.signingkey", str(key.with_suffix(".pub"))),
+        ("gpg.ssh.allowedSignersFile", str(allowed)),
+    ):
+        subprocess.run(["git", "config", name, value], cwd=root, check=True)
+    ws = open_workspace(root)
+    head = str(ws.repo.head.target)
+    for n in range(runs):
+        run_id = f"20260101-000000-{n:07d}"
+        message = (f"gitexp: run {run_id} succeeded", "")
+        store.write_run(ws, run_id, record(run_id, n, head), message, snapshot=head)
+    start = time.perf_counter()
+    subprocess.run([GITEXP, "verify", "--all"], cwd=root, check=True, capture_output=True, env=ENV)
+    seconds = time.perf_counter() - start
+    return seconds, seconds * 1000 / runs
+
+
 def commit_cost(base: Path, runs: int, repeats: int) -> tuple[float, float]:
     root = base / f"commit-{runs}"
     if not root.exists():
@@ -244,6 +273,10 @@ def main() -> None:
         print(f"| `gitexp diff A B` refused with its single-axis neighbours, 10,000 runs | "
               f"{diffs['refused']:.0f} ms (first call, indexing inputs: "
               f"{diffs['refused, first']:.0f} ms) |")  # fmt: skip
+        signed = 200 if args.quick else 1_000
+        seconds, per_run = verify_s(base, signed)
+        print(f"| `gitexp verify --all`, {signed:,} ssh-signed runs | {seconds:.1f} s "
+              f"({per_run:.1f} ms per run) |")  # fmt: skip
 
 
 if __name__ == "__main__":

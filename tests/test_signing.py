@@ -29,13 +29,22 @@ def test_records_are_signed_with_ssh_and_git_accepts_them(project: Path, signing
 
 
 @pytest.fixture
-def gpg_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    """A throw-away gpg home holding one new key; yields its fingerprint."""
-    if shutil.which("gpg") is None:
-        pytest.skip("gpg is not installed")
-    home = tmp_path / "gpg"
+def gnupg(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A throw-away GnuPG home, used by gpg and gpgsm alike."""
+    home = tmp_path / "gnupg"
     home.mkdir(mode=0o700)
     monkeypatch.setenv("GNUPGHOME", str(home))
+    yield home
+    subprocess.run(["gpgconf", "--kill", "all"], check=False, capture_output=True)
+
+
+def _tool(name: str) -> None:
+    if shutil.which(name) is None:
+        pytest.skip(f"{name} is not installed")
+
+
+def test_records_are_signed_with_openpgp(project: Path, gnupg: Path) -> None:
+    _tool("gpg")
     subprocess.run(
         ["gpg", "--batch", "--passphrase", "", "--quick-gen-key", "Ada <ada@example.com>",
          "ed25519", "sign", "never"],
@@ -44,18 +53,45 @@ def gpg_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     listed = subprocess.run(
         ["gpg", "--with-colons", "--list-secret-keys"], check=True, capture_output=True, text=True
     ).stdout
-    yield next(line.split(":")[9] for line in listed.splitlines() if line.startswith("fpr"))
-    subprocess.run(["gpgconf", "--kill", "all"], check=False, capture_output=True)
-
-
-def test_records_are_signed_with_openpgp(project: Path, gpg_home: str) -> None:
-    git(project, "config", "user.signingkey", gpg_home)
+    fingerprint = next(line.split(":")[9] for line in listed.splitlines() if line.startswith("fpr"))
+    git(project, "config", "user.signingkey", fingerprint)
 
     _run()
 
     git(project, "verify-commit", "gitexp/runs")
     assert "Good signature from" in git(project, "log", "--show-signature", "-1", "gitexp/runs")
-    assert gitexp("verify").exit_code == 0
+    result = gitexp("verify")
+    assert result.exit_code == 0
+    assert f"good signature by Ada <ada@example.com> (key {fingerprint[-16:]})" in result.stdout
+
+
+def test_records_are_signed_with_x509(project: Path, gnupg: Path) -> None:
+    _tool("gpgsm")
+    (gnupg / "gpgsm.conf").write_text("disable-crl-checks\n")  # no CA to ask, offline
+    (gnupg / "params").write_text(
+        "Key-Type: RSA\nKey-Length: 2048\nKey-Usage: sign\nSerial: random\n"
+        "Name-DN: CN=Ada Lovelace,O=Lab\nName-Email: ada@example.com\n"
+    )  # a Serial makes gpgsm write a self-signed certificate
+    made = subprocess.run(
+        ["gpgsm", "--batch", "--pinentry-mode", "loopback", "--passphrase", "", "--gen-key",
+         str(gnupg / "params")],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    subprocess.run(["gpgsm", "--import"], input=made.stdout, check=True, capture_output=True)
+    listed = subprocess.run(
+        ["gpgsm", "--with-colons", "--list-keys"], check=True, capture_output=True, text=True
+    ).stdout
+    fingerprint = next(line.split(":")[9] for line in listed.splitlines() if line.startswith("fpr"))
+    (gnupg / "trustlist.txt").write_text(f"{fingerprint} S relax\n")  # trust it as a root
+    git(project, "config", "gpg.format", "x509")
+    git(project, "config", "user.signingkey", f"0x{fingerprint[-16:]}")
+
+    _run()
+
+    git(project, "verify-commit", "gitexp/runs")
+    result = gitexp("verify")
+    assert result.exit_code == 0, result.output
+    assert "good signature by /CN=Ada Lovelace/O=Lab" in result.stdout
 
 
 def test_require_signed_refuses_before_the_command_runs(project: Path) -> None:

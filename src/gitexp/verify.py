@@ -112,23 +112,59 @@ def _snapshot(repo: pygit2.Repository, tree: pygit2.Tree, run_id: str) -> str | 
     return match.group(1).decode() if match else None
 
 
+# The run a gitexp commit names in its summary: a hint that saves diffing big trees.
+_NAMED_RUN = re.compile(r"^gitexp: (?:annotate )?run (\S+)")
+
+
+def _added_fast(
+    commit: pygit2.Commit, tree: pygit2.Tree | None, parent: pygit2.Tree | None
+) -> set[str] | None:
+    """The runs `commit` adds, from the run its message names, when the counts prove it.
+
+    The message is only a hint: the name must be new in the tree and the tree must have
+    grown by exactly that one folder, else the caller diffs the trees. A commit that adds a
+    second run while deleting another leaves that run without a creating commit, which
+    fails verification: never a false `ok`.
+    """
+    match = _NAMED_RUN.match(commit.message)
+    if match is None or tree is None or parent is None:
+        return None
+    name, grown = match.group(1), len(tree) - len(parent)
+    if grown == 0 and name in parent:
+        return set()  # an annotation: the folder was there before
+    if grown == 1 and name in tree and name not in parent:
+        return {name}
+    return None
+
+
 def _history(repo: pygit2.Repository, tip: pygit2.Commit) -> _History:
     """Walk every parent of the branch, as `pull` merges histories, but not into the code
     snapshots that run commits name as their second parent."""
     history = _History()
+    trees: dict[pygit2.Oid, pygit2.Tree | None] = {}  # each read once: they are big
+
+    def experiments(commit: pygit2.Commit) -> pygit2.Tree | None:
+        if commit.id not in trees:
+            trees[commit.id] = store.experiments_tree(commit)
+        return trees[commit.id]
+
     todo = [tip]
     while todo:
         commit = todo.pop()
         if commit.id in history.commits:
             continue
         history.commits.add(commit.id)
-        tree = store.experiments_tree(commit)
+        tree = experiments(commit)
+        trees.pop(commit.id, None)  # a commit is visited once; its children are done
         parents = list(commit.parents)
-        added = _added(tree, [store.experiments_tree(p) for p in parents[:1]])
+        first = experiments(parents[0]) if parents else None
+        added = _added_fast(commit, tree, first)
+        if added is None:
+            added = _added(tree, [first] if parents else [])
         snapshots = {_snapshot(repo, tree, run) for run in added} if tree is not None else set()
         branch_parents = parents[:1] + [p for p in parents[1:] if str(p.id) not in snapshots]
         if len(branch_parents) > 1:
-            added = _added(tree, [store.experiments_tree(p) for p in branch_parents])
+            added = _added(tree, [experiments(p) for p in branch_parents])
         for run_id in added:
             history.created.setdefault(run_id, []).append(commit)
         todo.extend(branch_parents)
@@ -150,12 +186,38 @@ def _signature(ws: Workspace, commit: pygit2.Commit) -> _Signature:
         )
     except OSError as e:
         raise GitexpError(f"cannot run git to check signatures ({e}); install git") from None
-    said = " ".join(line.strip() for line in done.stderr.splitlines() if line.strip())
+    said = _words(done.stderr)
     if done.returncode == 0:
         return _Signature(OK, said)
-    if any(sign in said for sign in _UNTRUSTED_SIGNS) and "BADSIG" not in said:
+    if any(sign in done.stderr for sign in _UNTRUSTED_SIGNS) and "BADSIG" not in done.stderr:
         return _Signature(UNTRUSTED, said)
     return _Signature(BAD, said)
+
+
+# gpg's and gpgsm's status lines (doc/DETAILS in GnuPG), in words.
+_STATUS_WORDS = {
+    "GOODSIG": "good signature by {uid} (key {key})",
+    "BADSIG": "bad signature claiming to be by {uid} (key {key})",
+    "EXPKEYSIG": "signature by {uid}, whose key {key} has expired",
+    "REVKEYSIG": "signature by {uid}, whose key {key} is revoked",
+    "NO_PUBKEY": "key {key} is not in the keyring",
+}
+
+
+def _words(stderr: str) -> str:
+    """What `git verify-commit --raw` said, in one line: ssh's own sentences, or gpg's status
+    lines put into words."""
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    status = [line.split()[1:] for line in lines if line.startswith("[GNUPG:]")]
+    if not status:
+        return " ".join(lines)
+    words = []
+    for name, *args in status:
+        if name in _STATUS_WORDS and args:
+            words.append(_STATUS_WORDS[name].format(key=args[0], uid=" ".join(args[1:])))
+        elif name.startswith("TRUST_"):
+            words.append(f"trust {name.removeprefix('TRUST_').lower()}")
+    return ", ".join(words) or "the signature could not be checked"
 
 
 def _folder(repo: pygit2.Repository, commit: pygit2.Commit, run_id: str) -> dict[str, str] | None:
