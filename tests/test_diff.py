@@ -480,3 +480,21 @@ def test_neighbours_follow_the_ignore_setting(
     assert neighbours() == []  # lr_and_env differs from base on two axes
     (project / ".gitexp.yaml").write_text("axes:\n  ignore: [env]\n")
     assert neighbours() == [(lr_and_env, "config.argv.lr")]
+
+
+def test_a_reader_that_stops_early_is_no_error(project: Path) -> None:
+    (project / "big.txt").write_text("".join(f"line {i}\n" for i in range(20_000)))
+    first = _run("--seed", "0", "--", sys.executable, "train.py")
+    (project / "big.txt").write_text("".join(f"LINE {i}\n" for i in range(20_000)))
+    second = _run("--seed", "0", "--", sys.executable, "train.py")
+    process = gitexp_process(["diff", first, second], project, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE)  # fmt: skip
+    assert process.stdout is not None and process.stderr is not None
+
+    # The diff is larger than a pipe holds: gitexp is still writing when the reader leaves.
+    line = process.stdout.readline()
+    process.stdout.close()
+    process.wait()
+
+    assert line == f"{first} → {second}: 1 axis differs\n"
+    assert process.stderr.read() == ""

@@ -7,7 +7,7 @@ from A on one of those axes alone are the comparisons worth making instead.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import pygit2
@@ -102,7 +102,7 @@ def compare(
         return comparison
     wanted = {change.axis for change in counted}
     found = tuple(_neighbours(ws, rules, a.run_id, {b.run_id}, wanted, progress))
-    return Comparison(**{**comparison.__dict__, "neighbours": found})
+    return replace(comparison, neighbours=found)
 
 
 def _neighbours(

@@ -8,7 +8,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.cells import cell_len
 from rich.color import ColorSystem
@@ -27,6 +27,10 @@ from gitexp.catalog import RunSummary
 from gitexp.diff import Comparison, FilePatch
 from gitexp.history import Record
 from gitexp.verify import Report
+
+if TYPE_CHECKING:  # `gitexp log` need not load what diff and verify use
+    from gitexp.diff import Comparison, FilePatch
+    from gitexp.verify import Report
 
 _STATUS_STYLE = {
     "succeeded": "green",
