@@ -234,16 +234,18 @@ def _changed(before: Mapping[str, str], after: Mapping[str, str]) -> list[str]:
     )
 
 
-def _former_tips(ws: Workspace, history: _History, base: str | None) -> list[pygit2.Commit]:
-    """Commits the branch pointed at before (its reflog), or `base`, that its history lacks:
-    the branch was rewritten since. Only the newest such reflog entry is needed."""
+def _former_tips(
+    ws: Workspace, history: _History, base: str | None, reflog: bool
+) -> list[pygit2.Commit]:
+    """Commits the branch pointed at before (`base`, or else its reflog when `reflog`) that
+    its history lacks: the branch was rewritten since. The newest such entry is enough."""
     found: list[pygit2.Commit] = []
     if base is not None:
         commit = _commit_of(ws, base)
         if commit.id not in history.commits:
             found.append(commit)
     try:
-        entries = list(ws.repo.references[ws.runs_ref].log()) if base is None else []
+        entries = list(ws.repo.references[ws.runs_ref].log()) if reflog and base is None else []
     except (KeyError, pygit2.GitError):
         entries = []
     for entry in entries:  # newest first
@@ -284,7 +286,7 @@ def verify(
     history = _history(ws.repo, tip)
     at_tip = {run_id: _folder(ws.repo, tip, run_id) for run_id in store.run_folders(tip)}
     problems: Problems = {run_id: [] for run_id in [*at_tip, *history.created]}
-    former = _former_tips(ws, history, base)
+    former = _former_tips(ws, history, base, reflog=rev is None)
     for old in former:
         _compare_with_former(ws.repo, old, at_tip, problems)
     signers = _check_creators(ws, history, at_tip, problems)
@@ -318,7 +320,7 @@ def _compare_with_former(
             problems.setdefault(run_id, []).append((MISSING, f"it was on {where}"))
         elif then is not None and _changed(then, now):
             names = ", ".join(_changed(then, now))
-            problems.setdefault(run_id, []).append((MODIFIED, f"{names} differ from {where}"))
+            problems.setdefault(run_id, []).append((MODIFIED, f"{names} changed since {where}"))
 
 
 def _check_creators(
