@@ -498,3 +498,29 @@ def test_a_reader_that_stops_early_is_no_error(project: Path) -> None:
 
     assert line == f"{first} → {second}: 1 axis differs\n"
     assert process.stderr.read() == ""
+
+
+def test_a_seed_given_as_an_option_is_the_seed_axis(project: Path) -> None:
+    (project / "train.py").write_text(
+        "import argparse, gitexp\n"
+        "parser = argparse.ArgumentParser()\n"
+        "parser.add_argument('--seed', type=int)\n"
+        "parser.add_argument('--lr', type=float)\n"
+        "args = parser.parse_args()\n"
+        "gitexp.seed_everything(args.seed)\n"
+        "with gitexp.init():\n"
+        "    pass\n"
+    )
+    git(project, "commit", "-q", "-am", "seeded")
+    base = _run("--", sys.executable, "train.py", "--seed", "1", "--lr", "0.1")
+    reseeded = _run("--", sys.executable, "train.py", "--seed", "2", "--lr", "0.1")
+    both = _run("--", sys.executable, "train.py", "--seed", "2", "--lr", "0.2")
+
+    result = gitexp("diff", base, reseeded)
+
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[1] == "  seed: 1 → 2"
+    assert {h.rsplit("/", 1)[-1] for h in _headers(result.stdout)} == {"config.yaml", "seeds.yaml"}
+    found = json.loads(gitexp("diff", base, both, "--json").stdout)
+    assert [a["axis"] for a in found["axes"]] == ["config.argv.lr", "seed"]
+    assert [(n["run"], n["axis"]) for n in found["neighbours"]] == [(reseeded, "seed")]

@@ -207,9 +207,12 @@ def _same(one: Change, other: Change) -> bool:
 
 def record_changes(a: Inputs, b: Inputs) -> list[Change]:
     """Every axis but code (see `code_files`) on which `b` differs from `a`, before the
-    repository's groups and ignores. Env and seed values are digests; `describe` makes
-    them readable."""
-    changes = _config_changes(a.config, b.config)
+    repository's groups and ignores. Env values are digests, and seed values name only the
+    config keys that are seeds; `describe` makes both readable."""
+    changes: list[Change] = []
+    seeds: list[Change] = []  # config keys that are seeds: `--seed 1` is the seed axis, not config
+    for change in _config_changes(a.config, b.config):
+        (seeds if is_seed_key(change.axis) else changes).append(change)
     for path in sorted(a.data.keys() | b.data.keys()):
         if a.data.get(path) != b.data.get(path):
             changes.append(
@@ -217,9 +220,22 @@ def record_changes(a: Inputs, b: Inputs) -> list[Change]:
             )
     if a.env_key != b.env_key:
         changes.append(Change(ENV_AXIS, a.env_key, b.env_key))
-    if a.seeds_key != b.seeds_key:
-        changes.append(Change(SEED_AXIS, a.seeds_key, b.seeds_key))
+    if a.seeds_key != b.seeds_key or seeds:
+        changes.append(
+            Change(
+                SEED_AXIS,
+                {c.axis: c.a for c in seeds},
+                {c.axis: c.b for c in seeds},
+                tuple(c.axis for c in seeds),
+            )
+        )
     return changes
+
+
+def is_seed_key(axis: str) -> bool:
+    """Whether a config axis holds a seed: `config.argv.seed`, `config.data_seed`, …"""
+    last = axis.rsplit(".", 1)[-1].lower().replace("-", "_")
+    return axis.startswith("config.") and (last == "seed" or last.endswith("_seed"))
 
 
 def _config_pattern(pattern: str) -> bool:
@@ -331,6 +347,7 @@ def describe(
         a, b = _changed(
             _flat_seeds(_load(files_a, SEEDS, ids[0])), _flat_seeds(_load(files_b, SEEDS, ids[1]))
         )
+        a, b = {**a, **change.a}, {**b, **change.b}  # and the seeds given as config
     else:
         return change
     return Change(change.axis, a, b, change.members)

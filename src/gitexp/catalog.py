@@ -33,7 +33,7 @@ from gitexp.record import (
 )
 from gitexp.workspace import Workspace
 
-_VERSION = "4"
+_VERSION = "5"
 INVALID = "invalid"  # the status shown for a record whose files cannot be read
 _COLUMNS = (
     "id, tree, name, status, started, duration_s, exit_code, tags, notes, command, config, "
@@ -104,7 +104,8 @@ def _schema(db: sqlite3.Connection) -> None:
     # What `diff` compares runs by; filled on first use, so that listing never pays for it.
     db.execute(
         "CREATE TABLE IF NOT EXISTS inputs (id TEXT PRIMARY KEY, tree TEXT NOT NULL, "
-        "snapshot TEXT, config_files TEXT, data TEXT, env_key TEXT, seeds_key TEXT)"
+        "snapshot TEXT, config_files TEXT, data TEXT, env_key TEXT, seeds_key TEXT, "
+        "plain_config TEXT, seed_config TEXT)"
     )
 
 
@@ -328,8 +329,13 @@ def used_by(ws: Workspace, run_id: str) -> list[str]:
     return [row[0] for row in rows]
 
 
-def _inputs_row(repo: pygit2.Repository, run_id: str, tree_id: str) -> tuple[Any, ...]:
+def _inputs_row(
+    repo: pygit2.Repository, run_id: str, tree_id: str, config_json: str
+) -> tuple[Any, ...]:
     folder = repo[tree_id].peel(pygit2.Tree)
+    config = json.loads(config_json)
+    # Config keys that are seeds count on the seed axis: kept apart for the `near` filter.
+    seed_keys = {key for key in config if axes.is_seed_key(f"config.{key}")}
     where = f"{EXPERIMENTS}/{run_id}"
     try:
         code = yamlio.load(_blob(repo, folder, CODE) or b"{}", f"{where}/{CODE}") or {}
@@ -346,6 +352,8 @@ def _inputs_row(repo: pygit2.Repository, run_id: str, tree_id: str) -> tuple[Any
         json.dumps(axes.data_pins(data)),
         axes.env_key(_blob(repo, folder, ENV) or b""),
         seeds,
+        json.dumps({k: v for k, v in config.items() if k not in seed_keys}),
+        json.dumps({k: v for k, v in config.items() if k in seed_keys}),
     )
 
 
@@ -362,16 +370,16 @@ def inputs(
         if not _sync(ws, db):
             return []
         todo = db.execute(
-            "SELECT r.id, r.tree FROM runs r LEFT JOIN inputs i ON i.id = r.id "
+            "SELECT r.id, r.tree, r.config FROM runs r LEFT JOIN inputs i ON i.id = r.id "
             "WHERE i.tree IS NULL OR i.tree != r.tree"
         ).fetchall()
         rows = []
-        for done, (run_id, tree) in enumerate(todo, 1):
-            rows.append(_inputs_row(ws.repo, run_id, tree))
+        for done, (run_id, tree, config) in enumerate(todo, 1):
+            rows.append(_inputs_row(ws.repo, run_id, tree, config))
             if progress is not None and (done % 100 == 0 or done == len(todo)):
                 progress(done, len(todo))
         db.execute("DELETE FROM inputs WHERE id NOT IN (SELECT id FROM runs)")
-        db.executemany("INSERT OR REPLACE INTO inputs VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+        db.executemany("INSERT OR REPLACE INTO inputs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
         sql = (
             "SELECT r.id, r.config, i.snapshot, i.config_files, i.data, i.env_key, i.seeds_key "
             "FROM runs r JOIN inputs i ON i.id = r.id WHERE r.status != ?"
@@ -379,8 +387,9 @@ def inputs(
         args: list[Any] = [INVALID]
         if near is not None:
             sql += (
-                " AND (SELECT (r.config != b.config) + (i.data != bi.data) + "
-                "(i.env_key != bi.env_key) + (i.seeds_key != bi.seeds_key) "
+                " AND (SELECT (i.plain_config != bi.plain_config) + (i.data != bi.data) + "
+                "(i.env_key != bi.env_key) + "
+                "(i.seeds_key != bi.seeds_key OR i.seed_config != bi.seed_config) "
                 "FROM runs b JOIN inputs bi ON bi.id = b.id WHERE b.id = ?) <= 1"
             )
             args.append(near)
