@@ -524,3 +524,13 @@ def test_a_seed_given_as_an_option_is_the_seed_axis(project: Path) -> None:
     found = json.loads(gitexp("diff", base, both, "--json").stdout)
     assert [a["axis"] for a in found["axes"]] == ["config.argv.lr", "seed"]
     assert [(n["run"], n["axis"]) for n in found["neighbours"]] == [(reseeded, "seed")]
+
+
+def test_a_determinism_variable_is_the_seed_axis(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = _run("--seed", "0", "--", sys.executable, "train.py")
+    monkeypatch.setenv("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    second = _run("--seed", "0", "--", sys.executable, "train.py")
+
+    assert _axes(first, second) == ["seed"]  # not env, although env.yaml records it too

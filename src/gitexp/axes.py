@@ -19,6 +19,7 @@ from gitexp.config import flatten
 from gitexp.environment import LOCK_FILES
 from gitexp.errors import GitexpError
 from gitexp.record import CODE, CONFIG, DATA, ENV, EXPERIMENTS, SEEDS
+from gitexp.seeds import DETERMINISM_VARIABLE
 from gitexp.settings import SETTINGS_FILE, Settings
 
 CODE_AXIS, ENV_AXIS, SEED_AXIS = "code", "env", "seed"
@@ -33,6 +34,8 @@ JOB_VARIABLES = frozenset(
         "SLURM_JOB_NAME",
     }
 )
+# Compared on the seed axis, where seeds.yaml records it, rather than as the environment.
+_NOT_ENV = JOB_VARIABLES | {DETERMINISM_VARIABLE}
 
 
 class _Absent:
@@ -86,7 +89,7 @@ def env_key(raw: bytes) -> str:
                 continue
         elif section == "variables":
             name = line.strip().split(b":", 1)[0].decode(errors="replace")
-            if name in JOB_VARIABLES:
+            if name in _NOT_ENV:
                 continue
         kept.append(line)
     return hashlib.sha1(b"\n".join(kept)).hexdigest()
@@ -310,7 +313,7 @@ def _flat_env(loaded: Any) -> dict[str, Any]:
         return {}
     env = {k: v for k, v in loaded.items() if k not in ("captured_by", "packages")}
     env["variables"] = {
-        k: v for k, v in (loaded.get("variables") or {}).items() if k not in JOB_VARIABLES
+        k: v for k, v in (loaded.get("variables") or {}).items() if k not in _NOT_ENV
     }
     flat = flatten(env)
     for item in loaded.get("packages") or []:

@@ -20,6 +20,7 @@ from gitexp import yamlio
 
 # Variables through which a seed reaches the training process.
 SEED_VARIABLES = ("GITEXP_SEED", "PYTHONHASHSEED")
+DETERMINISM_VARIABLE = "CUBLAS_WORKSPACE_CONFIG"  # recorded in seeds.yaml, compared as seed
 CUBLAS_WORKSPACE = ":4096:8"  # what deterministic cuBLAS needs (CUDA docs, "reproducibility")
 
 
@@ -135,6 +136,8 @@ def record(seed: int | None, env: Mapping[str, str], seeding: Seeding | None = N
     variables = {name: env[name] for name in SEED_VARIABLES if name in env}
     rngs = dict(seeding.rngs) if seeding else {}
     deterministic = dict(seeding.deterministic) if seeding else {}
+    if DETERMINISM_VARIABLE in env:  # set by hand or by seed_everything: a determinism flag
+        deterministic.setdefault(DETERMINISM_VARIABLE, env[DETERMINISM_VARIABLE])
     if seeding is not None and seeding.seed is not None:
         seed = seeding.seed
     data: dict[str, Any] = {
