@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import sys
 from pathlib import Path
@@ -80,3 +81,29 @@ def test_push_without_runs(project: Path) -> None:
         1,
         "Error: there are no runs to push; record one with `gitexp run -- CMD`\n",
     )
+
+
+def test_a_run_annotated_on_both_machines_keeps_both(
+    two_machines: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    here, there = two_machines
+    assert gitexp("run", "--", sys.executable, "train.py").exit_code == 0
+    assert gitexp("push").exit_code == 0
+    (run_id,) = run_ids(here)
+    assert gitexp("tag", run_id, "from-here").exit_code == 0
+    assert gitexp("push").exit_code == 0
+    monkeypatch.chdir(there)
+    assert gitexp("pull").exit_code == 0
+    assert gitexp("tag", "--remove", run_id, "from-here").exit_code == 0
+    assert gitexp("note", run_id, "seen there").exit_code == 0
+    monkeypatch.chdir(here)
+    assert gitexp("note", run_id, "seen here").exit_code == 0
+    assert gitexp("push").exit_code == 0
+
+    monkeypatch.chdir(there)
+    pulled = gitexp("pull")
+
+    assert pulled.exit_code == 0, pulled.stderr
+    shown = json.loads(gitexp("show", run_id, "--json").stdout)["annotations"]
+    assert shown["tags"] == ["from-here"]  # a union: a removal on one side does not win
+    assert sorted(note["text"] for note in shown["notes"]) == ["seen here", "seen there"]

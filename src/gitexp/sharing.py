@@ -15,8 +15,9 @@ import pygit2
 from pygit2.enums import FileMode
 
 from gitexp import signing, store, yamlio
+from gitexp.annotation import Annotations
 from gitexp.errors import GitexpError
-from gitexp.record import ARTIFACTS, DATA, EXPERIMENTS
+from gitexp.record import ANNOTATIONS, ARTIFACTS, DATA, EXPERIMENTS
 from gitexp.workspace import Workspace
 
 
@@ -89,11 +90,43 @@ def _union(ws: Workspace, ours: pygit2.Commit, theirs: pygit2.Commit) -> pygit2.
         name = str(entry.name)
         if mine is None or name not in mine:
             listing.insert(name, entry.id, FileMode.TREE)
+        elif mine[name].id != entry.id:
+            merged = _merged_annotations(
+                repo, mine[name].peel(pygit2.Tree), entry.peel(pygit2.Tree)
+            )
+            if merged is not None:
+                listing.insert(name, merged, FileMode.TREE)
     top = repo.TreeBuilder(ours.tree)
     top.insert(EXPERIMENTS, listing.write(), FileMode.TREE)
     message = "gitexp: merge runs recorded elsewhere\n"
     sign_with = signing.required_signer(repo, ws.settings.require_signed)
     return signing.commit(repo, message, top.write(), [ours.id, theirs.id], sign_with)
+
+
+def _merged_annotations(
+    repo: pygit2.Repository, ours: pygit2.Tree, theirs: pygit2.Tree
+) -> pygit2.Oid | None:
+    """One run annotated on both sides: its folder with the tags and notes of both.
+
+    None (keep ours) when the sides differ in more than annotations.yaml: a record is
+    immutable, and `gitexp verify` reports whichever side was changed.
+    """
+    rest = {e.name: e.id for e in ours if e.name != ANNOTATIONS}
+    if rest != {e.name: e.id for e in theirs if e.name != ANNOTATIONS}:
+        return None
+    sides = [
+        Annotations.parse(repo[t[ANNOTATIONS].id].peel(pygit2.Blob).data, ANNOTATIONS)
+        if ANNOTATIONS in t
+        else Annotations()
+        for t in (ours, theirs)
+    ]
+    both = Annotations(
+        tuple(dict.fromkeys([*sides[0].tags, *sides[1].tags])),
+        tuple(dict.fromkeys([*sides[0].notes, *sides[1].notes])),
+    )
+    folder = repo.TreeBuilder(ours)
+    folder.insert(ANNOTATIONS, repo.create_blob(both.to_yaml()), FileMode.BLOB)
+    return folder.write()
 
 
 def pull(ws: Workspace, remote: str) -> Shared:
