@@ -66,6 +66,22 @@ def median_ms(action: Callable[[], object], repeats: int) -> float:
     return statistics.median(times)
 
 
+def interleaved_ms(
+    first: Callable[[], object], second: Callable[[], object], repeats: int
+) -> tuple[float, float]:
+    """Medians of two actions timed in turn, so that drift in the machine (page cache, a
+    growing repository) weighs on both alike."""
+    first()
+    second()
+    times: tuple[list[float], list[float]] = ([], [])
+    for _ in range(repeats):
+        for action, spent in zip((first, second), times, strict=True):
+            start = time.perf_counter()
+            action()
+            spent.append((time.perf_counter() - start) * 1000)
+    return statistics.median(times[0]), statistics.median(times[1])
+
+
 def scratch_repository(root: Path) -> Path:
     root.mkdir(parents=True)
     for args in (
@@ -229,7 +245,7 @@ def commit_cost(base: Path, runs: int, repeats: int) -> tuple[float, float]:
         oid = repo.create_commit(None, who, who, "bare", top.write(), [parent.id])
         ref.set_target(oid)
 
-    return median_ms(bare_commit, repeats), median_ms(gitexp_commit, repeats)
+    return interleaved_ms(bare_commit, gitexp_commit, repeats)
 
 
 def main() -> None:
