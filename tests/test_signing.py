@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -147,3 +148,27 @@ def test_a_key_whose_passphrase_nobody_gives_fails_cleanly(project: Path, signin
     assert err.splitlines()[-1].startswith(f"Error: could not sign with ssh key {locked} (")
     assert "Traceback" not in err
     assert len(list((project / ".git" / "gitexp" / "pending").iterdir())) == 1
+
+
+@pytest.fixture
+def agent(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """A running ssh-agent of our own, for keys that live only in an agent."""
+    socket = tmp_path / "agent.sock"
+    # Without -D the agent forks once its socket is ready, and prints its pid.
+    started = subprocess.run(["ssh-agent", "-s", "-a", str(socket)], check=True,
+                             capture_output=True, text=True).stdout  # fmt: skip
+    pid = int(started.split("SSH_AGENT_PID=")[1].split(";")[0])
+    monkeypatch.setenv("SSH_AUTH_SOCK", str(socket))
+    yield
+    os.kill(pid, signal.SIGTERM)
+
+
+def test_a_key_held_by_an_agent_signs(project: Path, signing: Path, agent: None) -> None:
+    subprocess.run(["ssh-add", "-q", str(signing.with_suffix(""))], check=True)
+    private = signing.with_suffix("")
+    private.rename(private.with_suffix(".away"))  # only the agent can sign now
+    git(project, "config", "user.signingkey", f"key::{signing.read_text().strip()}")
+
+    _run()
+
+    git(project, "verify-commit", "gitexp/runs")
