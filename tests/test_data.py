@@ -356,3 +356,16 @@ def test_checkout_of_a_path_the_run_did_not_use(tracked: Path) -> None:
         1,
         f"Error: run {run_id} neither read nor made train.py; see `gitexp show {run_id}`\n",
     )
+
+
+def test_a_missing_dvc_is_named(project: Path) -> None:
+    # An environment where DVC cannot be imported, as after a broken install.
+    code = "import sys; sys.modules['dvc'] = None; from gitexp.cli import main; main()"
+    done = subprocess.run([sys.executable, "-c", code, "init"], cwd=project, capture_output=True,
+                          text=True, check=False)  # fmt: skip
+
+    assert done.returncode == 1
+    assert done.stderr == (
+        "Error: the Python package 'dvc' that gitexp needs is not installed here; reinstall "
+        "gitexp with its dependencies (`pip install gitexp`)\n"
+    )

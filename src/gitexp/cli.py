@@ -42,6 +42,12 @@ class _Group(click.Group):
             raise
         except KeyboardInterrupt:
             raise click.Abort() from None
+        except ModuleNotFoundError as e:
+            # A dependency missing from a broken install (DVC, say): say which, not a traceback.
+            raise click.ClickException(
+                f"the Python package {(e.name or '?').split('.')[0]!r} that gitexp needs is not "
+                "installed here; reinstall gitexp with its dependencies (`pip install gitexp`)"
+            ) from None
         except Exception as e:
             log = _crash_log(e)
             raise click.ClickException(
