@@ -11,11 +11,11 @@ import sqlite3
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pygit2
 
-from gitexp import axes, store, yamlio
+from gitexp import store, yamlio
 from gitexp.config import flatten
 from gitexp.errors import GitexpError
 from gitexp.ids import suffix_of
@@ -32,6 +32,9 @@ from gitexp.record import (
     SUMMARY,
 )
 from gitexp.workspace import Workspace
+
+if TYPE_CHECKING:  # `diff` needs axes; listing runs must not load it
+    from gitexp import axes
 
 _VERSION = "5"
 INVALID = "invalid"  # the status shown for a record whose files cannot be read
@@ -332,6 +335,8 @@ def used_by(ws: Workspace, run_id: str) -> list[str]:
 def _inputs_row(
     repo: pygit2.Repository, run_id: str, tree_id: str, config_json: str
 ) -> tuple[Any, ...]:
+    from gitexp import axes
+
     folder = repo[tree_id].peel(pygit2.Tree)
     config = json.loads(config_json)
     # Config keys that are seeds count on the seed axis: kept apart for the `near` filter.
@@ -366,6 +371,8 @@ def inputs(
     differ from its in at most one of the four (their code may differ): the only runs that
     can differ from it on one axis, when no setting merges or ignores axes.
     """
+    from gitexp import axes
+
     with _open(ws) as db:
         if not _sync(ws, db):
             return []

@@ -22,13 +22,11 @@ from rich.table import Table
 from rich.text import Text
 
 from gitexp import yamlio
-from gitexp.axes import ABSENT, Change
 from gitexp.catalog import RunSummary
-from gitexp.diff import Comparison, FilePatch
 from gitexp.history import Record
-from gitexp.verify import Report
 
 if TYPE_CHECKING:  # `gitexp log` need not load what diff and verify use
+    from gitexp.axes import Change
     from gitexp.diff import Comparison, FilePatch
     from gitexp.verify import Report
 
@@ -299,6 +297,8 @@ _MAX_VALUES = 3  # changed keys shown per env, seed or group axis before "(+N mo
 def value_text(value: Any, exact: bool = True) -> str:
     """One value on one line: hashes cut to 8 characters; `exact` quotes strings that would
     read as another type (the config value "1" is not 1)."""
+    from gitexp.axes import ABSENT
+
     if value is ABSENT:
         return "(absent)"
     if isinstance(value, str):
@@ -390,6 +390,8 @@ def refusal(comparison: Comparison) -> str:
 
 
 def _change_json(change: Change) -> dict[str, Any]:
+    from gitexp.axes import ABSENT
+
     def present(value: Any) -> Any:
         if isinstance(value, Mapping):
             return {k: v for k, v in value.items() if v is not ABSENT}
@@ -406,6 +408,8 @@ def _change_json(change: Change) -> dict[str, Any]:
 
 def comparison_json(comparison: Comparison) -> str:
     """The axes of a comparison for scripts; a value missing from one run is left out."""
+    from gitexp.axes import ABSENT
+
     return as_json(
         {
             "a": comparison.a.run_id,
