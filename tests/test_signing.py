@@ -172,3 +172,18 @@ def test_a_key_held_by_an_agent_signs(project: Path, signing: Path, agent: None)
     _run()
 
     git(project, "verify-commit", "gitexp/runs")
+
+
+def test_a_recovered_run_keeps_the_outcome_it_had(
+    project: Path, signing: Path, tmp_path: Path
+) -> None:
+    git(project, "config", "user.signingkey", str(tmp_path / "gone.pub"))
+    assert gitexp("run", "--", sys.executable, "train.py").exit_code == 1  # not signed
+    git(project, "config", "user.signingkey", str(signing))
+
+    recovered = gitexp("recover")
+
+    (run_id,) = run_ids(project)
+    assert recovered.stdout == f"recovered run {run_id} as succeeded\n"
+    run = git(project, "show", f"gitexp/runs:experiments/{run_id}/run.yaml")
+    assert "status: succeeded\n" in run and "exit_code: 0\n" in run

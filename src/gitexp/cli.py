@@ -406,13 +406,13 @@ def pull(remote: str) -> None:
 
 @cli.command()
 def recover() -> None:
-    """Commit runs whose gitexp process was killed, with status `crashed`."""
+    """Commit runs left behind: killed ones as `crashed`, others with their own outcome."""
     from gitexp import pending, workspace
 
     failed: dict[str, str] = {}
     recovered = pending.recover(workspace.open_workspace(), failed)
-    for run_id in recovered:
-        click.echo(f"recovered run {run_id} as crashed")
+    for run_id, status in recovered.items():
+        click.echo(f"recovered run {run_id} as {status}")
     for run_id, reason in failed.items():
         click.echo(f"could not record run {run_id}: {reason}", err=True)
     if failed:

@@ -91,6 +91,7 @@ class PendingRun:
         try:
             oid = _commit(ws, self.folder, info, printed)
         except GitexpError as e:
+            self.write(RUN, info.to_yaml())  # the outcome, so that recover keeps it
             self._lock.close()
             kept = f"{e}; run {self.run_id} is kept, and `gitexp recover` will record it"
             raise type(e)(kept) from None  # the same kind, so a refusal still exits 3
@@ -172,16 +173,17 @@ def _commit(ws: Workspace, folder: Path, info: RunInfo, printed: int | None) -> 
     return store.write_run(ws, info.id, files, (summary, body), snapshot=snapshot)
 
 
-def recover(ws: Workspace, failed: dict[str, str] | None = None) -> list[str]:
-    """Commit every run whose owner died, as `crashed`; return their ids.
+def recover(ws: Workspace, failed: dict[str, str] | None = None) -> dict[str, str]:
+    """Commit every run left behind: as `crashed` if its owner died while it ran, with its
+    own outcome if only its commit failed. Returns each run's id and recorded status.
 
     A run that cannot be committed now (its signing key is not at hand, say) stays for a
     later try, its error put in `failed`: recovering one run must not break another command.
     """
     root = ws.state_dir / PENDING
     if not root.is_dir():
-        return []
-    recovered = []
+        return {}
+    recovered: dict[str, str] = {}
     for folder in sorted(root.iterdir()):
         if folder.name.startswith("."):
             continue
@@ -197,19 +199,20 @@ def recover(ws: Workspace, failed: dict[str, str] | None = None) -> list[str]:
             if not folder.exists():
                 continue  # another process recovered it while we waited
             try:
-                if _recover_one(ws, folder):
-                    recovered.append(folder.name)
+                status = _recover_one(ws, folder)
+                if status is not None:
+                    recovered[folder.name] = status
             except GitexpError as e:
                 if failed is not None:
                     failed[folder.name] = str(e)
     return recovered
 
 
-def _recover_one(ws: Workspace, folder: Path) -> bool:
+def _recover_one(ws: Workspace, folder: Path) -> str | None:
     run_file = folder / RUN
     if not run_file.exists():  # died before the command started: there is no run to record
         _forget(ws, folder.name, folder)
-        return False
+        return None
     info = RunInfo.from_mapping(yamlio.load(run_file.read_bytes(), str(run_file)))
     last_write = max(p.stat().st_mtime for p in folder.iterdir())
     finished = datetime.fromtimestamp(last_write, tz=timezone.utc)
@@ -220,4 +223,4 @@ def _recover_one(ws: Workspace, folder: Path) -> bool:
     # else the run ended and only its commit failed: keep the outcome it had
     _commit(ws, folder, info, printed)
     _forget(ws, folder.name, folder)
-    return True
+    return info.status
