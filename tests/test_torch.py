@@ -68,9 +68,9 @@ def test_deterministic_flags_are_set_and_recorded(project: Path) -> None:
 
 
 def test_environment_describes_torch() -> None:
-    from gitexp.torch import describe
+    from gitexp.environment import describe_torch
 
-    info = describe(torch)
+    info = describe_torch(torch)
     assert info["version"] == torch.__version__
     assert info["cuda"] == torch.version.cuda
     assert info["gpu_count"] == (torch.cuda.device_count() if torch.cuda.is_available() else 0)

@@ -20,7 +20,7 @@ from pathlib import Path
 from types import FrameType, TracebackType
 from typing import TYPE_CHECKING, Any
 
-from gitexp import seeds, yamlio
+from gitexp import ranks, seeds, yamlio
 from gitexp.atomic import replace_file
 from gitexp.errors import GitexpError
 from gitexp.metrics import MetricWriter
@@ -367,18 +367,16 @@ def init(
     if seed is not None:
         seeds.seed_everything(seed, deterministic)
 
-    from gitexp import torch as gitexp_torch
-
-    rank = gitexp_torch.rank() if "torch" in sys.modules else 0
+    rank = ranks.rank() if "torch" in sys.modules else 0
     if rank != 0:
-        shared = gitexp_torch.share_run_id(os.environ.get("GITEXP_RUN_ID"))
+        shared = ranks.share_run_id(os.environ.get("GITEXP_RUN_ID"))
         _active = _NoRun(shared or "", given)
         return _active
     joined = "GITEXP_RUN_DIR" in os.environ and Path(os.environ["GITEXP_RUN_DIR"]).is_dir()
     asked = _Asked(given, name, tuple(tags), notes, datasets, allow_unpinned_data)
     run: Run = _JoinedRun(asked) if joined else _OwnRun(asked)
     if "torch" in sys.modules:
-        gitexp_torch.share_run_id(run.id)
+        ranks.share_run_id(run.id)
     _active = run
     return run
 

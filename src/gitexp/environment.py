@@ -12,6 +12,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from importlib import resources
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from gitexp import argv
@@ -161,7 +162,20 @@ def capture_here(workdir: Path, allow: Sequence[str]) -> dict[str, Any]:
     described = dict(probe.describe())
     torch = sys.modules.get("torch")
     if torch is not None:
-        from gitexp.torch import describe
-
-        described["torch"] = describe(torch)
+        described["torch"] = describe_torch(torch)
     return _assemble("inside the training process", described, os.environ, workdir, allow)
+
+
+def describe_torch(torch: ModuleType) -> dict[str, Any]:
+    """torch, CUDA and cuDNN versions and the GPUs torch sees, asked of an imported torch."""
+    info: dict[str, Any] = {"version": str(torch.__version__)}
+    info["cuda"] = torch.version.cuda
+    cudnn = torch.backends.cudnn
+    info["cudnn"] = cudnn.version() if cudnn.is_available() else None
+    if torch.cuda.is_available():
+        count = torch.cuda.device_count()
+        info["gpu_count"] = count
+        info["gpus"] = [torch.cuda.get_device_name(i) for i in range(count)]
+    else:
+        info["gpu_count"] = 0
+    return info

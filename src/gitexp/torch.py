@@ -1,60 +1,20 @@
-"""PyTorch support, loaded only when used: environment details and distributed ranks.
+"""PyTorch helpers for training scripts, loaded only when used.
 
 Importing this module does not import torch; each function works on the torch the training
-script already imported.
+script already imported. The environment's torch details live in `gitexp.environment` and
+rank handling in `gitexp.ranks`; their names stay importable from here.
 """
 
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Mapping
-from types import ModuleType
 from typing import Any
 
+from gitexp.environment import describe_torch as describe
+from gitexp.ranks import rank, share_run_id
 
-def describe(torch: ModuleType) -> dict[str, Any]:
-    """torch, CUDA and cuDNN versions and the GPUs torch sees."""
-    info: dict[str, Any] = {"version": str(torch.__version__)}
-    info["cuda"] = torch.version.cuda
-    cudnn = torch.backends.cudnn
-    info["cudnn"] = cudnn.version() if cudnn.is_available() else None
-    if torch.cuda.is_available():
-        count = torch.cuda.device_count()
-        info["gpu_count"] = count
-        info["gpus"] = [torch.cuda.get_device_name(i) for i in range(count)]
-    else:
-        info["gpu_count"] = 0
-    return info
-
-
-def _distributed() -> ModuleType | None:
-    """torch.distributed if the script has started a process group, else None."""
-    dist = sys.modules.get("torch.distributed")
-    if dist is not None and dist.is_available() and dist.is_initialized():
-        return dist
-    return None
-
-
-def rank() -> int:
-    """This process's rank: from the process group if one is running, else from RANK."""
-    dist = _distributed()
-    if dist is not None:
-        return int(dist.get_rank())
-    try:
-        return int(os.environ.get("RANK", "0"))
-    except ValueError:
-        return 0
-
-
-def share_run_id(run_id: str | None) -> str | None:
-    """Rank 0's run id on every rank (a collective call when a process group runs)."""
-    dist = _distributed()
-    if dist is None:
-        return run_id
-    box: list[str | None] = [run_id]
-    dist.broadcast_object_list(box, src=0)
-    return box[0]
+__all__ = ["describe", "rank", "save_checkpoint", "share_run_id"]
 
 
 def save_checkpoint(
