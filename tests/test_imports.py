@@ -129,3 +129,14 @@ def test_gitexp_modules_import_each_other_without_a_cycle() -> None:
     cycles = [" → ".join(cycle) for cycle in _cycles(_import_graph())]
     assert not cycles, "import cycles among gitexp modules:\n" + "\n".join(cycles)
 
+
+def test_only_data_imports_dvc() -> None:
+    importers = sorted(
+        name
+        for name in MODULES
+        if any(
+            imported.split(".")[0] in {"dvc", "dvc_data"}
+            for imported in _imported(_tree(name), at_run_time=False)
+        )
+    )
+    assert importers == ["data"]

@@ -282,6 +282,54 @@ def pointer_file(path: str, md5: str, size: int, nfiles: int | None) -> bytes:
     return yamlio.dump({"outs": [out]})
 
 
+def init_dvc(
+    ws: Workspace, remote: Path | None, remote_name: str
+) -> tuple[tuple[str, ...], str | None]:
+    """DVC with a local cache, and `remote` as its default directory remote if given.
+
+    Returns the paths it created and the remote's URL.
+    """
+    from dvc.exceptions import DvcException
+    from dvc.repo import Repo  # slow to import: only `gitexp init` needs it here
+
+    created: list[str] = []
+    try:
+        if not (ws.workdir / ".dvc").is_dir():
+            Repo.init(str(ws.workdir)).close()
+            created += [".dvc/", ".dvcignore"]
+        url = None
+        if remote is not None:
+            url = str(remote.resolve())
+            remote.mkdir(parents=True, exist_ok=True)
+            with Repo(str(ws.workdir)) as dvc, dvc.config.edit() as config:
+                config["remote"][remote_name] = {"url": url}
+                config["core"]["remote"] = remote_name
+    except DvcException as e:
+        raise GitexpError(f"DVC could not be set up: {e}") from None
+    return tuple(created), url
+
+
+def transfer(ws: Workspace, md5s: Iterable[str], upload: bool) -> int:
+    """Copy objects between the DVC cache and the default remote; return how many moved."""
+    from dvc.exceptions import DvcException
+    from dvc.repo import Repo
+    from dvc_data.hashfile.hash_info import HashInfo
+    from dvc_data.hashfile.transfer import transfer as copy_objects
+
+    wanted = {HashInfo("md5", md5) for md5 in md5s}
+    if not wanted:
+        return 0
+    try:
+        with Repo(str(ws.workdir)) as repo:
+            cache, remote = repo.cache.local, repo.cloud.get_remote_odb()
+            source, target = (cache, remote) if upload else (remote, cache)
+            present = {h for h in wanted if source.exists(h.value)}
+            result = copy_objects(source, target, present, hardlink=False, shallow=False)
+    except DvcException as e:
+        raise GitexpError(f"DVC could not move the runs' data: {e}") from None
+    return len(result.transferred)
+
+
 def to_yaml(pins: Sequence[DataPin]) -> bytes:
     """data.yaml: every dataset the run read."""
     return yamlio.dump({"datasets": [asdict(p) for p in sorted(pins, key=lambda p: p.path)]})

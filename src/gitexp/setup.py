@@ -5,8 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from gitexp import store
-from gitexp.errors import GitexpError
+from gitexp import data, store
 from gitexp.settings import SETTINGS_FILE
 from gitexp.workspace import Workspace
 
@@ -28,26 +27,11 @@ class Prepared:
 
 def prepare(ws: Workspace, remote: Path | None) -> Prepared:
     """Settings file, runs branch, DVC with a local cache, and a directory remote if given."""
-    from dvc.exceptions import DvcException
-    from dvc.repo import Repo  # slow to import: only this command needs it here
-
     created = []
     settings = ws.workdir / SETTINGS_FILE
     if not settings.exists():
         settings.write_text(_SETTINGS.format(branch=ws.settings.branch))
         created.append(SETTINGS_FILE)
     store.ensure_branch(ws)
-    try:
-        if not (ws.workdir / ".dvc").is_dir():
-            Repo.init(str(ws.workdir)).close()
-            created += [".dvc/", ".dvcignore"]
-        url = None
-        if remote is not None:
-            url = str(remote.resolve())
-            remote.mkdir(parents=True, exist_ok=True)
-            with Repo(str(ws.workdir)) as dvc, dvc.config.edit() as config:
-                config["remote"][REMOTE_NAME] = {"url": url}
-                config["core"]["remote"] = REMOTE_NAME
-    except DvcException as e:
-        raise GitexpError(f"DVC could not be set up: {e}") from None
-    return Prepared(tuple(created), url)
+    made_by_dvc, url = data.init_dvc(ws, remote, REMOTE_NAME)
+    return Prepared((*created, *made_by_dvc), url)

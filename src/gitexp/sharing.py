@@ -52,23 +52,9 @@ def referenced_objects(ws: Workspace, commit: pygit2.Commit | None) -> set[str]:
 
 def _transfer(ws: Workspace, md5s: Iterable[str], upload: bool) -> int:
     """Copy objects between the DVC cache and the default remote; return how many moved."""
-    from dvc.exceptions import DvcException
-    from dvc.repo import Repo
-    from dvc_data.hashfile.hash_info import HashInfo
-    from dvc_data.hashfile.transfer import transfer
+    from gitexp import data
 
-    wanted = {HashInfo("md5", md5) for md5 in md5s}
-    if not wanted:
-        return 0
-    try:
-        with Repo(str(ws.workdir)) as repo:
-            cache, remote = repo.cache.local, repo.cloud.get_remote_odb()
-            source, target = (cache, remote) if upload else (remote, cache)
-            present = {h for h in wanted if source.exists(h.value)}
-            result = transfer(source, target, present, hardlink=False, shallow=False)
-    except DvcException as e:
-        raise GitexpError(f"DVC could not move the runs' data: {e}") from None
-    return len(result.transferred)
+    return data.transfer(ws, md5s, upload)
 
 
 def push(ws: Workspace, remote: str) -> Shared:
