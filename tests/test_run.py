@@ -284,7 +284,7 @@ def test_branch_checked_out_during_a_run_keeps_the_run(project: Path, tmp_path: 
     gitexp("run", "--", sys.executable, "train.py")
     where = tmp_path / "runs"
     result = gitexp("run", "--", "git", "worktree", "add", "-q", str(where), "gitexp/runs")
-    assert result.exit_code == 1
+    assert result.exit_code == 0  # the command's own status, though its record is pending
     assert "is checked out in" in result.stderr
     assert "is kept, and `gitexp recover` will record it" in result.stderr
     git(project, "worktree", "remove", str(where))

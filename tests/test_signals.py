@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -46,6 +47,20 @@ def _start(project: Path, *args: str) -> tuple[subprocess.Popen[str], int]:
         if line == "ready\n":
             return process, pid
     raise AssertionError(f"the command never got ready: {process.communicate()}")
+
+
+def _wait_gone(pid: int) -> None:
+    """Until `pid` has ended (a zombie nobody reaps counts as ended)."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            return
+        if state in ("Z", "X"):
+            return
+        time.sleep(0.01)
+    raise AssertionError(f"process {pid} did not end")
 
 
 def _run_yaml(project: Path) -> dict[str, object]:
@@ -89,7 +104,8 @@ def test_gitexp_killed_hard_is_recovered_by_the_next_command(project: Path) -> N
     process.wait(timeout=60)
     process.stdout.close()
     process.stderr.close()
-    os.kill(command_pid, signal.SIGKILL)  # the orphaned command holds nothing gitexp needs
+    os.kill(command_pid, signal.SIGKILL)  # a command still training would be left alone
+    _wait_gone(command_pid)
     pending = project / ".git" / "gitexp" / "pending"
     (folder,) = list(pending.iterdir())
 

@@ -116,7 +116,7 @@ def test_a_run_that_cannot_be_signed_is_kept_for_recover(
 
     result = gitexp("run", "--", sys.executable, "train.py")
 
-    assert result.exit_code == 1
+    assert result.exit_code == 0  # the command's status: schedulers see the truth
     line = result.stderr.splitlines()[-1]  # after the command's own output
     assert line.startswith(f"Error: could not sign with ssh key {tmp_path / 'gone.pub'} (")
     assert line.endswith("is kept, and `gitexp recover` will record it")
@@ -144,7 +144,7 @@ def test_a_key_whose_passphrase_nobody_gives_fails_cleanly(project: Path, signin
                              stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)  # fmt: skip
     _, err = process.communicate(timeout=60)
 
-    assert process.returncode == 1
+    assert process.returncode == 0  # train.py's own status
     assert err.splitlines()[-1].startswith(f"Error: could not sign with ssh key {locked} (")
     assert "Traceback" not in err
     assert len(list((project / ".git" / "gitexp" / "pending").iterdir())) == 1
@@ -178,7 +178,7 @@ def test_a_recovered_run_keeps_the_outcome_it_had(
     project: Path, signing: Path, tmp_path: Path
 ) -> None:
     git(project, "config", "user.signingkey", str(tmp_path / "gone.pub"))
-    assert gitexp("run", "--", sys.executable, "train.py").exit_code == 1  # not signed
+    assert "is kept" in gitexp("run", "--", sys.executable, "train.py").stderr  # not signed
     git(project, "config", "user.signingkey", str(signing))
 
     recovered = gitexp("recover")

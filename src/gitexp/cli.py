@@ -162,10 +162,13 @@ def run(
         click.echo(
             f"gitexp: --output {path} was not written by the command; not recorded", err=True
         )
-    click.echo(
-        f"gitexp: run {result.run_id} {result.status}, recorded on {ws.settings.branch}",
-        err=True,
-    )
+    if result.kept is not None:  # the command's own status still goes to the scheduler
+        click.echo(f"Error: {result.kept}", err=True)
+    else:
+        click.echo(
+            f"gitexp: run {result.run_id} {result.status}, recorded on {ws.settings.branch}",
+            err=True,
+        )
     ctx.exit(result.exit_status)
 
 

@@ -87,11 +87,13 @@ def begin(
     request: RunRequest,
     cwd: Path,
     extra_config: Mapping[str, Any] | None = None,
+    role: str = "wrapper",
 ) -> Launched:
     """Capture command, config and code, and hold them as a live run.
 
     `extra_config` is configuration given in code (`gitexp.init(config=…)`); a key given
-    both there and on the command line with different values is an error.
+    both there and on the command line with different values is an error. `role` is what the
+    calling process is to the run: `wrapper` (`gitexp run`) or `script` (gitexp.init).
     """
     pending.recover(ws)
     store.check_writable(ws)  # before training, not after it
@@ -105,7 +107,7 @@ def begin(
     if extra_config:
         resolved = config_mod.merge_strict(resolved, extra_config)
 
-    live = pending.PendingRun.start(ws, run_id)
+    live = pending.PendingRun.start(ws, run_id, role)
     try:
         code = snapshot.capture(ws, run_id, inside)
         if code.state.dirty and (request.require_clean or ws.settings.require_clean):

@@ -1,16 +1,20 @@
 """Runs in progress, kept under `.git/gitexp/pending/<id>/` until their record is committed.
 
-A live run holds an exclusive lock on its folder. A folder whose lock is free belongs to a run
-whose gitexp process died (SIGKILL, OOM, node loss); the next gitexp command commits it with
-status `crashed` and everything it had written so far, so nothing is silently lost.
+A live run holds an exclusive lock on its folder and lists its processes (the `gitexp run`
+wrapper, its command, or the script that called gitexp.init). A folder whose lock is free and
+whose processes are all gone belongs to a run that died (SIGKILL, OOM, node loss); the next
+gitexp command commits it with status `crashed` and everything it had written so far, so
+nothing is silently lost, and a run that is still training is never touched.
 """
 
 from __future__ import annotations
 
 import fcntl
+import os
 import shutil
+import socket
 import time
-from collections.abc import Callable
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -26,18 +30,23 @@ from gitexp.record import (
     ENV,
     ENV_PROBE,
     FROM_CODE,
+    HEARTBEAT,
     METRICS,
     OUTPUT,
     RUN,
     SUMMARY,
     RunInfo,
+    Status,
 )
 from gitexp.workspace import Workspace
 
 PENDING = "pending"
 LOCK = "lock"
 TOTAL = "output.total"
-_REF_RETRIES = 20
+OWNERS = "owners"  # the processes of a live run: `<role> <pid> <start time>` on `host`
+HEARTBEAT_S = 1.0  # how often a live run says so
+# A run seen from another host (a shared filesystem) is alive while its heartbeat is this fresh.
+_REMOTE_SILENCE_S = 300.0
 # Files written at launch that go into the record as they are.
 _AS_WRITTEN = ("config.yaml", "code.yaml", "code.diff", "env.yaml", "seeds.yaml", "data.yaml")
 _ENV_MISSING = yamlio.dump(
@@ -45,13 +54,41 @@ _ENV_MISSING = yamlio.dump(
 )
 
 
-def pending_ref(run_id: str) -> str:
-    """Keeps a live run's snapshot commit reachable, so `git gc` cannot prune it."""
-    return f"refs/gitexp/pending/{run_id}"
-
-
 def parse_utc(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def _proc_stat(pid: int) -> list[str] | None:
+    """The fields of /proc/<pid>/stat after the command name, or None where there is none."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+
+
+def _start_time(pid: int) -> str | None:
+    """When process `pid` started (clock ticks since boot), so a reused pid is not taken for it.
+
+    None where /proc is not there: then the pid alone is checked.
+    """
+    fields = _proc_stat(pid)
+    return fields[19] if fields is not None else None
+
+
+def _is_alive(pid: int, started: str | None) -> bool:
+    if pid == os.getpid():
+        return False  # this process let the run go (its lock is free): nothing else holds it
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # alive, under another account
+    fields = _proc_stat(pid)
+    if fields is None:
+        return True
+    # A zombie has ended: its parent (gitexp, killed) is not there to reap it.
+    return fields[0] not in ("Z", "X") and (started is None or fields[19] == started)
 
 
 @dataclass
@@ -63,74 +100,80 @@ class PendingRun:
     _lock: IO[bytes]
 
     @classmethod
-    def start(cls, ws: Workspace, run_id: str) -> PendingRun:
-        """Create and lock the run's folder; it appears under its name only once locked."""
+    def start(cls, ws: Workspace, run_id: str, role: str) -> PendingRun:
+        """Create and lock the run's folder; it appears under its name only once locked.
+
+        `role` says what this process is: `wrapper` (`gitexp run`, which then names its
+        command with `add_owner`) or `script` (a training script that called gitexp.init).
+        """
         root = ws.state_dir / PENDING
         root.mkdir(parents=True, exist_ok=True)
         building = root / f".{run_id}"
         building.mkdir()
         lock = open(building / LOCK, "wb")  # noqa: SIM115 - held for the run's lifetime
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        (building / OWNERS).write_text(f"host {socket.gethostname()}\n")
+        run = cls(run_id, building, lock)
+        run.add_owner(role, os.getpid())
+        run.beat()
         folder = root / run_id
         building.rename(folder)
-        return cls(run_id, folder, lock)
+        run.folder = folder
+        return run
+
+    def add_owner(self, role: str, pid: int) -> None:
+        """Name a process of this run: while any lives, no other gitexp recovers the run."""
+        with open(self.folder / OWNERS, "a") as f:
+            f.write(f"{role} {pid} {_start_time(pid) or '-'}\n")
+
+    def beat(self) -> None:
+        """Say that the run is alive now."""
+        (self.folder / HEARTBEAT).touch()
 
     def write(self, name: str, data: bytes) -> None:
         """Replace one file atomically: a reader sees the old or the new bytes, never half."""
         replace_file(self.folder / name, data)
 
     def protect(self, ws: Workspace, snapshot: str) -> None:
-        target = pygit2.Oid(hex=snapshot)
-        _with_retries(lambda: ws.repo.references.create(pending_ref(self.run_id), target, True))
+        store.protect(ws, self.run_id, snapshot)
 
     def commit(self, ws: Workspace, info: RunInfo, printed: int | None) -> pygit2.Oid:
         """Commit the record, then forget the folder. Safe to repeat after a crash.
 
-        If the commit fails, the folder stays, unlocked, for `gitexp recover`.
+        If the commit fails, the folder stays, with the run's outcome, for `gitexp recover`,
+        and the error says so.
         """
         try:
             oid = _commit(ws, self.folder, info, printed)
-        except GitexpError as e:
-            self.write(RUN, info.to_yaml())  # the outcome, so that recover keeps it
+        except (GitexpError, OSError) as e:
             self._lock.close()
-            kept = f"{e}; run {self.run_id} is kept, and `gitexp recover` will record it"
-            raise type(e)(kept) from None  # the same kind, so a refusal still exits 3
-        self.release(ws)
+            reason = e if isinstance(e, GitexpError) else f"could not write the record ({e})"
+            kept = f"{reason}; run {self.run_id} is kept, and `gitexp recover` will record it"
+            raise NotRecorded(kept, getattr(e, "exit_code", 1)) from None
+        shutil.rmtree(self.folder, ignore_errors=True)
+        self._lock.close()
         return oid
 
+    def close(self) -> None:
+        """Let go of the run's lock, leaving its folder for `gitexp recover`."""
+        self._lock.close()
+
     def release(self, ws: Workspace) -> None:
+        """Forget a run that never ran (it failed to start)."""
         _forget(ws, self.run_id, self.folder)
         self._lock.close()
 
 
-def _with_retries(action: Callable[[], object]) -> None:
-    """Run a ref update that may collide with another process's.
+class NotRecorded(GitexpError):
+    """A finished run whose record could not be committed: it stays pending."""
 
-    git removes a ref folder such as refs/gitexp/pending/ when its last ref goes, and a
-    writer creating a ref there at that instant fails; trying again succeeds.
-    """
-    for attempt in range(_REF_RETRIES):
-        try:
-            action()
-            return
-        except pygit2.GitError:
-            if attempt == _REF_RETRIES - 1:
-                raise
-            time.sleep(0.001 * (attempt + 1))
-
-
-def _delete_ref(ws: Workspace, name: str) -> None:
-    try:
-        ws.repo.references.delete(name)
-    except KeyError:
-        pass
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
 
 
 def _forget(ws: Workspace, run_id: str, folder: Path) -> None:
-    try:
-        _with_retries(lambda: _delete_ref(ws, pending_ref(run_id)))
-    except pygit2.GitError:
-        pass  # a stale pending ref only keeps one snapshot alive; the record is safe
+    store.release(ws, run_id)
     shutil.rmtree(folder, ignore_errors=True)
 
 
@@ -173,10 +216,42 @@ def _commit(ws: Workspace, folder: Path, info: RunInfo, printed: int | None) -> 
     return store.write_run(ws, info.id, files, (summary, body), snapshot=snapshot)
 
 
+def _owners(folder: Path) -> tuple[str | None, dict[str, list[tuple[int, str | None]]]]:
+    """The host a run lives on and its processes by role."""
+    host: str | None = None
+    roles: dict[str, list[tuple[int, str | None]]] = {}
+    try:
+        lines = (folder / OWNERS).read_text().splitlines()
+    except OSError:
+        return None, roles
+    for line in lines:
+        parts = line.split()
+        if len(parts) == 2 and parts[0] == "host":
+            host = parts[1]
+        elif len(parts) == 3 and parts[1].isdigit():
+            started = None if parts[2] == "-" else parts[2]
+            roles.setdefault(parts[0], []).append((int(parts[1]), started))
+    return host, roles
+
+
+def _last_sign_of_life(folder: Path) -> float:
+    return max(p.stat().st_mtime for p in folder.iterdir())
+
+
+def _still_running(folder: Path) -> bool:
+    """Whether any process of the run lives: its wrapper, its command or its script."""
+    host, roles = _owners(folder)
+    if host is not None and host != socket.gethostname():
+        return time.time() - _last_sign_of_life(folder) < _REMOTE_SILENCE_S
+    return any(_is_alive(pid, started) for pids in roles.values() for pid, started in pids)
+
+
 def recover(ws: Workspace, failed: dict[str, str] | None = None) -> dict[str, str]:
     """Commit every run left behind: as `crashed` if its owner died while it ran, with its
     own outcome if only its commit failed. Returns each run's id and recorded status.
 
+    A run any of whose processes still lives is left alone, whatever became of the others:
+    a training script whose `gitexp run` was killed trains on, and is recorded once it ends.
     A run that cannot be committed now (its signing key is not at hand, say) stays for a
     later try, its error put in `failed`: recovering one run must not break another command.
     """
@@ -195,14 +270,14 @@ def recover(ws: Workspace, failed: dict[str, str] | None = None) -> dict[str, st
             try:
                 fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError:
-                continue  # alive
-            if not folder.exists():
-                continue  # another process recovered it while we waited
+                continue  # its owner holds the lock: alive
             try:
+                if not folder.exists() or _still_running(folder):
+                    continue  # recovered by another process meanwhile, or alive
                 status = _recover_one(ws, folder)
                 if status is not None:
                     recovered[folder.name] = status
-            except GitexpError as e:
+            except (GitexpError, OSError) as e:
                 if failed is not None:
                     failed[folder.name] = str(e)
     return recovered
@@ -210,17 +285,41 @@ def recover(ws: Workspace, failed: dict[str, str] | None = None) -> dict[str, st
 
 def _recover_one(ws: Workspace, folder: Path) -> str | None:
     run_file = folder / RUN
-    if not run_file.exists():  # died before the command started: there is no run to record
+    _, roles = _owners(folder)
+    ran = "command" in roles or "script" in roles
+    if not run_file.exists() or not ran:
+        # Killed before its command started: there was no run to record.
         _forget(ws, folder.name, folder)
         return None
     info = RunInfo.from_mapping(yamlio.load(run_file.read_bytes(), str(run_file)))
-    last_write = max(p.stat().st_mtime for p in folder.iterdir())
-    finished = datetime.fromtimestamp(last_write, tz=timezone.utc)
+    finished = datetime.fromtimestamp(_last_sign_of_life(folder), tz=timezone.utc)
     total_file = folder / TOTAL
     printed = int(total_file.read_text()) if total_file.exists() else None
     if info.status == "running":
-        info = info.finish("crashed", finished, parse_utc(info.started))
+        info = _died(info, folder, roles, finished)
     # else the run ended and only its commit failed: keep the outcome it had
     _commit(ws, folder, info, printed)
-    _forget(ws, folder.name, folder)
+    shutil.rmtree(folder, ignore_errors=True)
     return info.status
+
+
+def _died(info: RunInfo, folder: Path, roles: Mapping[str, object], finished: datetime) -> RunInfo:
+    """The outcome of a run whose owner died before it could say how the run ended."""
+    started = parse_utc(info.started)
+    ended = _ended_in_code(folder)
+    if "wrapper" in roles and "command" in roles and ended is None:
+        # The wrapper may have died before its command: then the command's end was unseen.
+        reason = "gitexp stopped before the command ended; the command's exit status is unknown"
+        return info.finish("crashed", finished, started, error=reason)
+    if ended is not None:
+        return info.finish(ended, finished, started)
+    return info.finish("crashed", finished, started)
+
+
+def _ended_in_code(folder: Path) -> Status | None:
+    """The outcome the training script told gitexp.init, if it got to say one."""
+    path = folder / FROM_CODE
+    if not path.exists():
+        return None
+    ended = (yamlio.load(path.read_bytes(), str(path)) or {}).get("ended")
+    return ended if ended in ("succeeded", "failed", "interrupted") else None

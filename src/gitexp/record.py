@@ -36,6 +36,7 @@ DATA, ARTIFACTS, METRICS, SUMMARY, OUTPUT, ANNOTATIONS = (
 # Files a live run's folder may hold besides the record's own.
 ENV_PROBE = "env.probe.yaml"  # the environment as `gitexp run` read it from outside
 FROM_CODE = "from-code.yaml"  # name, tags, notes and error given to gitexp.init under `run`
+HEARTBEAT = "heartbeat"  # touched while the run lives: its mtime is the last sign of life
 RECORD_FILES = (RUN, CONFIG, CODE, DIFF, ENV, SEEDS, DATA, ARTIFACTS, METRICS, SUMMARY, OUTPUT)
 
 

@@ -5,9 +5,12 @@ from __future__ import annotations
 import fcntl
 import os
 import random
+import re
+import socket
 import subprocess
+import sys
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -39,20 +42,64 @@ out: read it with `git log`, `git show` and `git diff`.
 _RETRIES = 50
 # git's own default for `gc.auto`: above this many loose objects, `git gc --auto` packs.
 _LOOSE_OBJECT_LIMIT = 6700
+_ZERO = "0" * 40
+# How long a writer waits for another gitexp process's branch lock before giving up (the
+# run then stays pending); GITEXP_LOCK_TIMEOUT overrides it.
+_LOCK_TIMEOUT_S = 60.0
+# A git ref lock (`runs.lock`) this old, while we hold the branch lock, was left by a killed
+# process: git's own writers (pack-refs, gc, update-ref) hold one for milliseconds.
+_STALE_GIT_LOCK_S = 5.0
+_GIT_LOCK = re.compile(r"Unable to create '([^']+\.lock)': File exists")
+
+
+class BranchBusy(GitexpError):
+    """The runs branch stayed locked by someone else for longer than we wait."""
 
 
 def _commit_message(summary: str, body: str) -> str:
     return f"{summary}\n\n{body}".rstrip() + "\n"
 
 
+def _lock_timeout() -> float:
+    try:
+        return max(0.0, float(os.environ.get("GITEXP_LOCK_TIMEOUT", _LOCK_TIMEOUT_S)))
+    except ValueError:
+        return _LOCK_TIMEOUT_S
+
+
 @contextmanager
 def _branch_lock(ws: Workspace) -> Iterator[None]:
-    # Writers on one machine queue here instead of racing; the compare-and-swap ref update
-    # below stays the guarantee (a shared filesystem may not honour flock).
+    """Writers on one machine queue here instead of racing each other.
+
+    An flock dies with its holder, so a killed writer never leaves it stuck. The holder writes
+    who it is into the file, for the message a waiter gives up with. The compare-and-swap ref
+    update stays the guarantee (a shared filesystem may not honour flock).
+    """
     ws.state_dir.mkdir(parents=True, exist_ok=True)
-    with open(ws.state_dir / "branch.lock", "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    path = ws.state_dir / "branch.lock"
+    with open(path, "a+") as lock:
+        deadline = time.monotonic() + _lock_timeout()
+        pause = 0.002
+        while True:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    lock.seek(0)
+                    holder = lock.read().strip() or "another process"
+                    raise BranchBusy(
+                        f"the runs branch stayed locked by {holder} for {_lock_timeout():.0f} s "
+                        f"({path})"
+                    ) from None
+                time.sleep(random.uniform(0, pause))
+                pause = min(pause * 2, 0.05)
         try:
+            lock.seek(0)
+            lock.truncate()
+            lock.write(f"gitexp pid {os.getpid()} on {socket.gethostname()} since "
+                       f"{time.strftime('%H:%M:%S')}\n")  # fmt: skip
+            lock.flush()
             yield
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
@@ -87,13 +134,123 @@ def check_writable(ws: Workspace) -> None:
         )
 
 
+def _target(ws: Workspace, name: str) -> pygit2.Oid | None:
+    # git packs refs (`pack-refs`, `gc`) by writing packed-refs and then deleting the loose
+    # file; a reader between the two can miss the ref for an instant, so look twice.
+    for _ in range(2):
+        try:
+            return ws.repo.references[name].resolve().target  # type: ignore[return-value]
+        except (KeyError, pygit2.GitError):
+            continue
+    return None
+
+
 def tip(ws: Workspace) -> pygit2.Commit | None:
     """The newest commit of the runs branch, or None before the first run."""
+    target = _target(ws, ws.runs_ref)
+    return None if target is None else ws.repo[target].peel(pygit2.Commit)
+
+
+class _Moved(Exception):
+    """The ref was no longer where we read it: another writer got there first."""
+
+
+def _git_update(ws: Workspace, lines: list[str], message: str) -> None:
+    """Apply ref updates in one git transaction, honouring git's lock protocol.
+
+    libgit2's ref writes race git's own `pack-refs` (a committed record can be lost);
+    `git update-ref` with old values is the compare-and-swap git itself uses. Raises _Moved
+    when a ref is not at its expected old value.
+    """
+    command = ["git", f"--git-dir={ws.state_dir.parent}", "update-ref", "-m", message, "--stdin"]
+    deadline = time.monotonic() + _lock_timeout()
+    for attempt in range(1000):
+        try:
+            done = subprocess.run(
+                command, input="".join(f"{line}\n" for line in lines), capture_output=True,
+                text=True, errors="replace", check=False,
+            )  # fmt: skip
+        except FileNotFoundError:
+            _libgit2_update(ws, lines, message)  # no git here: then nothing packs refs either
+            return
+        if done.returncode == 0:
+            return
+        error = done.stderr.strip()
+        if "but expected" in error or "already exists" in error or "reference already" in error:
+            raise _Moved(error)
+        held = _GIT_LOCK.search(error)
+        if held is not None:
+            _break_if_stale(Path(held.group(1)))
+        if time.monotonic() >= deadline:
+            reason = error.splitlines()[0] if error else f"git exited {done.returncode}"
+            raise BranchBusy(f"git could not move the runs branch ({reason})")
+        time.sleep(random.uniform(0, min(0.002 * 2 ** min(attempt, 5), 0.1)))
+    raise BranchBusy("git could not move the runs branch")  # pragma: no cover
+
+
+def _break_if_stale(lock: Path) -> None:
+    """Remove a git ref lock that a killed process left: nothing holds one for seconds.
+
+    Only ref locks are broken (we hold the branch lock, so no gitexp writer owns them);
+    packed-refs.lock belongs to git's maintenance and is only waited for.
+    """
+    if lock.name == "packed-refs.lock":
+        return
     try:
-        ref = ws.repo.references[ws.runs_ref]
-    except KeyError:
-        return None
-    return ws.repo[ref.target].peel(pygit2.Commit)
+        age = time.time() - lock.stat().st_mtime
+    except OSError:
+        return
+    if age < _STALE_GIT_LOCK_S:
+        return
+    try:
+        lock.unlink()
+    except OSError:
+        return
+    print(f"gitexp: removed a stale lock {lock} left by a killed process ({age:.0f} s old)",
+          file=sys.stderr)  # fmt: skip
+
+
+def _libgit2_update(ws: Workspace, lines: list[str], message: str) -> None:
+    repo = ws.repo
+    for line in lines:
+        verb, name, *values = line.split()
+        if verb == "delete":
+            try:
+                repo.references.delete(name)
+            except KeyError:
+                pass
+            continue
+        new, old = pygit2.Oid(hex=values[0]), values[1]
+        if old == _ZERO:
+            try:
+                repo.references.create(name, new)
+            except pygit2.AlreadyExistsError as e:
+                raise _Moved(str(e)) from None
+            continue
+        ref = repo.references[name]
+        if str(ref.target) != old:
+            raise _Moved(f"{name} moved")
+        try:
+            ref.set_target(new, message)
+        except pygit2.GitError as e:
+            raise _Moved(str(e)) from None
+
+
+def protect(ws: Workspace, run_id: str, snapshot: str) -> None:
+    """Keep a live run's snapshot commit reachable, so that `git gc` cannot prune it."""
+    _git_update(ws, [f"update {pending_ref(run_id)} {snapshot}"], f"gitexp: run {run_id}")
+
+
+def pending_ref(run_id: str) -> str:
+    return f"refs/gitexp/pending/{run_id}"
+
+
+def release(ws: Workspace, run_id: str) -> None:
+    """Drop a run's pending ref once its record is committed (or it never ran)."""
+    try:
+        _git_update(ws, [f"delete {pending_ref(run_id)}"], f"gitexp: run {run_id}")
+    except GitexpError:
+        pass  # a stale pending ref only keeps one snapshot alive; the record is safe
 
 
 def ensure_branch(ws: Workspace) -> pygit2.Commit:
@@ -111,8 +268,8 @@ def ensure_branch(ws: Workspace) -> pygit2.Commit:
     sign_with = signing.required_signer(repo, ws.settings.require_signed)
     root = signing.commit(repo, message, builder.write(), [], sign_with)
     try:
-        repo.references.create(ws.runs_ref, root)
-    except (pygit2.AlreadyExistsError, pygit2.GitError):
+        _git_update(ws, [f"update {ws.runs_ref} {root} {_ZERO}"], message.splitlines()[0])
+    except _Moved:
         pass  # another process created it first: use theirs
     found = tip(ws)
     if found is None:  # pragma: no cover - the ref was created above or by a racer
@@ -158,13 +315,17 @@ def write_run(
     """Commit `files` as `experiments/<run_id>/` on top of the runs branch.
 
     The first parent is the previous tip; `snapshot`, the run's code, is the second. A run
-    already on the branch is left alone and its existing commit returned.
+    already on the branch is left alone and its existing commit returned. The run's pending
+    ref goes in the same transaction as the branch moves.
     """
 
     def new_folder(current: Mapping[str, bytes] | None) -> Mapping[str, bytes] | None:
         return files if current is None else None
 
-    return _append(ws, run_id, new_folder, message, snapshot)
+    def commit(parent: pygit2.Commit) -> pygit2.Oid | None:
+        return _folder_commit(ws, parent, run_id, new_folder, message, snapshot)
+
+    return advance(ws, commit, message[0], release=[pending_ref(run_id)])
 
 
 def update_run(
@@ -184,51 +345,69 @@ def update_run(
             raise GitexpError(f"no run {run_id!r}; see `gitexp log`")
         return change(current)
 
-    return _append(ws, run_id, changed, message, None)
+    def commit(parent: pygit2.Commit) -> pygit2.Oid | None:
+        return _folder_commit(ws, parent, run_id, changed, message, None)
+
+    return advance(ws, commit, message[0])
 
 
-def _append(
+def _folder_commit(
     ws: Workspace,
+    parent: pygit2.Commit,
     run_id: str,
     make: Callable[[Mapping[str, bytes] | None], Mapping[str, bytes] | None],
     message: tuple[str, str],
     snapshot: str | None,
-) -> pygit2.Oid:
-    """One commit on the runs branch whose folder for `run_id` is `make(current folder)`.
+) -> pygit2.Oid | None:
+    """A commit on `parent` whose folder for `run_id` is `make(current folder)`."""
+    repo = ws.repo
+    experiments = experiments_tree(parent)
+    files = make(_folder_files(repo, experiments, run_id))
+    if files is None:
+        return None
+    tree = _with_folder(repo, parent.tree, experiments, run_id, files)
+    parents = [parent.id] + ([pygit2.Oid(hex=snapshot)] if snapshot else [])
+    sign_with = signing.required_signer(repo, ws.settings.require_signed)
+    return signing.commit(repo, _commit_message(*message), tree, parents, sign_with)
 
-    Safe against concurrent writers: the ref moves by compare-and-swap and the whole step is
-    retried when another writer got there first. The commit is signed when git has a signing
-    key (signing.SigningFailed if it cannot sign).
+
+def advance(
+    ws: Workspace,
+    make: Callable[[pygit2.Commit], pygit2.Oid | None],
+    reason: str,
+    release: Sequence[str] = (),
+) -> pygit2.Oid:
+    """Move the runs branch from its tip to `make(tip)`: the one way the branch ever moves.
+
+    Under gitexp's branch lock, as a compare-and-swap through git's own ref transaction, so
+    that neither another gitexp nor git's maintenance (`pack-refs`, `gc`) running beside it
+    can lose a commit; retried whenever someone else moved the branch first. `make` returns
+    a commit that descends from the tip it was given, or None when there is nothing to do.
+    `release` names refs (pending runs) deleted in the same transaction.
     """
     check_writable(ws)
-    repo = ws.repo
-    sign_with = signing.required_signer(repo, ws.settings.require_signed)
     with _branch_lock(ws):
         for attempt in range(_RETRIES):
-            parent = ensure_branch(ws)
-            experiments = experiments_tree(parent)
-            current = _folder_files(repo, experiments, run_id)
-            files = make(current)
-            if files is None:
-                return parent.id
-            tree = _with_folder(repo, parent.tree, experiments, run_id, files)
-            parents = [parent.id] + ([pygit2.Oid(hex=snapshot)] if snapshot else [])
-            oid = signing.commit(repo, _commit_message(*message), tree, parents, sign_with)
-            ref = repo.references[ws.runs_ref]
-            if ref.target != parent.id:
-                continue
             try:
-                ref.set_target(oid, message[0])
-            except pygit2.GitError:
-                # Moved by another writer, or its lock file is held: read the tip again.
+                parent = ensure_branch(ws)
+                oid = make(parent)
+            except (pygit2.GitError, OSError) as e:
+                # `git gc` beside us may remove an object folder as we write into it.
+                if attempt == _RETRIES - 1:
+                    raise GitexpError(f"could not write the record's objects ({e})") from None
+                time.sleep(random.uniform(0, 0.01 * (attempt + 1)))
+                continue
+            if oid is None:
+                return parent.id
+            lines = [f"update {ws.runs_ref} {oid} {parent.id}", *(f"delete {r}" for r in release)]
+            try:
+                _git_update(ws, lines, reason)
+            except _Moved:
                 time.sleep(random.uniform(0, 0.01 * (attempt + 1)))
                 continue
             _pack_if_needed(ws)
             return oid
-    raise GitexpError(
-        f"could not update {ws.settings.branch} after {_RETRIES} attempts; the run is kept "
-        "under .git/gitexp/ and `gitexp recover` will commit it"
-    )
+    raise BranchBusy(f"could not update {ws.settings.branch} after {_RETRIES} attempts")
 
 
 def _folder_files(
