@@ -46,27 +46,42 @@ def test_output_of_a_killed_writer_still_notes_the_gap(tmp_path: Path) -> None:
 
 
 def test_output_without_newlines_reaches_the_log_as_it_streams(tmp_path: Path) -> None:
-    import os
-    import threading
+    from gitexp.output import STREAMS, OutputLog
+    from gitexp.runner import _Follower
 
-    from gitexp.runner import _stream
+    for name in STREAMS:
+        (tmp_path / name).touch()
+    log = OutputLog(tmp_path, 1_000_000)
+    follower = _Follower(tmp_path, log)
+    follower.streams[0].sink = None  # keep the test's own stdout clean
+    sizes = []
+    with open(tmp_path / STREAMS[0], "ab", buffering=0) as command_output:
+        for i in range(40):  # a progress bar: 400 KB redrawn with \r, never a newline
+            command_output.write(b"\r" + f"{i:05d}".encode() * 2000)
+            follower.drain()
+            sizes.append(log.total)
+    follower.close()
+    log.close()
+    assert assemble(tmp_path, 1_000_000, log.total).endswith(b"00039" * 2000)
+    assert 0 < sizes[10] < sizes[-1]  # written while streaming, not held until the end
 
-    class Recorder:
-        def __init__(self) -> None:
-            self.writes: list[bytes] = []
 
-        def write(self, chunk: bytes) -> None:
-            self.writes.append(chunk)
+def test_output_printed_after_gitexp_died_reaches_the_record(tmp_path: Path) -> None:
+    from gitexp.output import STREAMS, OutputLog
+    from gitexp.runner import _Follower
 
-    read_end, write_end = os.pipe()
-    recorder = Recorder()
-    with open(read_end, "rb", buffering=0) as source:
-        thread = threading.Thread(target=_stream, args=(source, None, recorder))
-        thread.start()
-        with open(write_end, "wb", buffering=0) as sink:
-            for i in range(40):  # a progress bar: 400 KB redrawn with \r, never a newline
-                sink.write(b"\r" + f"{i:05d}".encode() * 2000)
-        thread.join()
-    assert b"".join(recorder.writes).endswith(b"00039" * 2000)
-    assert len(recorder.writes) > 1  # written while streaming, not held until the end
-    assert max(len(w) for w in recorder.writes) < 2 * 65536 + 10_001
+    for name in STREAMS:
+        (tmp_path / name).touch()
+    log = OutputLog(tmp_path, 1_000_000)
+    follower = _Follower(tmp_path, log)
+    follower.streams[0].sink = None
+    with open(tmp_path / STREAMS[0], "ab", buffering=0) as command_output:
+        command_output.write(b"seen by gitexp\n")
+        follower.drain()
+        # gitexp is killed here; the command prints on into its file.
+        command_output.write(b"printed later\n")
+    record = assemble(tmp_path, 1_000_000, None)
+    assert record == (
+        b"seen by gitexp\n\n[gitexp: printed after gitexp stopped following the output]\n"
+        b"printed later\n"
+    )

@@ -2,10 +2,66 @@
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import sys
 import threading
+from collections.abc import Sequence
 from pathlib import Path
+from typing import IO
+
+from gitexp.atomic import replace_file
 
 HEAD, TAIL = "output.head", "output.tail"
+# What the command writes (its stdout and stderr), and how far gitexp has read each.
+STREAMS = ("stdout.stream", "stderr.stream")
+OFFSETS = "stream.offsets"
+_RELEASE_EVERY = 1 << 20  # give read bytes back to the filesystem a MiB at a time
+_PUNCH_HOLE = 0x02 | 0x01  # FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE
+_libc: ctypes.CDLL | None = None
+
+
+def release(source: IO[bytes], offset: int) -> None:
+    """Free the disk space of the first `offset` bytes of a stream that has been read.
+
+    The command appends to the file for its whole life, so the file keeps its size; only
+    the blocks already read become a hole. Where the filesystem cannot, the file just grows.
+    """
+    global _libc
+    start = offset - offset % _RELEASE_EVERY
+    if start == 0 or not sys.platform.startswith("linux"):
+        return
+    try:
+        if _libc is None:
+            _libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+        _libc.fallocate(source.fileno(), _PUNCH_HOLE, ctypes.c_long(0), ctypes.c_long(start))
+    except (OSError, AttributeError):
+        pass
+
+
+def save_offsets(folder: Path, offsets: Sequence[int]) -> None:
+    """Remember how far each stream has been read, for a `recover` after gitexp dies."""
+    replace_file(folder / OFFSETS, " ".join(map(str, offsets)).encode())
+
+
+def _unread(folder: Path, limit: int) -> bytes:
+    """What the command printed that gitexp never read (it was killed): at most `limit` bytes
+    of each stream, the last ones."""
+    try:
+        offsets = [int(n) for n in (folder / OFFSETS).read_text().split()]
+    except (OSError, ValueError):
+        offsets = [0] * len(STREAMS)
+    rest = b""
+    for name, offset in zip(STREAMS, offsets, strict=False):
+        path = folder / name
+        try:
+            size = path.stat().st_size
+        except OSError:
+            continue
+        with open(path, "rb") as f:
+            f.seek(max(offset, size - limit))
+            rest += f.read(limit)
+    return rest
 
 
 class OutputLog:
@@ -59,6 +115,14 @@ def assemble(folder: Path, limit: int, total: int | None) -> bytes:
     """
     head_path = folder / HEAD
     head = head_path.read_bytes() if head_path.exists() else b""
+    unread = _unread(folder, limit)
+    if unread:  # gitexp died while the command printed on: its output is all still on disk
+        note = b"\n[gitexp: printed after gitexp stopped following the output]\n"
+        return _assembled(folder, head, limit, total) + note + unread
+    return _assembled(folder, head, limit, total)
+
+
+def _assembled(folder: Path, head: bytes, limit: int, total: int | None) -> bytes:
     segments = sorted(
         (p for p in folder.glob(f"{TAIL}.*") if p.stat().st_size),
         key=lambda p: p.stat().st_mtime_ns,

@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -14,7 +15,7 @@ from pathlib import Path
 from types import FrameType
 from typing import IO, Any
 
-from gitexp import artifacts, environment, launch, pending, seeds, yamlio
+from gitexp import artifacts, environment, launch, output, pending, seeds, yamlio
 from gitexp.errors import GitexpError
 from gitexp.output import OutputLog
 from gitexp.record import ENV_PROBE, RUN, SEEDS, Status
@@ -23,6 +24,7 @@ from gitexp.workspace import Workspace
 # Signals that stop a run on purpose: the run is `interrupted`, not `crashed`.
 _STOPPING = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 _CHUNK = 65536
+_POLL_S = 0.05  # how often the command's output is passed on
 
 
 @dataclass(frozen=True)
@@ -31,32 +33,79 @@ class RunResult:
     status: Status
     exit_status: int  # what `gitexp run` exits with: the command's own
     missing_outputs: list[str] = field(default_factory=list)  # --output paths never written
+    kept: str | None = None  # why the record could not be committed yet (it stays pending)
 
 
-def _stream(source: IO[bytes], sink: IO[bytes] | None, log: OutputLog) -> None:
-    """Copy the command's output to our own, unchanged, and into the run's log.
+class _Follower:
+    """Follows the command's output files: to our own output, unchanged, and into the log.
 
-    The log gets whole lines, so that stdout and stderr interleave line by line in
-    output.log rather than mid-line, and gets them before the terminal does: every line a
-    user saw is on disk even if gitexp is killed the next instant.
+    The command writes to files, not pipes, so that it never dies of a broken pipe if gitexp
+    is killed: it trains on and its output stays on disk for `recover`. The log gets whole
+    lines, so stdout and stderr interleave line by line in output.log rather than mid-line.
+    What has been read is given back to the filesystem as it goes, so the files stay small.
     """
-    fd = source.fileno()
-    partial = b""
-    while chunk := os.read(fd, _CHUNK):
-        complete, newline, partial = (partial + chunk).rpartition(b"\n")
+
+    def __init__(self, folder: Path, log: OutputLog) -> None:
+        self.folder = folder
+        self.log: OutputLog | None = log
+        sinks = (getattr(sys.stdout, "buffer", None), getattr(sys.stderr, "buffer", None))
+        self.streams = [
+            _Stream(open(folder / name, "rb"), sink)  # noqa: SIM115 - closed in close()
+            for name, sink in zip(output.STREAMS, sinks, strict=True)
+        ]
+
+    def drain(self) -> None:
+        """Pass on everything written since the last call."""
+        moved = False
+        for stream in self.streams:
+            while chunk := os.read(stream.source.fileno(), _CHUNK):
+                moved = True
+                stream.offset += len(chunk)
+                self._log_lines(stream, chunk)
+                stream.forward(chunk)
+            output.release(stream.source, stream.offset)
+        if moved:
+            output.save_offsets(self.folder, [s.offset for s in self.streams])
+
+    def _log_lines(self, stream: _Stream, chunk: bytes) -> None:
+        complete, newline, stream.partial = (stream.partial + chunk).rpartition(b"\n")
         if newline:
-            log.write(complete + newline)
-        if len(partial) > _CHUNK:  # a progress bar redrawn with \r never ends its line
-            log.write(partial)
-            partial = b""
-        if sink is not None:
-            try:
-                sink.write(chunk)
-                sink.flush()
-            except (OSError, ValueError):
-                sink = None  # our terminal went away: keep recording regardless
-    if partial:
-        log.write(partial)
+            self._log(complete + newline)
+        if len(stream.partial) > _CHUNK:  # a progress bar redrawn with \r never ends its line
+            self._log(stream.partial)
+            stream.partial = b""
+
+    def _log(self, data: bytes) -> None:
+        if self.log is None:
+            return
+        try:
+            self.log.write(data)
+        except OSError as e:  # a full disk: the command's own output still reaches us
+            print(f"gitexp: output.log stopped at a write error ({e})", file=sys.stderr)
+            self.log = None
+
+    def close(self) -> None:
+        for stream in self.streams:
+            if stream.partial:
+                self._log(stream.partial)
+            stream.source.close()
+
+
+@dataclass
+class _Stream:
+    source: IO[bytes]
+    sink: IO[bytes] | None
+    offset: int = 0
+    partial: bytes = b""
+
+    def forward(self, chunk: bytes) -> None:
+        if self.sink is None:
+            return
+        try:
+            self.sink.write(chunk)
+            self.sink.flush()
+        except (OSError, ValueError):
+            self.sink = None  # our terminal went away: keep recording regardless
 
 
 def _terminal_delivers(signum: int) -> bool:
@@ -142,42 +191,65 @@ def run(ws: Workspace, request: launch.RunRequest, cwd: Path) -> RunResult:
     env_thread.start()
     log = OutputLog(live.folder, ws.settings.output_limit)
     try:
-        child = subprocess.Popen(
-            list(request.command),
-            cwd=cwd,
-            env=child_env,
-            stdin=None,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-        )
+        child = _start(request.command, cwd, child_env, live.folder)
     except OSError as e:
         env_thread.join()
         log.close()
         live.release(ws)
         raise CommandNotStarted(request.command[0], e.strerror or str(e)) from None
+    live.add_owner("command", child.pid)
 
     with _Forwarder(child) as forwarder:
-        sinks = (getattr(sys.stdout, "buffer", None), getattr(sys.stderr, "buffer", None))
-        streams = [
-            threading.Thread(target=_stream, args=(pipe, sink, log), daemon=True)
-            for pipe, sink in zip((child.stdout, child.stderr), sinks, strict=True)
-        ]
-        for thread in streams:
-            thread.start()
-        child.wait()
-        for thread in streams:
-            thread.join()
+        follower = _Follower(live.folder, log)
+        _follow(child, follower, live)
         log.close()
-        live.write(pending.TOTAL, str(log.total).encode())
         status, exit_status, signame = _outcome(child.returncode, forwarder.received)
         finished = datetime.now(timezone.utc)
         ended = info.finish(status, finished, started, exit_code=exit_status, signal=signame)
-        # Written before committing: if the commit fails, `recover` keeps the true outcome.
-        live.write(RUN, ended.to_yaml())
-        missing = _collect_outputs(ws, live.folder, cwd, request.outputs)
-        env_thread.join()
-        live.commit(ws, ended, log.total)
+        try:
+            live.write(pending.TOTAL, str(log.total).encode())
+            # Written before committing: if the commit fails, `recover` keeps the true outcome.
+            live.write(RUN, ended.to_yaml())
+            missing = _collect_outputs(ws, live.folder, cwd, request.outputs)
+            env_thread.join()
+            live.commit(ws, ended, log.total)
+        except pending.NotRecorded as e:
+            return RunResult(info.id, status, exit_status, kept=str(e))
+        except (GitexpError, OSError) as e:
+            live.close()
+            kept = f"{e}; run {info.id} is kept, and `gitexp recover` will record it"
+            return RunResult(info.id, status, exit_status, kept=kept)
     return RunResult(info.id, status, exit_status, missing)
+
+
+def _start(
+    command: Sequence[str], cwd: Path, env: dict[str, str], folder: Path
+) -> subprocess.Popen[bytes]:
+    """Start the command with its output going to files in the run's folder."""
+    with (
+        open(folder / output.STREAMS[0], "ab") as out,
+        open(folder / output.STREAMS[1], "ab") as err,
+    ):
+        return subprocess.Popen(list(command), cwd=cwd, env=env, stdin=None, stdout=out, stderr=err)
+
+
+def _follow(child: subprocess.Popen[bytes], follower: _Follower, live: pending.PendingRun) -> None:
+    """Pass the command's output on until it exits, saying all the while that the run lives."""
+    beat = time.monotonic()
+    while True:
+        try:
+            child.wait(timeout=_POLL_S)
+            break
+        except subprocess.TimeoutExpired:
+            follower.drain()
+        if time.monotonic() - beat >= pending.HEARTBEAT_S:
+            beat = time.monotonic()
+            try:
+                live.beat()
+            except OSError:
+                pass  # a full disk: the run's end is still seen
+    follower.drain()
+    follower.close()
 
 
 def _collect_outputs(ws: Workspace, folder: Path, cwd: Path, outputs: Sequence[str]) -> list[str]:
