@@ -160,6 +160,7 @@ class _LiveRun(Run):
         self.folder = folder
         self.ws = ws
         self._writer = MetricWriter(folder, started)
+        self._writer.start()  # what `log` accepts is on disk within a second
         self._dir: Path | None = None
         self._env = threading.Thread(target=self._capture_env, name="gitexp-env", daemon=True)
         self._env.start()
@@ -173,7 +174,10 @@ class _LiveRun(Run):
             found = environment.capture_here(self.ws.workdir, self.ws.settings.env_allow)
         except Exception as e:  # a record without its environment beats no record
             found = {"captured_by": f"nobody: reading the environment failed ({e})"}
-        self._write(ENV, yamlio.dump(found))
+        try:
+            self._write(ENV, yamlio.dump(found))
+        except OSError:
+            pass  # the run's state is gone; the metrics writer says so
 
     def _write(self, name: str, data: bytes) -> None:
         replace_file(self.folder / name, data)
@@ -197,8 +201,11 @@ class _LiveRun(Run):
 
     def _settle(self) -> None:
         """Everything the run knows, on disk: metrics, seeds, environment."""
-        self._writer.flush()
-        self._write(SEEDS, seeds.record(None, os.environ, seeds.current()))
+        self._writer.stop()
+        try:
+            self._write(SEEDS, seeds.record(None, os.environ, seeds.current()))
+        except OSError:
+            pass  # the run's state is gone; the metrics writer has said so
         self._env.join()
 
 
@@ -261,9 +268,12 @@ class _JoinedRun(_LiveRun):
         if self.finished:
             return
         self.finished = True
-        if error:
-            self._given["error"] = error
+        # The outcome as the script saw it: the record's, should `gitexp run` die first.
+        self._given.update(error=error, ended=status)
+        try:
             self._write(FROM_CODE, yamlio.dump(self._given))
+        except OSError:
+            pass  # the run's state is gone (see _settle); training must not die of it
         self._settle()
 
 
@@ -283,7 +293,9 @@ class _OwnRun(_LiveRun):
             data=asked.data,
             allow_unpinned_data=asked.allow_unpinned_data,
         )
-        self._launched = launch.begin(ws, request, Path.cwd(), extra_config=asked.config)
+        self._launched = launch.begin(
+            ws, request, Path.cwd(), extra_config=asked.config, role="script"
+        )
         live = self._launched.live
         super().__init__(
             live.run_id, self._launched.config, live.folder, ws, self._launched.started.timestamp()

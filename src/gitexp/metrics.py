@@ -9,19 +9,23 @@ from __future__ import annotations
 
 import json
 import math
+import sys
+import threading
 import time
+from collections import deque
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from gitexp import yamlio
 from gitexp.atomic import replace_file
+from gitexp.record import HEARTBEAT
 
 STREAM = "metrics.tsv"
 SUMMARY_STREAM = "summary.json"
 HEADER = "step\ttime\tname\tvalue\n"
 _FLUSH_EVERY = 2048  # log calls per write: bounded memory, negligible syscalls
-FLUSH_INTERVAL_S = 2.0  # and at least this often, so that a crash loses little of a slow run
+FLUSH_INTERVAL_S = 1.0  # and at least this often: the bound on what a SIGKILL can lose
 
 
 def scalar(name: str, value: Any) -> float:
@@ -98,23 +102,50 @@ def _update(entry: list[Any], step: int, value: float) -> None:
 
 
 class MetricWriter:
-    """Buffers `log` calls and appends them, formatted, to the stream file in batches."""
+    """Buffers `log` calls and appends them, formatted, to the stream file in batches.
+
+    Once `start`ed, a background thread flushes every FLUSH_INTERVAL_S, so whatever `log`
+    accepted is on disk within that bound even when the script stops logging or is killed.
+    """
 
     def __init__(
         self, folder: Path, started: float, flush_interval: float = FLUSH_INTERVAL_S
     ) -> None:
         self.path = folder / STREAM
+        self.heartbeat = folder / HEARTBEAT
         self.flush_interval = flush_interval
         self._next_flush = time.time() + flush_interval
         self.summary_path = folder / SUMMARY_STREAM
         self.started = started
         self.step = 0
         self.summary = Summary()
-        self._rows: list[tuple[int, float, dict[str, float]]] = []
+        # A deque: `log` appends on one end while the flusher thread pops from the other.
+        self._rows: deque[tuple[int, float, dict[str, float]]] = deque()
+        self._flushing = threading.Lock()
+        self._stop = threading.Event()
+        self._broken = False
         if self.path.exists():  # joining a run whose other process already logged
             self.summary = _read_summary(folder) or self.summary
         else:
             self.path.write_text(HEADER)
+
+    def start(self) -> None:
+        """Flush in the background from now on, and say that the run lives."""
+        thread = threading.Thread(target=self._background, name="gitexp-metrics", daemon=True)
+        thread.start()
+
+    def _background(self) -> None:
+        while not self._stop.wait(self.flush_interval):
+            self.flush()
+            try:
+                self.heartbeat.touch()
+            except OSError:
+                pass  # the run's state is gone; flush() has already said so
+
+    def stop(self) -> None:
+        """Flush what is left and stop the background thread."""
+        self._stop.set()
+        self.flush()
 
     def log(self, metrics: Mapping[str, Any], step: int | None = None) -> None:
         """Record scalar metrics at `step` (the previous step + 1 when omitted)."""
@@ -132,35 +163,49 @@ class MetricWriter:
 
     def flush(self) -> None:
         """Append buffered rows to the stream; what is flushed survives a crash."""
-        rows, self._rows = self._rows, []
-        self._next_flush = time.time() + self.flush_interval
-        if not rows:
-            return
-        lines: list[str] = []
-        line = lines.append
-        seen, started = self.summary.seen, self.started
-        # The loop body is _update inlined: it runs for every value ever logged.
-        for step, moment, values in rows:
-            prefix = f"{step}\t{moment - started:.3f}\t"
-            for name, value in values.items():
-                line(f"{prefix}{name}\t{value!r}\n")  # repr: shortest exact; nan, inf, -inf
-                entry = seen.get(name)
-                if entry is None:
-                    entry = seen[name] = [value, step, math.inf, None, -math.inf, None, 0, 0]
-                entry[0] = value
-                entry[1] = step
-                entry[6] += 1
-                if value < entry[2] or (entry[3] is None and value == value):
-                    entry[2] = value
-                    entry[3] = step
-                if value > entry[4] or (entry[5] is None and value == value):
-                    entry[4] = value
-                    entry[5] = step
-                if value != value:
-                    entry[7] += 1
-        with open(self.path, "a", encoding="utf-8") as f:
-            f.write("".join(lines))
-        replace_file(self.summary_path, json.dumps(self.summary.as_dict()).encode())
+        with self._flushing:
+            self._next_flush = time.time() + self.flush_interval
+            rows = self._rows
+            if not rows:
+                return
+            if self._broken:
+                rows.clear()
+                return
+            lines: list[str] = []
+            line = lines.append
+            seen, started = self.summary.seen, self.started
+            # The loop body is _update inlined: it runs for every value ever logged.
+            while rows:
+                step, moment, values = rows.popleft()
+                prefix = f"{step}\t{moment - started:.3f}\t"
+                for name, value in values.items():
+                    line(f"{prefix}{name}\t{value!r}\n")  # repr: shortest exact; nan, inf
+                    entry = seen.get(name)
+                    if entry is None:
+                        entry = seen[name] = [value, step, math.inf, None, -math.inf, None, 0, 0]
+                    entry[0] = value
+                    entry[1] = step
+                    entry[6] += 1
+                    if value < entry[2] or (entry[3] is None and value == value):
+                        entry[2] = value
+                        entry[3] = step
+                    if value > entry[4] or (entry[5] is None and value == value):
+                        entry[4] = value
+                        entry[5] = step
+                    if value != value:
+                        entry[7] += 1
+            try:
+                with open(self.path, "a", encoding="utf-8") as f:
+                    f.write("".join(lines))
+                replace_file(self.summary_path, json.dumps(self.summary.as_dict()).encode())
+            except OSError as e:
+                # Training must never die because of gitexp: say it once, then go on.
+                self._broken = True
+                print(
+                    f"gitexp: cannot write metrics to {self.path.parent} ({e.strerror or e}); "
+                    "training goes on, but this run's metrics from here on are not recorded",
+                    file=sys.stderr,
+                )
 
 
 def _read_summary(folder: Path) -> Summary | None:
