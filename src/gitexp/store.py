@@ -253,11 +253,8 @@ def release(ws: Workspace, run_id: str) -> None:
         pass  # a stale pending ref only keeps one snapshot alive; the record is safe
 
 
-def ensure_branch(ws: Workspace) -> pygit2.Commit:
-    """The runs branch's tip, creating the branch with its README root commit if missing."""
-    existing = tip(ws)
-    if existing is not None:
-        return existing
+def _root(ws: Workspace) -> pygit2.Commit:
+    """A new root commit for the runs branch, holding the README for reviewers."""
     repo = ws.repo
     readme = repo.create_blob(README.format(branch=ws.settings.branch).encode())
     builder = repo.TreeBuilder()
@@ -266,11 +263,16 @@ def ensure_branch(ws: Workspace) -> pygit2.Commit:
         "gitexp: start the runs branch", "Each following commit records one experiment run."
     )
     sign_with = signing.required_signer(repo, ws.settings.require_signed)
-    root = signing.commit(repo, message, builder.write(), [], sign_with)
-    try:
-        _git_update(ws, [f"update {ws.runs_ref} {root} {_ZERO}"], message.splitlines()[0])
-    except _Moved:
-        pass  # another process created it first: use theirs
+    oid = signing.commit(repo, message, builder.write(), [], sign_with)
+    return repo[oid].peel(pygit2.Commit)
+
+
+def ensure_branch(ws: Workspace) -> pygit2.Commit:
+    """The runs branch's tip, creating the branch with its README root commit if missing."""
+    existing = tip(ws)
+    if existing is not None:
+        return existing
+    advance(ws, lambda parent: _root(ws).id if parent is None else None, "gitexp: start")
     found = tip(ws)
     if found is None:  # pragma: no cover - the ref was created above or by a racer
         raise GitexpError(f"could not create the branch {ws.settings.branch}")
@@ -322,10 +324,12 @@ def write_run(
     def new_folder(current: Mapping[str, bytes] | None) -> Mapping[str, bytes] | None:
         return files if current is None else None
 
-    def commit(parent: pygit2.Commit) -> pygit2.Oid | None:
+    def commit(parent: pygit2.Commit | None) -> pygit2.Oid | None:
         return _folder_commit(ws, parent, run_id, new_folder, message, snapshot)
 
-    return advance(ws, commit, message[0], release=[pending_ref(run_id)])
+    done = advance(ws, commit, message[0], release=[pending_ref(run_id)])
+    assert done is not None  # the branch holds at least this run now
+    return done
 
 
 def update_run(
@@ -345,22 +349,28 @@ def update_run(
             raise GitexpError(f"no run {run_id!r}; see `gitexp log`")
         return change(current)
 
-    def commit(parent: pygit2.Commit) -> pygit2.Oid | None:
+    def commit(parent: pygit2.Commit | None) -> pygit2.Oid | None:
         return _folder_commit(ws, parent, run_id, changed, message, None)
 
-    return advance(ws, commit, message[0])
+    done = advance(ws, commit, message[0])
+    assert done is not None  # the run was found on the branch
+    return done
 
 
 def _folder_commit(
     ws: Workspace,
-    parent: pygit2.Commit,
+    parent: pygit2.Commit | None,
     run_id: str,
     make: Callable[[Mapping[str, bytes] | None], Mapping[str, bytes] | None],
     message: tuple[str, str],
     snapshot: str | None,
 ) -> pygit2.Oid | None:
-    """A commit on `parent` whose folder for `run_id` is `make(current folder)`."""
+    """A commit on `parent` whose folder for `run_id` is `make(current folder)`.
+
+    With no branch yet, the commit goes on a new root: the branch is born holding the run.
+    """
     repo = ws.repo
+    parent = parent if parent is not None else _root(ws)
     experiments = experiments_tree(parent)
     files = make(_folder_files(repo, experiments, run_id))
     if files is None:
@@ -373,23 +383,24 @@ def _folder_commit(
 
 def advance(
     ws: Workspace,
-    make: Callable[[pygit2.Commit], pygit2.Oid | None],
+    make: Callable[[pygit2.Commit | None], pygit2.Oid | None],
     reason: str,
     release: Sequence[str] = (),
-) -> pygit2.Oid:
+) -> pygit2.Oid | None:
     """Move the runs branch from its tip to `make(tip)`: the one way the branch ever moves.
 
     Under gitexp's branch lock, as a compare-and-swap through git's own ref transaction, so
     that neither another gitexp nor git's maintenance (`pack-refs`, `gc`) running beside it
-    can lose a commit; retried whenever someone else moved the branch first. `make` returns
-    a commit that descends from the tip it was given, or None when there is nothing to do.
-    `release` names refs (pending runs) deleted in the same transaction.
+    can lose a commit; retried whenever someone else moved the branch first. `make` gets the
+    tip (None before the branch exists) and returns a commit that descends from it, or None
+    when there is nothing to do. `release` names refs (pending runs) deleted in the same
+    transaction. Returns the branch's tip afterwards.
     """
     check_writable(ws)
     with _branch_lock(ws):
         for attempt in range(_RETRIES):
+            parent = tip(ws)
             try:
-                parent = ensure_branch(ws)
                 oid = make(parent)
             except (pygit2.GitError, OSError) as e:
                 # `git gc` beside us may remove an object folder as we write into it.
@@ -398,8 +409,9 @@ def advance(
                 time.sleep(random.uniform(0, 0.01 * (attempt + 1)))
                 continue
             if oid is None:
-                return parent.id
-            lines = [f"update {ws.runs_ref} {oid} {parent.id}", *(f"delete {r}" for r in release)]
+                return parent.id if parent is not None else None
+            old = parent.id if parent is not None else _ZERO
+            lines = [f"update {ws.runs_ref} {oid} {old}", *(f"delete {r}" for r in release)]
             try:
                 _git_update(ws, lines, reason)
             except _Moved:
