@@ -381,6 +381,17 @@ def _folder_commit(
     return signing.commit(repo, _commit_message(*message), tree, parents, sign_with)
 
 
+def _check_runs_branch(ws: Workspace, head: pygit2.Commit) -> None:
+    """Refuse to write records onto a branch that holds anything else (a code branch)."""
+    foreign = sorted(str(e.name) for e in head.tree if e.name not in (EXPERIMENTS, "README.md"))
+    if foreign:
+        raise GitexpError(
+            f"the branch {ws.settings.branch} holds {foreign[0]!r}, so it is not a runs branch; "
+            "gitexp writes runs only to a branch of its own: set another `branch:` in "
+            ".gitexp.yaml"
+        )
+
+
 def advance(
     ws: Workspace,
     make: Callable[[pygit2.Commit | None], pygit2.Oid | None],
@@ -400,6 +411,8 @@ def advance(
     with _branch_lock(ws):
         for attempt in range(_RETRIES):
             parent = tip(ws)
+            if parent is not None and attempt == 0:
+                _check_runs_branch(ws, parent)
             try:
                 oid = make(parent)
             except (pygit2.GitError, OSError) as e:
