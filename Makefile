@@ -5,11 +5,12 @@ BIN := $(VENV)/bin
 # The stamp is rebuilt whenever the declared or pinned dependencies change.
 STAMP := $(VENV)/.installed
 
-.PHONY: help venv test lint demo bench clean
+.PHONY: help venv test test-quick lint demo bench clean
 
 help:
 	@echo "make demo   set up .venv and record example runs in a scratch repository"
 	@echo "make test   set up .venv, lint, and run the whole test suite"
+	@echo "make test-quick  the tests not marked slow, without lint"
 	@echo "make lint   ruff and mypy on src/"
 	@echo "make bench  run the benchmarks in benchmarks/ (installs MLflow and W&B to compare)"
 
@@ -27,6 +28,9 @@ lint: $(STAMP)
 
 test: lint
 	$(BIN)/python -m pytest
+
+test-quick: $(STAMP)
+	$(BIN)/python -m pytest -m "not slow"
 
 demo: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" bash examples/demo.sh

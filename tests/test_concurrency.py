@@ -4,11 +4,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from .conftest import git, gitexp_process, run_ids
 
 RUNS = 32
 
 
+@pytest.mark.slow
 def test_32_runs_finishing_at_once_leave_32_records(project: Path) -> None:
     # Each command waits until all 32 have started, then they all finish together.
     (project / "together.py").write_text(

@@ -80,6 +80,7 @@ def test_every_tracked_dataset_is_pinned_by_default(tracked: Path) -> None:
     ]
 
 
+@pytest.mark.slow
 def test_outputs_of_dvc_lock_are_pinned(tracked: Path) -> None:
     (tracked / "dvc.yaml").write_text(
         "stages:\n  prepare:\n    cmd: cp data/train.csv data/clean.csv\n"
@@ -163,6 +164,7 @@ def test_unchanged_data_is_not_hashed_again(tracked: Path) -> None:
     assert done.stdout == "2 False False\n"
 
 
+@pytest.mark.slow
 def test_api_pins_the_data_it_names(tracked: Path) -> None:
     (tracked / "job.py").write_text(
         "import gitexp\nwith gitexp.init(data=['data/train.csv']):\n    pass\n"
@@ -172,6 +174,7 @@ def test_api_pins_the_data_it_names(tracked: Path) -> None:
     assert [pin["path"] for pin in _data_yaml(tracked)] == ["data/train.csv"]
 
 
+@pytest.mark.slow
 def test_many_runs_starting_at_once_share_the_data_state(tracked: Path) -> None:
     (tracked / "data" / "train.csv").write_text("x,y\n5,6\n")  # every run must hash it
     processes = [
@@ -192,6 +195,7 @@ def _file(root: Path, run_id: str, name: str) -> object:
     return yamlio.load(git(root, "show", f"gitexp/runs:experiments/{run_id}/{name}"), name)
 
 
+@pytest.mark.slow
 def test_checkpoints_are_cached_and_recorded_with_dvc_pointers(tracked: Path) -> None:
     pytest.importorskip("torch")
     (tracked / "job.py").write_text(
@@ -226,6 +230,7 @@ def test_checkpoints_are_cached_and_recorded_with_dvc_pointers(tracked: Path) ->
         }
 
 
+@pytest.mark.slow
 def test_output_of_gitexp_run_is_an_artifact(tracked: Path) -> None:
     result = gitexp(
         "run",
@@ -252,6 +257,7 @@ def test_output_of_gitexp_run_is_an_artifact(tracked: Path) -> None:
     )
 
 
+@pytest.mark.slow
 def test_a_run_reading_another_runs_artifact_records_the_lineage(tracked: Path) -> None:
     assert (
         gitexp(
@@ -281,6 +287,7 @@ def test_a_run_reading_another_runs_artifact_records_the_lineage(tracked: Path) 
     assert f"made from  {maker}" in shown_user
 
 
+@pytest.mark.slow
 def test_checkout_brings_back_the_exact_bytes_a_run_read(tracked: Path) -> None:
     original = (tracked / "data" / "train.csv").read_bytes()
     assert gitexp("run", "--name", "first", "--", "true").exit_code == 0
@@ -302,6 +309,7 @@ def test_checkout_brings_back_the_exact_bytes_a_run_read(tracked: Path) -> None:
     )
 
 
+@pytest.mark.slow
 def test_checkout_restores_artifacts_and_folders(tracked: Path) -> None:
     assert (
         gitexp(
@@ -324,6 +332,7 @@ def test_checkout_restores_artifacts_and_folders(tracked: Path) -> None:
     ).read_text() == "b\n"
 
 
+@pytest.mark.slow
 def test_checkout_fetches_from_the_directory_remote(tracked: Path) -> None:
     original = (tracked / "data" / "images" / "1.txt").read_bytes()
     assert gitexp("run", "--", "true").exit_code == 0

@@ -34,6 +34,7 @@ def two_machines(
     return project, other
 
 
+@pytest.mark.slow
 def test_runs_from_two_machines_merge_as_a_union(
     two_machines: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -56,6 +57,7 @@ def test_runs_from_two_machines_merge_as_a_union(
     assert run_ids(here) == run_ids(there)
 
 
+@pytest.mark.slow
 def test_pull_brings_the_artifacts_a_run_made(
     two_machines: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -83,6 +85,7 @@ def test_push_without_runs(project: Path) -> None:
     )
 
 
+@pytest.mark.slow
 def test_a_run_annotated_on_both_machines_keeps_both(
     two_machines: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
