@@ -1,9 +1,13 @@
 from __future__ import annotations
 
+import os
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pygit2
+import pytest
 
 from gitexp import store
 from gitexp.workspace import open_workspace
@@ -64,3 +68,111 @@ def test_loose_objects_are_packed_automatically(project: Path) -> None:
     assert gitexp("run", "--", sys.executable, "train.py").exit_code == 0
     assert _loose_objects(project) < before // 10
     git(project, "fsck", "--strict")
+
+
+def test_a_ref_lock_left_by_a_killed_process_is_broken_with_a_notice(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ws = open_workspace()
+    store.write_run(ws, "r1", {"run.yaml": b"id: r1\n"}, ("one", ""))
+    stale = project / ".git" / "refs" / "heads" / "gitexp" / "runs.lock"
+    stale.touch()  # what a SIGKILL in the middle of a ref update leaves
+    old = time.time() - 60
+    os.utime(stale, (old, old))
+
+    store.write_run(ws, "r2", {"run.yaml": b"id: r2\n"}, ("two", ""))
+
+    assert not stale.exists()
+    assert capsys.readouterr().err == (
+        f"gitexp: removed a stale lock {stale} left by a killed process (60 s old)\n"
+    )
+    assert git(project, "ls-tree", "--name-only", "gitexp/runs:experiments").split() == [
+        "r1",
+        "r2",
+    ]
+
+
+def test_a_branch_lock_held_by_a_live_process_is_waited_for_then_named(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ws = open_workspace()
+    store.ensure_branch(ws)
+    monkeypatch.setenv("GITEXP_LOCK_TIMEOUT", "0.2")
+    holder = subprocess.Popen(  # another writer, alive, that never lets go
+        [sys.executable, "-c", _HOLD_LOCK, str(ws.state_dir / "branch.lock")],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "locked\n"
+        with pytest.raises(store.BranchBusy) as refused:
+            store.write_run(ws, "r1", {"run.yaml": b"id: r1\n"}, ("one", ""))
+    finally:
+        holder.kill()
+        holder.wait()
+    assert str(refused.value) == (
+        f"the runs branch stayed locked by pid {holder.pid} for 0 s "
+        f"({ws.state_dir / 'branch.lock'})"
+    )
+    store.write_run(ws, "r1", {"run.yaml": b"id: r1\n"}, ("one", ""))  # free once it is gone
+
+
+_HOLD_LOCK = """\
+import fcntl, os, sys, time
+lock = open(sys.argv[1], "a+")
+fcntl.flock(lock, fcntl.LOCK_EX)
+lock.truncate(0)
+lock.write(f"pid {os.getpid()}")
+lock.flush()
+print("locked", flush=True)
+time.sleep(600)
+"""
+
+
+def test_records_never_go_onto_a_code_branch(project: Path) -> None:
+    git(project, "branch", "release")
+    (project / ".gitexp.yaml").write_text("branch: release\n")
+    before = git(project, "rev-parse", "release")
+
+    result = gitexp("run", "--", sys.executable, "train.py")
+
+    assert result.exit_code == 1
+    assert result.stderr == (
+        "Error: the branch release holds '.gitignore', so it is not a runs branch; gitexp "
+        "writes runs only to a branch of its own: set another `branch:` in .gitexp.yaml\n"
+    )
+    assert "training" not in result.stdout  # refused before the command ran
+    assert git(project, "rev-parse", "release") == before
+
+
+def test_a_moved_branch_is_never_overwritten(project: Path) -> None:
+    """The compare-and-swap: a tip read before another writer moved the branch loses."""
+    ws = open_workspace()
+    store.write_run(ws, "r1", {"run.yaml": b"id: r1\n"}, ("one", ""))
+    stale_tip = store.tip(ws)
+    assert stale_tip is not None
+
+    def late_writer(parent: pygit2.Commit | None) -> pygit2.Oid | None:
+        if parent is not None and parent.id == stale_tip.id:
+            # Another process records r2 between our read of the tip and our move.
+            git(project, "update-ref", "refs/heads/gitexp/runs", str(_other_run(ws)))
+        return ws.repo.create_commit(
+            None, ws.repo.default_signature, ws.repo.default_signature, "ours",
+            stale_tip.tree.id, [parent.id if parent else stale_tip.id],
+        )  # fmt: skip
+
+    store.advance(ws, late_writer, "test")
+
+    first_parent = git(project, "log", "--first-parent", "--format=%s", "gitexp/runs").split("\n")
+    assert first_parent[:3] == ["ours", "two", "one"]
+
+
+def _other_run(ws: object) -> pygit2.Oid:
+    from gitexp.workspace import Workspace
+
+    assert isinstance(ws, Workspace)
+    tip = store.tip(ws)
+    assert tip is not None
+    return ws.repo.create_commit(
+        None, ws.repo.default_signature, ws.repo.default_signature, "two", tip.tree.id, [tip.id]
+    )

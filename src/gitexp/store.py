@@ -102,6 +102,7 @@ def _branch_lock(ws: Workspace) -> Iterator[None]:
             lock.flush()
             yield
         finally:
+            lock.truncate(0)
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
@@ -125,7 +126,11 @@ def _checked_out_at(ws: Workspace) -> Path | None:
 
 
 def check_writable(ws: Workspace) -> None:
-    """Refuse, as git does, to move a branch that a worktree has checked out."""
+    """Refuse, as git does, to move a branch that a worktree has checked out, and refuse a
+    branch that is not a runs branch (a code branch named in .gitexp.yaml)."""
+    head = tip(ws)
+    if head is not None:
+        _check_runs_branch(ws, head)
     where = _checked_out_at(ws)
     if where is not None:
         raise GitexpError(
@@ -411,8 +416,6 @@ def advance(
     with _branch_lock(ws):
         for attempt in range(_RETRIES):
             parent = tip(ws)
-            if parent is not None and attempt == 0:
-                _check_runs_branch(ws, parent)
             try:
                 oid = make(parent)
             except (pygit2.GitError, OSError) as e:
