@@ -136,7 +136,7 @@ def _open(ws: Workspace) -> Iterator[sqlite3.Connection]:
 
 
 def _blob(repo: pygit2.Repository, folder: pygit2.Tree, name: str) -> bytes | None:
-    return repo[folder[name].id].peel(pygit2.Blob).data if name in folder else None
+    return store.folder_file(repo, folder, name)
 
 
 def _read_row(repo: pygit2.Repository, run_id: str, tree_id: pygit2.Oid) -> tuple[Any, ...]:

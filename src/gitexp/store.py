@@ -483,6 +483,22 @@ def _pack_if_needed(ws: Workspace) -> None:
         pass  # no git on PATH: the records are safe, merely unpacked
 
 
+def folder_file(repo: pygit2.Repository, folder: pygit2.Tree, path: str) -> bytes | None:
+    """The bytes of `path` inside a record folder (or `experiments/`) as stored, or None."""
+    try:
+        return repo[folder[path].id].peel(pygit2.Blob).data
+    except (KeyError, ValueError):
+        return None
+
+
+def former_tips(ws: Workspace) -> list[tuple[pygit2.Oid, pygit2.Oid]]:
+    """Each move of the runs branch its reflog remembers, newest first: (old, new)."""
+    try:
+        return [(e.oid_old, e.oid_new) for e in ws.repo.references[ws.runs_ref].log()]
+    except (KeyError, pygit2.GitError):
+        return []
+
+
 def read_files(ws: Workspace, commit: pygit2.Commit, run_id: str) -> dict[str, bytes]:
     """Every file of one record as stored in `commit`."""
     files = _folder_files(ws.repo, experiments_tree(commit), run_id)

@@ -103,10 +103,8 @@ def _added(tree: pygit2.Tree | None, parents: Sequence[pygit2.Tree | None]) -> s
 
 def _snapshot(repo: pygit2.Repository, tree: pygit2.Tree, run_id: str) -> str | None:
     """The snapshot commit a run's code.yaml names (read without parsing the YAML)."""
-    path = f"{run_id}/{CODE}"
-    try:
-        data = repo[tree[path].id].peel(pygit2.Blob).data
-    except KeyError:
+    data = store.folder_file(repo, tree, f"{run_id}/{CODE}")
+    if data is None:
         return None
     match = _SNAPSHOT.search(data)
     return match.group(1).decode() if match else None
@@ -244,12 +242,9 @@ def _former_tips(
         commit = _commit_of(ws, base)
         if commit.id not in history.commits:
             found.append(commit)
-    try:
-        entries = list(ws.repo.references[ws.runs_ref].log()) if reflog and base is None else []
-    except (KeyError, pygit2.GitError):
-        entries = []
-    for entry in entries:  # newest first
-        for oid in (entry.oid_new, entry.oid_old):
+    entries = store.former_tips(ws) if reflog and base is None else []
+    for old, new in entries:  # newest first
+        for oid in (new, old):
             if oid.raw == bytes(len(oid.raw)) or oid in history.commits:
                 continue
             try:
