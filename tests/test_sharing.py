@@ -110,3 +110,35 @@ def test_a_run_annotated_on_both_machines_keeps_both(
     shown = json.loads(gitexp("show", run_id, "--json").stdout)["annotations"]
     assert shown["tags"] == ["from-here"]  # a union: a removal on one side does not win
     assert sorted(note["text"] for note in shown["notes"]) == ["seen here", "seen there"]
+
+
+@pytest.mark.parametrize("command", ["push", "pull"])
+@pytest.mark.parametrize("remote", ["--upload-pack=touch hacked", "--receive-pack=touch hacked"])
+def test_a_remote_that_looks_like_an_option_is_refused(
+    project: Path, command: str, remote: str
+) -> None:
+    assert gitexp("run", "--", sys.executable, "train.py").exit_code == 0
+
+    result = gitexp(command, "--", remote)
+
+    assert result.exit_code == 2
+    assert result.stderr == (
+        f"Error: {remote!r} is not a git remote: give a remote's name (see `git remote -v`), "
+        "a URL or a path\n"
+    )
+    assert not (project / "hacked").exists()
+
+
+def test_pull_from_a_path_needs_no_remote_name(
+    project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert gitexp("run", "--", sys.executable, "train.py").exit_code == 0
+    other = tmp_path / "other"
+    git(tmp_path, "clone", "-q", str(project), str(other))
+    monkeypatch.chdir(other)
+
+    result = gitexp("pull", str(project))
+
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.startswith(f"pulled 1 new runs from {project}")
+    assert run_ids(other) == run_ids(project)

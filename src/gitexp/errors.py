@@ -9,6 +9,12 @@ class GitexpError(Exception):
     exit_code = 1
 
 
+class UsageError(GitexpError):
+    """The command line or a file it names asks for something gitexp cannot take."""
+
+    exit_code = 2
+
+
 class Refused(GitexpError):
     """gitexp could do it, but policy says the result would mislead."""
 

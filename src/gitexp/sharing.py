@@ -8,15 +8,15 @@ collide; the data and artifacts the records name travel to and from the DVC remo
 from __future__ import annotations
 
 import subprocess
-from collections.abc import Iterable
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pygit2
 from pygit2.enums import FileMode
 
-from gitexp import signing, store, yamlio
+from gitexp import data, signing, store, yamlio
 from gitexp.annotation import Annotations
-from gitexp.errors import GitexpError
+from gitexp.errors import GitexpError, UsageError
 from gitexp.record import ANNOTATIONS, ARTIFACTS, DATA, EXPERIMENTS
 from gitexp.workspace import Workspace
 
@@ -29,11 +29,22 @@ class Shared:
     objects: int  # DVC objects (files and folder listings) copied
 
 
-def _git(ws: Workspace, *args: str) -> None:
+def _git(ws: Workspace, command: str, *options: str, words: Sequence[str]) -> None:
+    """Run git, with the user's words (remote, refspec) after an end-of-options marker, so
+    that none of them is ever taken for an option (`--upload-pack=CMD` runs CMD)."""
+    args = [command, *options, "--end-of-options", *words]
     done = subprocess.run(["git", *args], cwd=ws.workdir, capture_output=True, text=True)
     if done.returncode != 0:
         reason = (done.stderr.strip().splitlines() or ["git failed"])[-1]
-        raise GitexpError(f"`git {' '.join(args)}` failed: {reason}")
+        raise GitexpError(f"`git {command} {' '.join(words)}` failed: {reason}")
+
+
+def _check_remote(remote: str) -> None:
+    if not remote or remote.startswith("-") or any(c in remote for c in "\n\r\0"):
+        raise UsageError(
+            f"{remote!r} is not a git remote: give a remote's name (see `git remote -v`), "
+            "a URL or a path"
+        )
 
 
 def referenced_objects(ws: Workspace, commit: pygit2.Commit | None) -> set[str]:
@@ -43,18 +54,11 @@ def referenced_objects(ws: Workspace, commit: pygit2.Commit | None) -> set[str]:
     for entry in experiments or []:
         folder = ws.repo[entry.id].peel(pygit2.Tree)
         for name, key in ((DATA, "datasets"), (ARTIFACTS, "artifacts")):
-            if name in folder:
-                text = ws.repo[folder[name].id].peel(pygit2.Blob).data
+            text = store.folder_file(ws.repo, folder, name)
+            if text is not None:
                 for item in (yamlio.load(text, name) or {}).get(key, []):
                     found.add(str(item["md5"]))
     return found
-
-
-def _transfer(ws: Workspace, md5s: Iterable[str], upload: bool) -> int:
-    """Copy objects between the DVC cache and the default remote; return how many moved."""
-    from gitexp import data
-
-    return data.transfer(ws, md5s, upload)
 
 
 def push(ws: Workspace, remote: str) -> Shared:
@@ -62,8 +66,9 @@ def push(ws: Workspace, remote: str) -> Shared:
     tip = store.tip(ws)
     if tip is None:
         raise GitexpError("there are no runs to push; record one with `gitexp run -- CMD`")
-    objects = _transfer(ws, referenced_objects(ws, tip), upload=True)
-    _git(ws, "push", "--quiet", remote, f"{ws.runs_ref}:{ws.runs_ref}")
+    _check_remote(remote)
+    objects = data.transfer(ws, referenced_objects(ws, tip), upload=True)
+    _git(ws, "push", "--quiet", words=[remote, f"{ws.runs_ref}:{ws.runs_ref}"])
     return Shared(len(store.run_folders(tip)), objects)
 
 
@@ -101,9 +106,7 @@ def _merged_annotations(
     if rest != {e.name: e.id for e in theirs if e.name != ANNOTATIONS}:
         return None
     sides = [
-        Annotations.parse(repo[t[ANNOTATIONS].id].peel(pygit2.Blob).data, ANNOTATIONS)
-        if ANNOTATIONS in t
-        else Annotations()
+        Annotations.parse(store.folder_file(repo, t, ANNOTATIONS), ANNOTATIONS)
         for t in (ours, theirs)
     ]
     both = Annotations(
@@ -117,23 +120,25 @@ def _merged_annotations(
 
 def pull(ws: Workspace, remote: str) -> Shared:
     """Fetch a remote's runs branch, merge it into ours, and fetch the objects it names."""
-    tracking = f"refs/remotes/{remote}/{ws.settings.branch}"
-    _git(ws, "fetch", "--quiet", remote, f"+{ws.runs_ref}:{tracking}")
+    _check_remote(remote)
+    named = remote in ws.repo.remotes.names()
+    # A named remote's branch is kept where git keeps it; a URL's only for this pull.
+    tracking = f"refs/remotes/{remote}/{ws.settings.branch}" if named else "refs/gitexp/pulled"
+    _git(ws, "fetch", "--quiet", "--no-write-fetch-head", words=[remote,
+         f"+{ws.runs_ref}:{tracking}"])  # fmt: skip
     repo = ws.repo
     theirs = repo.references[tracking].peel(pygit2.Commit)
-    ours = store.tip(ws)
-    before = set(store.run_folders(ours))
-    if ours is None:
-        repo.references.create(ws.runs_ref, theirs.id)
-    elif ours.id != theirs.id and not repo.descendant_of(ours.id, theirs.id):
-        store.check_writable(ws)
-        fast_forward = repo.descendant_of(theirs.id, ours.id)
-        new = theirs.id if fast_forward else _union(ws, ours, theirs)
-        ref = repo.references[ws.runs_ref]
-        if ref.target != ours.id:
-            raise GitexpError("the runs branch moved during the pull; run `gitexp pull` again")
-        ref.set_target(new, f"gitexp pull {remote}")
+    before = set(store.run_folders(store.tip(ws)))
+
+    def merged(ours: pygit2.Commit | None) -> pygit2.Oid | None:
+        if ours is None or repo.descendant_of(theirs.id, ours.id):
+            return theirs.id  # nothing of ours that they lack: take theirs as it is
+        if ours.id == theirs.id or repo.descendant_of(ours.id, theirs.id):
+            return None  # we have all of theirs already
+        return _union(ws, ours, theirs)
+
+    store.advance(ws, merged, f"gitexp pull {remote}")
     tip = store.tip(ws)
     added = set(store.run_folders(tip)) - before
-    objects = _transfer(ws, referenced_objects(ws, tip), upload=False)
+    objects = data.transfer(ws, referenced_objects(ws, tip), upload=False)
     return Shared(len(added), objects)
