@@ -5,6 +5,7 @@ Core modules are imported inside each command so that `gitexp --help` stays fast
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 import tempfile
@@ -18,6 +19,8 @@ from gitexp import __version__
 from gitexp.errors import GitexpError
 
 _STATUSES = ("running", "succeeded", "failed", "interrupted", "crashed")
+# Failures of the disk rather than of gitexp: said in one line, with what to do.
+_STORAGE_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES, errno.EIO)
 
 
 def _crash_log(error: BaseException) -> Path:
@@ -42,6 +45,15 @@ class _Group(click.Group):
             raise
         except KeyboardInterrupt:
             raise click.Abort() from None
+        except OSError as e:
+            if e.errno not in _STORAGE_ERRORS:
+                raise _unexpected(e) from None
+            # A full disk, a read-only .git: the system's own words and where.
+            where = f" ({e.filename})" if e.filename else ""
+            raise click.ClickException(
+                f"{e.strerror or e}{where}; free some space or fix the permissions, then try "
+                "again (`gitexp recover` records any run this left behind)"
+            ) from None
         except ModuleNotFoundError as e:
             # A dependency missing from a broken install (DVC, say): say which, not a traceback.
             raise click.ClickException(
@@ -49,11 +61,15 @@ class _Group(click.Group):
                 "installed here; reinstall gitexp with its dependencies (`pip install gitexp`)"
             ) from None
         except Exception as e:
-            log = _crash_log(e)
-            raise click.ClickException(
-                f"unexpected {type(e).__name__}: {e}; the details are in {log}, "
-                "please attach it to a bug report"
-            ) from None
+            raise _unexpected(e) from None
+
+
+def _unexpected(error: Exception) -> click.ClickException:
+    log = _crash_log(error)
+    return click.ClickException(
+        f"unexpected {type(error).__name__}: {error}; the details are in {log}, "
+        "please attach it to a bug report"
+    )
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -100,7 +116,11 @@ def init(remote: Path | None) -> None:
     metavar="KEY=VALUE",
     help="Set a config value, typed as YAML (-p optim.lr=0.1); repeatable.",
 )
-@click.option("--seed", type=int, help="Export as GITEXP_SEED and PYTHONHASHSEED; recorded.")
+@click.option(
+    "--seed",
+    type=click.IntRange(0, 2**32 - 1),
+    help="Export as GITEXP_SEED and PYTHONHASHSEED; recorded.",
+)
 @click.option("--require-clean", is_flag=True, help="Refuse to run on uncommitted changes.")
 @click.option(
     "--data",

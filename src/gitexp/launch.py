@@ -11,11 +11,15 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import pygit2
+
 from gitexp import __version__, argv, data, ids, pending, signing, snapshot, store, yamlio
 from gitexp import config as config_mod
 from gitexp.errors import Refused
 from gitexp.record import CODE, CONFIG, DATA, DIFF, RUN, RunInfo, utc_iso
 from gitexp.workspace import Workspace
+
+_SNAPSHOT_TRIES = 3
 
 
 @dataclass(frozen=True)
@@ -76,6 +80,17 @@ def _config_files(
     return paths, inside
 
 
+def _snapshot(ws: Workspace, run_id: str, config_files: Sequence[str]) -> snapshot.Code:
+    """The run's code; tried again if `git gc` beside us removed an object folder mid-write."""
+    for attempt in range(_SNAPSHOT_TRIES):
+        try:
+            return snapshot.capture(ws, run_id, config_files)
+        except (pygit2.GitError, OSError):
+            if attempt == _SNAPSHOT_TRIES - 1:
+                raise
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
 def _artifact_makers(ws: Workspace) -> Mapping[str, str]:
     from gitexp import catalog  # SQLite: loaded only when a launch pins a dataset
 
@@ -109,7 +124,7 @@ def begin(
 
     live = pending.PendingRun.start(ws, run_id, role)
     try:
-        code = snapshot.capture(ws, run_id, inside)
+        code = _snapshot(ws, run_id, inside)
         if code.state.dirty and (request.require_clean or ws.settings.require_clean):
             raise Refused(
                 "the working tree has uncommitted changes and this run requires a clean tree; "

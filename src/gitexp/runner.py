@@ -235,13 +235,16 @@ def _start(
 
 def _follow(child: subprocess.Popen[bytes], follower: _Follower, live: pending.PendingRun) -> None:
     """Pass the command's output on until it exits, saying all the while that the run lives."""
+    ended = threading.Event()
+
+    def wait() -> None:
+        child.wait()
+        ended.set()  # wakes the loop at once: no polling delay at the command's end
+
+    threading.Thread(target=wait, name="gitexp-wait", daemon=True).start()
     beat = time.monotonic()
-    while True:
-        try:
-            child.wait(timeout=_POLL_S)
-            break
-        except subprocess.TimeoutExpired:
-            follower.drain()
+    while not ended.wait(_POLL_S):
+        follower.drain()
         if time.monotonic() - beat >= pending.HEARTBEAT_S:
             beat = time.monotonic()
             try:
