@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from gitexp import yamlio
-from gitexp.errors import GitexpError
+from gitexp import limits, yamlio
+from gitexp.errors import GitexpError, UsageError
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -17,41 +18,92 @@ else:  # pragma: no cover - exercised on 3.10 only
     import tomli as tomllib
 
 CONFIG_SUFFIXES = (".yaml", ".yml", ".json", ".toml")
+# A `-p` key: dotted names of letters, digits, `_` and `-`; never a path (`../x`, `a..b`).
+_KEY = re.compile(r"[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*")
+
+
+def _read(path: Path, source: str) -> bytes:
+    """The file's bytes, refusing it once it is past the size limit (never read whole)."""
+    try:
+        with path.open("rb") as stream:
+            raw = stream.read(limits.CONFIG.file_size + 1)
+    except OSError as e:
+        raise GitexpError(f"cannot read {source}: {e.strerror}") from None
+    limits.check_size(len(raw), source)
+    return raw
 
 
 def load_file(path: Path) -> dict[str, Any]:
-    """Read a YAML, JSON or TOML file whose top level is a mapping."""
-    try:
-        raw = path.read_bytes()
-    except OSError as e:
-        raise GitexpError(f"cannot read config file {path}: {e.strerror}") from None
+    """Read a YAML, JSON or TOML file whose top level is a mapping, within `limits.CONFIG`.
+
+    The result is a fresh copy: plain dicts, lists and scalars, no value shared by two keys.
+    """
+    source = f"config file {path}"
     suffix = path.suffix.lower()
-    try:
-        if suffix == ".json":
-            data = json.loads(raw)
-        elif suffix == ".toml":
-            data = tomllib.loads(raw.decode())
-        elif suffix in (".yaml", ".yml"):
-            data = yamlio.load(raw, str(path))
-        else:
-            raise GitexpError(
-                f"config file {path} must end in .yaml, .yml, .json or .toml to say its format"
-            )
-    except (ValueError, UnicodeDecodeError) as e:  # JSONDecodeError and TOMLDecodeError
-        raise GitexpError(f"config file {path} cannot be parsed ({e}); fix it") from None
+    if suffix not in CONFIG_SUFFIXES:
+        raise GitexpError(f"{source} must end in .yaml, .yml, .json or .toml to say its format")
+    raw = _read(path, source)
+    if suffix in (".yaml", ".yml"):
+        data = yamlio.load_bounded(raw, source)
+    else:
+        try:
+            data = json.loads(raw) if suffix == ".json" else tomllib.loads(raw.decode())
+        except (ValueError, UnicodeDecodeError) as e:  # JSONDecodeError and TOMLDecodeError
+            raise GitexpError(f"{source} cannot be parsed ({e}); fix it") from None
+        except RecursionError:  # both parsers recurse once per level of nesting
+            raise limits.too_deep(source) from None
+        data = limits.plain(data, source)
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise GitexpError(f"config file {path} must hold a mapping of keys to values at its top")
+        raise GitexpError(f"{source} must hold a mapping of keys to values at its top")
     return data
 
 
 def parse_override(text: str) -> tuple[str, Any]:
     """`optim.lr=0.1` → ("optim.lr", 0.1)."""
     key, has_value, value = text.partition("=")
-    if not has_value or not key.strip():
-        raise GitexpError(f"parameter {text!r} must look like key=value, e.g. -p optim.lr=0.1")
-    return key.strip(), yamlio.typed_value(value)
+    key = key.strip()
+    if not has_value or not key:
+        raise UsageError(f"parameter {text!r} must look like key=value, e.g. -p optim.lr=0.1")
+    if not _KEY.fullmatch(key):
+        raise UsageError(
+            f"parameter key {key[:80]!r} must be dotted names made of letters, digits, _ and -, "
+            "e.g. -p optim.lr=0.1"
+        )
+    if key.count(".") + 1 > limits.CONFIG.depth:
+        raise UsageError(
+            f"parameter key {key[:40]}… has {key.count('.') + 1} levels, more than the "
+            f"{limits.CONFIG.depth} a config may nest; use a shorter key"
+        )
+    return key, yamlio.typed_value(value, f"parameter -p {key}")
+
+
+def _same(a: Any, b: Any) -> bool:
+    return type(a) is type(b) and (a == b or (a != a and b != b))  # NaN twice is the same
+
+
+def parse_overrides(texts: Sequence[str]) -> list[tuple[str, Any]]:
+    """Every `-p`, refusing a key given twice with two values or along with a key inside it."""
+    given: dict[str, tuple[str, Any]] = {}
+    for text in texts:
+        key, value = parse_override(text)
+        raw = text.partition("=")[2]
+        if key in given and given[key][0] != raw and not _same(given[key][1], value):
+            raise UsageError(
+                f"parameter -p {key} is given twice, as {given[key][0]!r} and {raw!r}; give it once"
+            )
+        given[key] = (raw, value)
+    for key in given:
+        parts = key.split(".")
+        for end in range(1, len(parts)):
+            outer = ".".join(parts[:end])
+            if outer in given:
+                raise UsageError(
+                    f"parameters -p {outer}=… and -p {key}=… conflict, as {key} is a key inside "
+                    f"{outer}; give one of them"
+                )
+    return [(key, value) for key, (_, value) in given.items()]
 
 
 def set_dotted(config: dict[str, Any], key: str, value: Any) -> None:
@@ -105,9 +157,9 @@ def resolve(
     config: dict[str, Any] = {}
     for path in files:
         config = merge(config, load_file(path))
-    for text in overrides:
-        key, value = parse_override(text)
+    for key, value in parse_overrides(overrides):
         set_dotted(config, key, value)
+    config = limits.plain(config, "the config of --config files and -p parameters together")
     config["argv"] = dict(command_options)
     resolved: dict[str, Any] = sort_keys(config)
     return resolved

@@ -5,12 +5,22 @@ from __future__ import annotations
 import io
 import threading
 from collections.abc import Mapping
+from contextlib import closing
 from typing import Any
 
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
+from ruamel.yaml.events import (
+    AliasEvent,
+    MappingEndEvent,
+    MappingStartEvent,
+    ScalarEvent,
+    SequenceEndEvent,
+    SequenceStartEvent,
+)
 
-from gitexp.errors import GitexpError
+from gitexp import limits
+from gitexp.errors import GitexpError, UsageError
 
 
 def _dumper() -> YAML:
@@ -20,6 +30,9 @@ def _dumper() -> YAML:
     yaml.width = 4096  # long values (commands, paths) stay on one line and diff cleanly
     # Key order is chosen by the caller; ruamel declares this attribute as None-typed.
     yaml.sort_base_mapping_type_on_output = False  # type: ignore[assignment]
+    # Never write an anchor (&id001) and an alias for a value met twice: each place holds
+    # its own copy, so a record reads the same to any reader, and none needs aliases.
+    yaml.representer.ignore_aliases = lambda data: True
     return yaml
 
 
@@ -38,26 +51,109 @@ def dump(data: Mapping[str, Any]) -> bytes:
     return stream.getvalue().encode()
 
 
+# ruamel's C composer recurses once per level of nesting and overflows the C stack, killing
+# the interpreter, at about 25,000 levels with an 8 MiB stack (less with a smaller one). A
+# document of 1 KiB cannot nest deep enough for that; a longer one is scanned first.
+_SCAN_ABOVE = 1024
+_MAX_DEPTH = 1000  # far past any record or config, far short of the crash
+
+
 def load(text: bytes | str, source: str) -> Any:
-    """Parse YAML, naming `source` in the error if it is malformed."""
+    """Parse YAML, naming `source` in the error if it is malformed or nests past 1000 levels."""
+    depth_limit = _MAX_DEPTH if len(text) > _SCAN_ABOVE else None
+    return _parse(text, source, depth_limit, None, GitexpError)
+
+
+def load_bounded(
+    text: bytes | str,
+    source: str,
+    bounds: limits.Limits = limits.CONFIG,
+    error: type[GitexpError] = UsageError,
+) -> Any:
+    """Parse YAML within `bounds` into a plain, fresh copy (see `limits.plain`).
+
+    Malformed YAML is a GitexpError as with `load`; a document over the limits is `error`.
+    """
+    limits.check_size(len(text), source, bounds, error)
+    # Scanned whatever its length: 65 bytes can nest past 64 levels.
+    data = _parse(text, source, bounds.depth, bounds, error)
+    return limits.plain(data, source, bounds, error)
+
+
+def _parse(
+    text: bytes | str,
+    source: str,
+    depth_limit: int | None,
+    bounds: limits.Limits | None,
+    error: type[GitexpError],
+) -> Any:
+    """`text` loaded, once a scan of its events finds it within `depth_limit` and `bounds`."""
     try:
+        if depth_limit is not None:
+            _check_shape(text, source, depth_limit, bounds, error)
         with _LOCK:
             return _LOAD.load(text)
-    except YAMLError as e:
+    except (YAMLError, ValueError) as e:  # ValueError: an integer of over 4300 digits
         reason = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise GitexpError(f"{source} is not valid YAML ({reason}); fix or remove it") from None
+    except RecursionError:  # the pure-Python loader, where ruamel.yaml.clib is missing
+        raise GitexpError(
+            f"{source} nests more than {_MAX_DEPTH} levels deep; fix or remove it"
+        ) from None
 
 
-def typed_value(text: str) -> Any:
+_OPENING = (MappingStartEvent, SequenceStartEvent)
+_CLOSING = (MappingEndEvent, SequenceEndEvent)
+_NODES = (ScalarEvent, AliasEvent, *_OPENING)
+
+
+def _check_shape(
+    text: bytes | str,
+    source: str,
+    depth_limit: int,
+    bounds: limits.Limits | None,
+    error: type[GitexpError],
+) -> None:
+    """Refuse a document deeper than `depth_limit`, or over `bounds`, from its parse events.
+
+    Events come one by one and stop at the limit, before anything is built: building a deep
+    document is slow (seconds for 20,000 levels) and, deeper still, crashes (see above).
+    Aliases are counted here once; `limits.plain` counts them wherever they are used.
+    """
+    depth = nodes = 0
+    with _LOCK, closing(_LOAD.parse(text)) as events:
+        for event in events:
+            if bounds is not None and isinstance(event, _NODES):
+                nodes += 1
+                if nodes > bounds.nodes:
+                    raise limits.too_many(source, bounds, error)
+            if isinstance(event, _OPENING):
+                depth += 1
+                if depth > depth_limit:
+                    if bounds is None:
+                        raise error(
+                            f"{source} nests more than {depth_limit} levels deep; fix or remove it"
+                        )
+                    raise limits.too_deep(source, bounds, error)
+            elif isinstance(event, _CLOSING):
+                depth -= 1
+
+
+def typed_value(text: str, source: str | None = None) -> Any:
     """Type a command-line value the way YAML would: `0.1` a float, `true` a bool, `[1, 2]` a list.
 
-    Anything YAML would read as a mapping, or cannot read, stays the string it was.
+    Anything YAML would read as a mapping, or cannot read, stays the string it was. A value
+    over `limits.CONFIG` is refused as a UsageError naming `source`; without a source (a
+    value only being displayed) it too stays the string it was.
     """
     if not text.strip():
         return text
     try:
-        with _LOCK:
-            value = _LOAD.load(text)
-    except YAMLError:
+        value = load_bounded(text, source or "a value")
+    except UsageError:
+        if source is not None:
+            raise
+        return text
+    except GitexpError:
         return text
     return text if isinstance(value, dict) else value

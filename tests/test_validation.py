@@ -1,0 +1,304 @@
+"""Bad input is refused at the edge: one sentence, the right exit status, nothing written."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from gitexp import config, limits, yamlio
+from gitexp.errors import GitexpError, UsageError
+
+from .conftest import git, gitexp, run_ids
+
+PASS = (sys.executable, "-c", "pass")
+
+
+def _nothing_written(root: Path) -> None:
+    """No runs branch and no run in progress: a refused run leaves no trace."""
+    assert git(root, "for-each-ref", "--format=%(refname)") == "refs/heads/main\n"
+    pending = root / ".git" / "gitexp" / "pending"
+    assert not pending.exists() or list(pending.iterdir()) == []
+
+
+def _refused(root: Path, *args: str) -> str:
+    """`gitexp run ARGS -- python -c pass`, which must exit 2 and write nothing: its stderr."""
+    result = gitexp("run", *args, "--", *PASS)
+    assert result.exit_code == 2, result.output
+    _nothing_written(root)
+    return result.stderr
+
+
+# Config files -------------------------------------------------------------------------------
+
+
+def _bomb(levels: int) -> str:
+    """A "billion laughs" document: tiny on disk, 10**levels values once its aliases expand."""
+    lines = ["l0: &l0 [x, x, x, x, x, x, x, x, x, x]"]
+    for level in range(1, levels):
+        lines.append(f"l{level}: &l{level} [" + ", ".join([f"*l{level - 1}"] * 10) + "]")
+    return "\n".join(lines) + "\n"
+
+
+def test_alias_bomb_is_refused_in_a_moment(project: Path) -> None:
+    (project / "bomb.yaml").write_text(_bomb(9))  # 10**9 values: gigabytes once expanded
+    started = time.monotonic()
+    stderr = _refused(project, "--config", "bomb.yaml")
+    assert time.monotonic() - started < 10
+    assert stderr == (
+        f"Error: config file {project / 'bomb.yaml'} holds more than 100,000 keys and values "
+        "(each use of a YAML alias counts); make it smaller\n"
+    )
+
+
+def test_small_alias_bomb_is_refused_by_the_count_of_uses(tmp_path: Path) -> None:
+    path = tmp_path / "bomb.yaml"
+    path.write_text(_bomb(5))  # 26 lines, 111,110 values in use
+    with pytest.raises(UsageError, match="holds more than 100,000 keys and values"):
+        config.resolve([path], [], {})
+
+
+def test_alias_to_an_ancestor_is_refused(project: Path) -> None:
+    (project / "loop.yaml").write_text("a: &a\n  b: *a\n")
+    stderr = _refused(project, "--config", "loop.yaml")
+    assert stderr == (
+        f"Error: config file {project / 'loop.yaml'} nests more than 64 levels deep (a YAML "
+        "alias counts where it is used); flatten it\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "text"),
+    [
+        ("deep.yaml", "a: " + "[" * 20_000 + "]" * 20_000 + "\n"),
+        ("deep.json", '{"a": ' + "[" * 20_000 + "]" * 20_000 + "}"),
+        ("deep.toml", "a = " + "[" * 20_000 + "]" * 20_000 + "\n"),
+    ],
+)
+def test_deep_documents_are_refused(project: Path, name: str, text: str) -> None:
+    (project / name).write_text(text)
+    stderr = _refused(project, "--config", name)
+    assert stderr == (
+        f"Error: config file {project / name} nests more than 64 levels deep (a YAML alias "
+        "counts where it is used); flatten it\n"
+    )
+
+
+def _nested(levels: int) -> str:
+    return "a: " + "{b: " * (levels - 1) + "1" + "}" * (levels - 1) + "\n"
+
+
+def test_depth_limit_is_exact(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text(_nested(64))
+    assert config.load_file(path)["a"]["b"]["b"]
+    path.write_text(_nested(65))
+    with pytest.raises(UsageError, match="nests more than 64 levels deep"):
+        config.load_file(path)
+
+
+def test_config_file_over_the_size_limit_is_refused(project: Path) -> None:
+    big = project / "big.json"
+    big.write_text(json.dumps({"a": "x" * (4 * 1024 * 1024)}))
+    stderr = _refused(project, "--config", "big.json")
+    assert stderr == (
+        f"Error: config file {big} is larger than the 4 MiB gitexp reads; make it smaller\n"
+    )
+
+
+def test_recorded_config_never_holds_yaml_anchors(project: Path) -> None:
+    (project / "c.yaml").write_text(
+        "base: &base {lr: 0.1, betas: [0.9, 0.99]}\nfinetune: *base\nwhen: &d 2024-01-02\n"
+        "again: *d\n"
+    )
+    result = gitexp("run", "--config", "c.yaml", "--", *PASS)
+    assert result.exit_code == 0
+    (run_id,) = run_ids(project)
+    recorded = git(project, "show", f"gitexp/runs:experiments/{run_id}/config.yaml")
+    assert recorded == (
+        "again: 2024-01-02\n"
+        "argv:\n"
+        "  _:\n"
+        f"  - {sys.executable}\n"
+        "  - -c\n"
+        "  - pass\n"
+        "base:\n"
+        "  betas:\n"
+        "  - 0.9\n"
+        "  - 0.99\n"
+        "  lr: 0.1\n"
+        "finetune:\n"
+        "  betas:\n"
+        "  - 0.9\n"
+        "  - 0.99\n"
+        "  lr: 0.1\n"
+        "when: 2024-01-02\n"
+    )
+
+
+def test_dump_writes_a_shared_value_out_in_full() -> None:
+    shared = {"lr": 0.1}
+    assert yamlio.dump({"a": shared, "b": shared}) == b"a:\n  lr: 0.1\nb:\n  lr: 0.1\n"
+
+
+def test_plain_copy_shares_nothing_and_never_recurses() -> None:
+    shared = [1, 2]
+    copy = limits.plain({"a": shared, "b": (shared, 3)}, "x")
+    assert copy == {"a": [1, 2], "b": [[1, 2], 3]}
+    assert copy["a"] is not copy["b"][0]
+    deep: list[object] = []
+    for _ in range(50_000):  # far past Python's recursion limit
+        deep = [deep]
+    with pytest.raises(UsageError, match=r"^x nests more than 64 levels deep"):
+        limits.plain(deep, "x")
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("{1: a, '1': b}", "config file {path}: 1 is given twice (keys are compared as text); "
+         "keep one"),
+        ("a: {b: !!set {x}}", "config file {path}: a.b is a set value, which a config cannot "
+         "hold; write it as text, a number, a list or a mapping"),
+        ("a: {? [x]: 1}", "config file {path}: a key under a is a tuple; keys must be names or "
+         "numbers"),
+    ],
+)  # fmt: skip
+def test_values_without_a_plain_form_are_refused(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    with pytest.raises(UsageError) as refused:
+        config.load_file(path)
+    assert str(refused.value) == message.format(path=path)
+
+
+def test_huge_integer_is_invalid_yaml_not_a_crash(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text("a: " + "9" * 5000 + "\n")
+    with pytest.raises(GitexpError, match=r"c\.yaml is not valid YAML \(Exceeds the limit"):
+        config.load_file(path)
+
+
+def test_toml_local_time_is_recorded_as_text(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text("start = 07:32:00\n")
+    assert config.resolve([path], [], {}) == {"argv": {}, "start": "07:32:00"}
+
+
+# -p overrides -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("key", ["../x", "a..b", ".a", "a.", "a/b", "a b", "ä"])
+def test_override_key_must_be_dotted_names(project: Path, key: str) -> None:
+    stderr = _refused(project, "-p", f"{key}=2")
+    assert stderr == (
+        f"Error: parameter key {key!r} must be dotted names made of letters, digits, _ and -, "
+        "e.g. -p optim.lr=0.1\n"
+    )
+
+
+def test_override_key_deeper_than_the_limit_is_refused(project: Path) -> None:
+    key = ".".join(["a"] * 500)
+    stderr = _refused(project, "-p", f"{key}=1")
+    assert stderr == (
+        f"Error: parameter key {key[:40]}… has 500 levels, more than the 64 a config may nest; "
+        "use a shorter key\n"
+    )
+
+
+def test_override_key_and_value_together_deeper_than_the_limit(project: Path) -> None:
+    key = ".".join(["a"] * 60)
+    stderr = _refused(project, "-p", f"{key}=" + "[" * 5 + "]" * 5)
+    assert stderr == (
+        "Error: the config of --config files and -p parameters together nests more than 64 "
+        "levels deep (a YAML alias counts where it is used); flatten it\n"
+    )
+
+
+def test_same_key_twice_with_two_values_is_refused(project: Path) -> None:
+    stderr = _refused(project, "-p", "lr=0.1", "-p", "lr=0.2")
+    assert stderr == "Error: parameter -p lr is given twice, as '0.1' and '0.2'; give it once\n"
+
+
+def test_same_key_twice_with_one_value_is_fine() -> None:
+    assert config.resolve([], ["lr=0.1", "lr=0.1", "x=.nan", "x=.NaN"], {})["lr"] == 0.1
+
+
+@pytest.mark.parametrize("order", [["a=1", "a.b=2"], ["a.b=2", "a=1"]])
+def test_key_inside_another_override_is_refused(project: Path, order: list[str]) -> None:
+    stderr = _refused(project, "-p", order[0], "-p", order[1])
+    assert stderr == (
+        "Error: parameters -p a=… and -p a.b=… conflict, as a.b is a key inside a; give one "
+        "of them\n"
+    )
+
+
+def test_override_value_alias_bomb_is_refused(project: Path) -> None:
+    items = ["&l0 [x, x, x, x, x, x, x, x, x, x]"]
+    for level in range(1, 6):  # each level: ten uses of the one before; 10**6 values in all
+        items.append(f"&l{level} [" + ", ".join([f"*l{level - 1}"] * 10) + "]")
+    stderr = _refused(project, "-p", "x=[" + ", ".join(items) + "]")
+    assert stderr == (
+        "Error: parameter -p x holds more than 100,000 keys and values (each use of a YAML "
+        "alias counts); make it smaller\n"
+    )
+
+
+def test_override_value_too_deep_is_refused(project: Path) -> None:
+    stderr = _refused(project, "-p", "x=" + "[" * 100_000)
+    assert stderr == (
+        "Error: parameter -p x nests more than 64 levels deep (a YAML alias counts where it "
+        "is used); flatten it\n"
+    )
+
+
+def test_displayed_value_over_the_limits_stays_text() -> None:
+    assert yamlio.typed_value("[" * 100) == "[" * 100
+    assert yamlio.typed_value("[1, 2]") == [1, 2]
+
+
+_LOAD_DEEP = """
+import sys
+from gitexp import config, yamlio
+from gitexp.errors import GitexpError
+from pathlib import Path
+try:
+    if sys.argv[1] == "record":
+        yamlio.load("a: " + "[" * 30_000 + "]" * 30_000, "experiments/r1/run.yaml")
+    else:
+        Path("c.yaml").write_text("a: " + "[" * 100_000)
+        config.load_file(Path("c.yaml"))
+except GitexpError as e:
+    print(e)
+"""
+
+
+@pytest.mark.parametrize(
+    ("reader", "message"),
+    [
+        ("record", "experiments/r1/run.yaml nests more than 1000 levels deep; fix or remove it"),
+        ("config", "config file c.yaml nests more than 64 levels deep (a YAML alias counts "
+         "where it is used); flatten it"),
+    ],
+)  # fmt: skip
+def test_deep_yaml_is_an_error_not_a_crash(tmp_path: Path, reader: str, message: str) -> None:
+    # Some 25,000 levels overflow the C stack of ruamel's composer and kill the interpreter.
+    done = subprocess.run(
+        [sys.executable, "-c", _LOAD_DEEP, reader],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert (done.returncode, done.stdout, done.stderr) == (0, message + "\n", "")
+
+
+def test_yaml_nesting_short_of_a_thousand_levels_loads() -> None:
+    node = yamlio.load("a: " + "[" * 900 + "]" * 900, "x")["a"]
+    for _ in range(899):
+        (node,) = node
+    assert node == []
