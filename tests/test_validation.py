@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -10,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from gitexp import config, limits, yamlio
+from gitexp import config, limits, seeds, yamlio
 from gitexp.errors import GitexpError, UsageError
 
 from .conftest import git, gitexp, run_ids
@@ -31,6 +32,42 @@ def _refused(root: Path, *args: str) -> str:
     assert result.exit_code == 2, result.output
     _nothing_written(root)
     return result.stderr
+
+
+# Seeds --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("seed", ["-1", "4294967296", "99999999999999999999999999"])
+def test_out_of_range_seed_is_a_usage_error(project: Path, seed: str) -> None:
+    stderr = _refused(project, "--seed", seed)
+    assert stderr.endswith(
+        f"Error: Invalid value for '--seed': {seed} is not in the range 0<=x<=4294967295.\n"
+    )
+
+
+def test_largest_seed_reaches_a_python_child(project: Path) -> None:
+    show = "import os; print(os.environ['PYTHONHASHSEED'], os.environ['GITEXP_SEED'])"
+    result = gitexp("run", "--seed", "4294967295", "--", sys.executable, "-c", show)
+    assert result.exit_code == 0
+    assert result.stdout == "4294967295 4294967295\n"
+
+
+@pytest.mark.parametrize("seed", [-1, 2**32, 10**30])
+def test_seed_everything_refuses_an_out_of_range_seed_before_seeding(
+    seed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("PYTHONHASHSEED", raising=False)
+    with pytest.raises(UsageError) as refused:
+        seeds.seed_everything(seed)
+    assert str(refused.value) == f"seed {seed} is out of range; use a seed from 0 to 4294967295"
+    assert refused.value.exit_code == 2
+    assert "PYTHONHASHSEED" not in os.environ
+
+
+def test_child_variables_refuse_an_out_of_range_seed() -> None:
+    assert seeds.child_variables(0) == {"GITEXP_SEED": "0", "PYTHONHASHSEED": "0"}
+    with pytest.raises(UsageError, match=r"^seed 4294967296 is out of range"):
+        seeds.child_variables(2**32)
 
 
 # Config files -------------------------------------------------------------------------------

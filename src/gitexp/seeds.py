@@ -17,9 +17,12 @@ from types import ModuleType
 from typing import Any
 
 from gitexp import yamlio
+from gitexp.errors import UsageError
 
 # Variables through which a seed reaches the training process.
 SEED_VARIABLES = ("GITEXP_SEED", "PYTHONHASHSEED")
+# PYTHONHASHSEED, numpy and `random` agree on this range: outside it every Python child dies.
+SEED_MAX = 2**32 - 1
 DETERMINISM_VARIABLE = "CUBLAS_WORKSPACE_CONFIG"  # recorded in seeds.yaml, compared as seed
 CUBLAS_WORKSPACE = ":4096:8"  # what deterministic cuBLAS needs (CUDA docs, "reproducibility")
 
@@ -42,9 +45,18 @@ def current() -> Seeding:
     return _STATE
 
 
+def check_seed(seed: int) -> int:
+    """`seed`, refused as a UsageError unless it is an int from 0 to 2**32 - 1."""
+    if not isinstance(seed, int) or isinstance(seed, bool):
+        raise TypeError(f"seed must be an int, not {type(seed).__name__}")
+    if not 0 <= seed <= SEED_MAX:
+        raise UsageError(f"seed {seed} is out of range; use a seed from 0 to {SEED_MAX}")
+    return seed
+
+
 def child_variables(seed: int | None) -> dict[str, str]:
     """What `gitexp run --seed N` exports to the command."""
-    return {} if seed is None else {name: str(seed) for name in SEED_VARIABLES}
+    return {} if seed is None else {name: str(check_seed(seed)) for name in SEED_VARIABLES}
 
 
 def _seed_numpy(module: ModuleType, seed: int) -> None:
@@ -109,10 +121,10 @@ def seed_everything(seed: int, deterministic: bool = False) -> Seeding:
 
     numpy and torch are seeded now if imported, else the moment they are imported.
     `deterministic=True` also makes torch and cuDNN choose deterministic algorithms and sets
-    CUBLAS_WORKSPACE_CONFIG. What was set goes into the run's seeds.yaml.
+    CUBLAS_WORKSPACE_CONFIG. What was set goes into the run's seeds.yaml. A seed outside
+    0…2**32 - 1 is a UsageError.
     """
-    if not isinstance(seed, int) or isinstance(seed, bool):
-        raise TypeError(f"seed must be an int, not {type(seed).__name__}")
+    check_seed(seed)  # before anything is seeded: out of range, PYTHONHASHSEED kills children
     with _LOCK:
         _STATE.seed = seed
         _STATE.wanted_deterministic = deterministic
