@@ -298,6 +298,50 @@ def test_displayed_value_over_the_limits_stays_text() -> None:
     assert yamlio.typed_value("[1, 2]") == [1, 2]
 
 
+# .gitexp.yaml branch ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("branch", "message"),
+    [
+        ("refs/heads/main", "`branch` is 'refs/heads/main', a full ref name; give the name "
+         "under refs/heads/, e.g. branch: main"),
+        ("refs/tags/x", "`branch` is 'refs/tags/x', a full ref name; give the name under "
+         "refs/heads/, e.g. branch: gitexp/runs"),
+        ("../../evil", "`branch` '../../evil' is not a valid git branch name; use one that "
+         "`git check-ref-format --branch` accepts, e.g. branch: gitexp/runs"),
+        ("HEAD", "`branch` 'HEAD' is not a valid git branch name; use one that "
+         "`git check-ref-format --branch` accepts, e.g. branch: gitexp/runs"),
+        ("-x", "`branch` '-x' is not a valid git branch name; use one that "
+         "`git check-ref-format --branch` accepts, e.g. branch: gitexp/runs"),
+        ("runs.lock", "`branch` 'runs.lock' is not a valid git branch name; use one that "
+         "`git check-ref-format --branch` accepts, e.g. branch: gitexp/runs"),
+    ],
+)  # fmt: skip
+def test_bad_branch_setting_is_one_clear_error(project: Path, branch: str, message: str) -> None:
+    (project / ".gitexp.yaml").write_text(f"branch: {json.dumps(branch)}\n")
+    result = gitexp("run", "--", *PASS)
+    assert result.exit_code == 1
+    assert result.stderr == f"Error: .gitexp.yaml: {message}\n"
+    _nothing_written(project)
+
+
+def test_good_branch_setting_is_used(project: Path) -> None:
+    (project / ".gitexp.yaml").write_text("branch: lab/records-2\n")
+    assert gitexp("run", "--", *PASS).exit_code == 0
+    assert "refs/heads/lab/records-2\n" in git(project, "for-each-ref", "--format=%(refname)")
+
+
+def test_alias_bomb_in_settings_is_one_clear_error(project: Path) -> None:
+    (project / ".gitexp.yaml").write_text("axes:\n  ignore: []\nbomb:\n" + _bomb(9))
+    result = gitexp("run", "--", *PASS)
+    assert result.exit_code == 1
+    assert result.stderr == (
+        "Error: .gitexp.yaml holds more than 100,000 keys and values (each use of a YAML "
+        "alias counts); make it smaller\n"
+    )
+
+
 _LOAD_DEEP = """
 import sys
 from gitexp import config, yamlio

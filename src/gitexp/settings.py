@@ -7,7 +7,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gitexp import yamlio
+import pygit2
+
+from gitexp import limits, yamlio
 from gitexp.errors import GitexpError
 
 SETTINGS_FILE = ".gitexp.yaml"
@@ -64,12 +66,37 @@ def _expect(value: Any, kind: type | tuple[type, ...], key: str) -> Any:
     return value
 
 
+def _branch(value: Any) -> str:
+    """The runs branch, checked by git's own rules for a name under refs/heads/."""
+    branch: str = _expect(value, str, "branch")
+    if branch.startswith("refs/"):
+        short = branch.removeprefix("refs/heads/")
+        example = short if short != branch and short else DEFAULT_BRANCH
+        raise GitexpError(
+            f"{SETTINGS_FILE}: `branch` is {branch!r}, a full ref name; give the name under "
+            f"refs/heads/, e.g. branch: {example}"
+        )
+    bad = branch == "HEAD" or branch.startswith("-")  # git refuses these as branch names
+    if bad or not pygit2.reference_is_valid_name(f"refs/heads/{branch}"):
+        raise GitexpError(
+            f"{SETTINGS_FILE}: `branch` {branch!r} is not a valid git branch name; use one "
+            f"that `git check-ref-format --branch` accepts, e.g. branch: {DEFAULT_BRANCH}"
+        )
+    return branch
+
+
 def load(workdir: Path | None) -> Settings:
     """The settings of the repository whose working tree is `workdir` (defaults if none)."""
     path = workdir / SETTINGS_FILE if workdir else None
     if path is None or not path.is_file():
         return Settings()
-    data = yamlio.load(path.read_bytes(), SETTINGS_FILE) or {}
+    try:
+        with path.open("rb") as stream:
+            raw = stream.read(limits.CONFIG.file_size + 1)
+    except OSError as e:
+        raise GitexpError(f"cannot read {SETTINGS_FILE}: {e.strerror}") from None
+    # A file of the repository, not of the command line: past the limits, exit status 1.
+    data = yamlio.load_bounded(raw, SETTINGS_FILE, limits.CONFIG, GitexpError) or {}
     if not isinstance(data, dict):
         raise GitexpError(f"{SETTINGS_FILE} must be a mapping of settings; see the README")
     known = {"branch", "require_clean", "require_signed", "snapshot", "output", "env", "data",
@@ -83,7 +110,7 @@ def load(workdir: Path | None) -> Settings:
     axes = _expect(data.get("axes", {}), dict, "axes")
     groups = _expect(axes.get("groups", {}), dict, "axes.groups")
     return Settings(
-        branch=_expect(data.get("branch", DEFAULT_BRANCH), str, "branch"),
+        branch=_branch(data.get("branch", DEFAULT_BRANCH)),
         require_clean=_expect(data.get("require_clean", False), bool, "require_clean"),
         require_signed=_expect(data.get("require_signed", False), bool, "require_signed"),
         max_file_size=_expect(
