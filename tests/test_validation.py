@@ -9,10 +9,12 @@ import sys
 import time
 from pathlib import Path
 
+import pygit2
 import pytest
 
-from gitexp import config, limits, seeds, yamlio
+from gitexp import config, limits, seeds, snapshot, yamlio
 from gitexp.errors import GitexpError, UsageError
+from gitexp.workspace import open_workspace
 
 from .conftest import git, gitexp, run_ids
 
@@ -340,6 +342,89 @@ def test_alias_bomb_in_settings_is_one_clear_error(project: Path) -> None:
         "Error: .gitexp.yaml holds more than 100,000 keys and values (each use of a YAML "
         "alias counts); make it smaller\n"
     )
+
+
+# Submodules ---------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def with_submodule(project: Path, tmp_path: Path) -> Path:
+    """The project with a submodule `lib` (a local repository), committed."""
+    library = tmp_path / "library"
+    library.mkdir()
+    git(library, "init", "-q")
+    (library / "lib.py").write_text("x = 1\n")
+    (library / ".gitignore").write_text("*.log\n")
+    git(library, "add", "-A")
+    git(library, "commit", "-q", "-m", "lib")
+    git(project, "-c", "protocol.file.allow=always", "submodule", "add", "-q", str(library), "lib")
+    git(project, "commit", "-q", "-m", "add lib")
+    return project
+
+
+def test_clean_submodule_adds_nothing(with_submodule: Path) -> None:
+    code = snapshot.capture(open_workspace(), "r1")
+    assert (code.state.dirty, code.state.dirty_submodules, code.diff) == (False, {}, b"")
+    assert b"dirty_submodules: {}\n" in code.state.to_yaml()
+
+
+def test_dirty_submodule_is_recorded_in_code_diff(with_submodule: Path) -> None:
+    lib = with_submodule / "lib"
+    commit = git(lib, "rev-parse", "HEAD").strip()
+    (lib / "lib.py").write_text("x = 2\n")
+    (lib / "new.py").write_text("y = 1\n")
+    (lib / "staged.py").write_text("z = 1\n")
+    git(lib, "add", "staged.py")
+    (lib / ".env").write_text("TOKEN=secret\n")
+    (lib / "debug.log").write_text("ignored\n")
+
+    code = snapshot.capture(open_workspace(), "r1")
+
+    assert code.state.dirty
+    assert code.state.submodules == {"lib": commit}
+    assert code.state.snapshot == git(with_submodule, "rev-parse", "HEAD").strip()
+    assert list(code.state.dirty_submodules) == ["lib"]
+    assert code.state.dirty_submodules["lib"] == str(pygit2.hash(code.diff))
+    assert [(item.path, item.reason) for item in code.state.left_out] == [
+        ("lib/.env", "looks like a secret")
+    ]
+    text = code.diff.decode()
+    assert text.startswith(
+        "Submodule lib contains untracked content\n"
+        "Submodule lib contains modified content\n"
+        "diff --git a/lib/lib.py b/lib/lib.py\n"
+    )
+    assert "+x = 2\n" in text
+    assert "diff --git a/lib/new.py b/lib/new.py\nnew file mode 100644\n" in text
+    assert "diff --git a/lib/staged.py b/lib/staged.py\n" in text
+    assert "secret" not in text and "ignored" not in text
+
+    # code.diff rebuilds the submodule's working tree from its recorded commit.
+    patch = with_submodule.parent / "code.diff"
+    patch.write_bytes(code.diff)
+    git(lib, "reset", "-q", "--hard")
+    git(lib, "clean", "-q", "-fd")
+    subprocess.run(["git", "apply", str(patch)], cwd=with_submodule, check=True)
+    assert (lib / "lib.py").read_text() == "x = 2\n"
+    assert (lib / "new.py").read_text() == "y = 1\n"
+    assert (lib / "staged.py").read_text() == "z = 1\n"
+
+
+def test_two_runs_with_other_submodule_edits_differ(with_submodule: Path) -> None:
+    lib = with_submodule / "lib"
+    (lib / "lib.py").write_text("x = 2\n")
+    first = snapshot.capture(open_workspace(), "r1")
+    (lib / "lib.py").write_text("x = 3\n")
+    second = snapshot.capture(open_workspace(), "r2")
+    assert first.diff != second.diff
+    assert first.state.dirty_submodules != second.state.dirty_submodules
+
+
+def test_submodule_path_with_unusual_bytes_is_quoted_as_git_does(with_submodule: Path) -> None:
+    (with_submodule / "lib" / "café.py").write_text("x = 1\n")
+    code = snapshot.capture(open_workspace(), "r1")
+    assert b'diff --git "a/lib/caf\\303\\251.py" "b/lib/caf\\303\\251.py"\n' in code.diff
+    assert b'+++ "b/lib/caf\\303\\251.py"\n' in code.diff
 
 
 _LOAD_DEEP = """

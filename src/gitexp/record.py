@@ -67,7 +67,10 @@ class CodeState:
     snapshot: str  # the commit holding the exact working tree; HEAD itself when clean
     dirty: bool
     remotes: Mapping[str, str] = field(default_factory=dict)
-    submodules: Mapping[str, str] = field(default_factory=dict)
+    submodules: Mapping[str, str] = field(default_factory=dict)  # path → checked-out commit
+    # path → git's blob id of the submodule's part of code.diff, for each submodule whose
+    # working tree differs from its commit: two runs with other submodule edits differ here.
+    dirty_submodules: Mapping[str, str] = field(default_factory=dict)
     config_files: tuple[str, ...] = ()  # their changes are config, not code (DESIGN.md §4)
     left_out: tuple[LeftOut, ...] = ()
     shallow: bool = False
@@ -78,6 +81,7 @@ class CodeState:
         data["left_out"] = [asdict(item) for item in self.left_out]
         data["remotes"] = dict(sorted(self.remotes.items()))
         data["submodules"] = dict(sorted(self.submodules.items()))
+        data["dirty_submodules"] = dict(sorted(self.dirty_submodules.items()))
         return yamlio.dump(data)
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import pygit2
-from pygit2.enums import DiffOption, FileMode, FileStatus
+from pygit2.enums import DeltaStatus, DiffOption, FileMode, FileStatus
 
 from gitexp.errors import GitexpError
 from gitexp.record import CodeState, LeftOut
@@ -24,6 +24,13 @@ _SECRET = re.compile(
     r"credentials(\.json)?)$"
 )
 _REMOVED = FileStatus.WT_DELETED | FileStatus.INDEX_DELETED
+# A submodule's working tree against its HEAD commit: every change a run would execute.
+_SUBMODULE_DIFF = (
+    DiffOption.INCLUDE_UNTRACKED
+    | DiffOption.RECURSE_UNTRACKED_DIRS
+    | DiffOption.SHOW_UNTRACKED_CONTENT
+    | DiffOption.SHOW_BINARY
+)
 
 
 @dataclass(frozen=True)
@@ -55,15 +62,94 @@ def _mode(path: Path) -> FileMode:
     return FileMode.BLOB_EXECUTABLE if info.st_mode & stat.S_IXUSR else FileMode.BLOB
 
 
-def _submodules(ws: Workspace) -> dict[str, str]:
-    """Each submodule's checked-out commit, as its own repository says."""
-    found: dict[str, str] = {}
+@dataclass(frozen=True)
+class _Submodules:
+    """Each submodule's checked-out commit, and the changes in those whose tree is dirty."""
+
+    commits: dict[str, str]
+    diffs: dict[str, bytes]  # path → its changes, written as `git diff --submodule=diff` does
+    left_out: list[LeftOut]
+
+
+def _quoted(path: bytes) -> bytes:
+    """A path as git writes it in a diff header: C-quoted when it holds unusual bytes."""
+    if not any(byte < 0x20 or byte >= 0x7F or byte in b'"\\' for byte in path):
+        return path
+    named = {0x07: b"a", 0x08: b"b", 0x09: b"t", 0x0A: b"n", 0x0B: b"v", 0x0C: b"f", 0x0D: b"r"}
+    out = bytearray(b'"')
+    for byte in path:
+        if byte in b'"\\':
+            out += b"\\" + bytes([byte])
+        elif byte in named:
+            out += b"\\" + named[byte]
+        elif byte < 0x20 or byte >= 0x7F:
+            out += b"\\%03o" % byte
+        else:
+            out.append(byte)
+    return bytes(out + b'"')
+
+
+def _under(patch: pygit2.Patch, folder: bytes) -> bytes:
+    """`patch` with its paths moved under `folder/`, so that it applies from the top."""
+    old = b"a/" + folder + b"/" + patch.delta.old_file.raw_path
+    new = b"b/" + folder + b"/" + patch.delta.new_file.raw_path
+    lines = patch.data.splitlines(keepends=True)
+    for index, line in enumerate(lines):
+        if line.startswith((b"@@ ", b"GIT binary patch", b"Binary files ")):
+            break  # the header ends here; the content below is never rewritten
+        if line.startswith(b"diff --git "):
+            lines[index] = b"diff --git " + _quoted(old) + b" " + _quoted(new) + b"\n"
+        elif line.startswith(b"--- ") and line.rstrip() != b"--- /dev/null":
+            lines[index] = b"--- " + _quoted(old) + b"\n"
+        elif line.startswith(b"+++ ") and line.rstrip() != b"+++ /dev/null":
+            lines[index] = b"+++ " + _quoted(new) + b"\n"
+    return b"".join(lines)
+
+
+def _submodule_diff(sub: pygit2.Repository, path: str, limit: int) -> tuple[bytes, list[LeftOut]]:
+    """A submodule's working tree against its HEAD commit, under the superproject's policy
+    for new files: credentials, large files and nested repositories are left out, listed."""
+    changes = sub.head.peel(pygit2.Commit).tree.diff_to_workdir(_SUBMODULE_DIFF)
+    modified: list[bytes] = []
+    untracked: list[bytes] = []
+    left_out: list[LeftOut] = []
+    for index, delta in enumerate(changes.deltas):  # deltas first: no file is read yet
+        name = delta.new_file.path
+        new = delta.status == DeltaStatus.UNTRACKED and name not in sub.index
+        reason = None
+        if new and name.endswith("/"):
+            reason = "a nested git repository"
+        elif new and looks_secret(name):
+            reason = "looks like a secret"
+        elif new and delta.new_file.size > limit:
+            reason = f"untracked and larger than {limit} bytes"
+        if reason:
+            left_out.append(LeftOut(f"{path}/{name}", reason))
+            continue
+        patch = changes[index]
+        if patch is not None:
+            (untracked if new else modified).append(_under(patch, path.encode()))
+    header = b"".join(
+        f"Submodule {path} contains {kind} content\n".encode()
+        for kind, found in (("untracked", untracked), ("modified", modified))
+        if found
+    )
+    return (header + b"".join(modified + untracked) if header else b""), left_out
+
+
+def _submodules(ws: Workspace) -> _Submodules:
+    """Each submodule's checked-out commit, as its own repository says, and its changes."""
+    found = _Submodules({}, {}, [])
     for path in ws.repo.listall_submodules():
         location = ws.workdir / path
         if (location / ".git").exists():
             sub = pygit2.Repository(str(location))
             if not sub.head_is_unborn:
-                found[path] = str(sub.head.target)
+                found.commits[path] = str(sub.head.target)
+                diff, left_out = _submodule_diff(sub, path, ws.settings.max_file_size)
+                found.left_out.extend(left_out)
+                if diff:
+                    found.diffs[path] = diff
     return found
 
 
@@ -80,11 +166,12 @@ def capture(ws: Workspace, run_id: str, config_files: Iterable[str] = ()) -> Cod
     """Snapshot the working tree without touching it, the index, HEAD or the stash."""
     repo = ws.repo
     head = _head(repo)
-    submodules = _submodules(ws)
+    subs = _submodules(ws)
+    submodules = subs.commits
     status = repo.status(untracked_files="all", ignored=False)
     tree = pygit2.Index()  # in memory: the user's .git/index is never written
     tree.read_tree(head.tree)
-    left_out: list[LeftOut] = []
+    left_out: list[LeftOut] = list(subs.left_out)
     limit = ws.settings.max_file_size
     for path, flags in sorted(status.items()):
         if flags & FileStatus.IGNORED or path.rstrip("/") in submodules:
@@ -114,7 +201,7 @@ def capture(ws: Workspace, run_id: str, config_files: Iterable[str] = ()) -> Cod
         tree.add(pygit2.IndexEntry(path, pygit2.Oid(hex=commit), FileMode.COMMIT))
 
     tree_id = tree.write_tree(repo)
-    dirty = bool(status) or tree_id != head.tree.id
+    dirty = bool(status) or tree_id != head.tree.id or bool(subs.diffs)
     if tree_id == head.tree.id:
         snapshot, diff = head.id, b""
     else:
@@ -126,6 +213,9 @@ def capture(ws: Workspace, run_id: str, config_files: Iterable[str] = ()) -> Cod
         )
         changes.find_similar()
         diff = b"".join(patch.data for patch in changes if patch is not None)
+    # A submodule's own changes are not in the snapshot's tree (it holds the submodule's
+    # commit): code.diff carries them, as `git diff --submodule=diff` writes them.
+    diff += b"".join(subs.diffs[path] for path in sorted(subs.diffs))
 
     branch = None if repo.head_is_detached else repo.head.shorthand
     remotes = {str(remote.name): strip_credentials(remote.url or "") for remote in repo.remotes}
@@ -136,6 +226,7 @@ def capture(ws: Workspace, run_id: str, config_files: Iterable[str] = ()) -> Cod
         dirty=dirty,
         remotes=remotes,
         submodules=submodules,
+        dirty_submodules={path: str(pygit2.hash(diff)) for path, diff in subs.diffs.items()},
         config_files=tuple(sorted(config_files)),
         left_out=tuple(left_out),
         shallow=repo.is_shallow,
