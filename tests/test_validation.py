@@ -240,6 +240,15 @@ def test_override_key_must_be_dotted_names(project: Path, key: str) -> None:
     )
 
 
+@pytest.mark.parametrize("key", ["argv", "argv.lr"])
+def test_override_under_argv_is_refused(project: Path, key: str) -> None:
+    stderr = _refused(project, "-p", f"{key}=1")
+    assert stderr == (
+        f"Error: parameter key {key!r} is under argv, which holds the command's own options; "
+        "change the option on the command, or pick another key\n"
+    )
+
+
 def test_override_key_deeper_than_the_limit_is_refused(project: Path) -> None:
     key = ".".join(["a"] * 500)
     stderr = _refused(project, "-p", f"{key}=1")

@@ -18,6 +18,7 @@ else:  # pragma: no cover - exercised on 3.10 only
     import tomli as tomllib
 
 CONFIG_SUFFIXES = (".yaml", ".yml", ".json", ".toml")
+ARGV = "argv"  # the key that holds the command's own options, set last
 # A `-p` key: dotted names of letters, digits, `_` and `-`; never a path (`../x`, `a..b`).
 _KEY = re.compile(r"[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*")
 
@@ -70,6 +71,11 @@ def parse_override(text: str) -> tuple[str, Any]:
         raise UsageError(
             f"parameter key {key[:80]!r} must be dotted names made of letters, digits, _ and -, "
             "e.g. -p optim.lr=0.1"
+        )
+    if key.split(".", 1)[0] == ARGV:
+        raise UsageError(
+            f"parameter key {key!r} is under {ARGV}, which holds the command's own options; "
+            "change the option on the command, or pick another key"
         )
     if key.count(".") + 1 > limits.CONFIG.depth:
         raise UsageError(
@@ -160,7 +166,7 @@ def resolve(
     for key, value in parse_overrides(overrides):
         set_dotted(config, key, value)
     config = limits.plain(config, "the config of --config files and -p parameters together")
-    config["argv"] = dict(command_options)
+    config[ARGV] = dict(command_options)
     resolved: dict[str, Any] = sort_keys(config)
     return resolved
 
