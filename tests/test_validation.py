@@ -477,3 +477,17 @@ def test_yaml_nesting_short_of_a_thousand_levels_loads() -> None:
     for _ in range(899):
         (node,) = node
     assert node == []
+
+
+def test_diff_counts_other_submodule_edits_as_the_code_axis(with_submodule: Path) -> None:
+    lib = with_submodule / "lib"
+    (lib / "lib.py").write_text("x = 2\n")
+    assert gitexp("run", "--name", "two", "--", *PASS).exit_code == 0
+    (lib / "lib.py").write_text("x = 3\n")
+    assert gitexp("run", "--name", "three", "--", *PASS).exit_code == 0
+
+    result = gitexp("diff", "two", "three", "--json")
+
+    assert result.exit_code == 0, result.stderr
+    axes = json.loads(result.stdout)["axes"]
+    assert [axis["axis"] for axis in axes] == ["code"]

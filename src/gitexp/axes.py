@@ -59,6 +59,8 @@ class Inputs:
     data: Mapping[str, str]  # dataset path → md5
     env_key: str  # equal for equal environments (job and device identity left out)
     seeds_key: str  # equal for equally seeded runs
+    # Each dirty submodule's path → a digest of its changes: code the snapshot cannot hold.
+    dirty_submodules: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -126,7 +128,14 @@ def inputs_of(run_id: str, files: Mapping[str, bytes]) -> Inputs:
         data=data_pins(_load(files, DATA, run_id)),
         env_key=env_key(files.get(ENV, b"")),
         seeds_key=_blob_key(files.get(SEEDS, b"")),
+        dirty_submodules=dirty_submodules(code),
     )
+
+
+def dirty_submodules(code: Mapping[str, Any]) -> dict[str, str]:
+    """code.yaml's `dirty_submodules`: path → digest of the submodule's uncommitted changes."""
+    found = code.get("dirty_submodules")
+    return {str(k): str(v) for k, v in found.items()} if isinstance(found, dict) else {}
 
 
 def is_code(path: str, config_files: Iterable[str]) -> bool:
@@ -169,6 +178,9 @@ def code_files(repo: pygit2.Repository, a: Inputs, b: Inputs) -> list[str]:
     diff = code_diff(repo, a, b)
     counts = code_paths(a, b)
     paths = {p for d in (diff.deltas if diff else []) for p in (d.old_file.path, d.new_file.path)}
+    # A submodule edited in place differs in code.diff, not in the snapshot's tree.
+    subs = a.dirty_submodules.keys() | b.dirty_submodules.keys()
+    paths |= {p for p in subs if a.dirty_submodules.get(p) != b.dirty_submodules.get(p)}
     return sorted(path for path in paths if counts(path))
 
 

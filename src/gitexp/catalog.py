@@ -36,7 +36,7 @@ from gitexp.workspace import Workspace
 if TYPE_CHECKING:  # `diff` needs axes; listing runs must not load it
     from gitexp import axes
 
-_VERSION = "5"
+_VERSION = "6"
 INVALID = "invalid"  # the status shown for a record whose files cannot be read
 _COLUMNS = (
     "id, tree, name, status, started, duration_s, exit_code, tags, notes, command, config, "
@@ -108,7 +108,7 @@ def _schema(db: sqlite3.Connection) -> None:
     db.execute(
         "CREATE TABLE IF NOT EXISTS inputs (id TEXT PRIMARY KEY, tree TEXT NOT NULL, "
         "snapshot TEXT, config_files TEXT, data TEXT, env_key TEXT, seeds_key TEXT, "
-        "plain_config TEXT, seed_config TEXT)"
+        "plain_config TEXT, seed_config TEXT, dirty_submodules TEXT)"
     )
 
 
@@ -359,6 +359,7 @@ def _inputs_row(
         seeds,
         json.dumps({k: v for k, v in config.items() if k not in seed_keys}),
         json.dumps({k: v for k, v in config.items() if k in seed_keys}),
+        json.dumps(axes.dirty_submodules(code)),
     )
 
 
@@ -386,9 +387,10 @@ def inputs(
             if progress is not None and (done % 100 == 0 or done == len(todo)):
                 progress(done, len(todo))
         db.execute("DELETE FROM inputs WHERE id NOT IN (SELECT id FROM runs)")
-        db.executemany("INSERT OR REPLACE INTO inputs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+        db.executemany("INSERT OR REPLACE INTO inputs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
         sql = (
-            "SELECT r.id, r.config, i.snapshot, i.config_files, i.data, i.env_key, i.seeds_key "
+            "SELECT r.id, r.config, i.snapshot, i.config_files, i.data, i.env_key, i.seeds_key, "
+            "i.dirty_submodules "
             "FROM runs r JOIN inputs i ON i.id = r.id WHERE r.status != ?"
         )
         args: list[Any] = [INVALID]
@@ -410,6 +412,7 @@ def inputs(
             data=json.loads(row[4]),
             env_key=row[5],
             seeds_key=row[6],
+            dirty_submodules=json.loads(row[7]),
         )
         for row in found
     ]

@@ -122,7 +122,7 @@ def _neighbours(
     base = next((run for run in everyone if run.run_id == run_id), None)
     if base is None:
         return []
-    code_memo: dict[tuple[str, tuple[str, ...]], bool] = {}
+    code_memo: dict[tuple[Any, ...], bool] = {}
     found = []
     for other in everyone:
         if other.run_id == run_id or other.run_id in skip:
@@ -130,7 +130,7 @@ def _neighbours(
         counted, _ = rules.apply(axes.record_changes(base, other))
         if len(counted) > 1:
             continue
-        key = (other.snapshot, other.config_files)
+        key = (other.snapshot, other.config_files, tuple(sorted(other.dirty_submodules.items())))
         if key not in code_memo:
             code_memo[key] = bool(axes.code_files(ws.repo, base, other))
         if code_memo[key]:
