@@ -491,3 +491,33 @@ def test_diff_counts_other_submodule_edits_as_the_code_axis(with_submodule: Path
     assert result.exit_code == 0, result.stderr
     axes = json.loads(result.stdout)["axes"]
     assert [axis["axis"] for axis in axes] == ["code"]
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "reason"),
+    [
+        ("bad.yaml", "a: [1, 2\n", "is not valid YAML"),
+        ("bad.json", "{'a': 1}", "cannot be parsed"),
+        ("list.yaml", "- 1\n- 2\n", "must hold a mapping of keys to values at its top"),
+    ],
+)
+def test_a_malformed_config_file_is_a_usage_error(
+    project: Path, name: str, text: str, reason: str
+) -> None:
+    (project / name).write_text(text)
+    stderr = _refused(project, "--config", name)
+    assert stderr.startswith(f"Error: config file {project / name} ") and reason in stderr
+    assert len(stderr.splitlines()) == 1
+
+
+def test_a_seed_variable_that_is_not_a_number_is_one_clear_error(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import gitexp as api
+
+    monkeypatch.setenv("GITEXP_SEED", "seven")
+    with pytest.raises(UsageError) as refused:
+        api.init(config={"lr": 0.1})
+    assert str(refused.value) == (
+        "GITEXP_SEED='seven' is not a seed; use a whole number from 0 to 4294967295"
+    )

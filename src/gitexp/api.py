@@ -369,13 +369,14 @@ def init(
         )
     datasets = tuple(data) if data is not None else None
     given = config_mapping(config)
-    wrapper_seed = os.environ.get("GITEXP_SEED")
-    if wrapper_seed is not None:
-        if seed is not None and seed != int(wrapper_seed):
+    wrapper_text = os.environ.get("GITEXP_SEED")
+    if wrapper_text is not None:
+        wrapper_seed = seeds.parse(wrapper_text, "GITEXP_SEED")
+        if seed is not None and seed != wrapper_seed:
             raise GitexpError(
                 f"seed={seed} in code but --seed {wrapper_seed} on `gitexp run`; give one"
             )
-        seed = int(wrapper_seed)
+        seed = wrapper_seed
     if seed is not None:
         seeds.seed_everything(seed, deterministic)
 

@@ -29,7 +29,7 @@ def _read(path: Path, source: str) -> bytes:
         with path.open("rb") as stream:
             raw = stream.read(limits.CONFIG.file_size + 1)
     except OSError as e:
-        raise GitexpError(f"cannot read {source}: {e.strerror}") from None
+        raise UsageError(f"cannot read {source}: {e.strerror}") from None
     limits.check_size(len(raw), source)
     return raw
 
@@ -42,22 +42,27 @@ def load_file(path: Path) -> dict[str, Any]:
     source = f"config file {path}"
     suffix = path.suffix.lower()
     if suffix not in CONFIG_SUFFIXES:
-        raise GitexpError(f"{source} must end in .yaml, .yml, .json or .toml to say its format")
+        raise UsageError(f"{source} must end in .yaml, .yml, .json or .toml to say its format")
     raw = _read(path, source)
     if suffix in (".yaml", ".yml"):
-        data = yamlio.load_bounded(raw, source)
+        try:
+            data = yamlio.load_bounded(raw, source)
+        except UsageError:
+            raise
+        except GitexpError as e:  # malformed: a file given on the command line, so usage
+            raise UsageError(str(e)) from None
     else:
         try:
             data = json.loads(raw) if suffix == ".json" else tomllib.loads(raw.decode())
         except (ValueError, UnicodeDecodeError) as e:  # JSONDecodeError and TOMLDecodeError
-            raise GitexpError(f"{source} cannot be parsed ({e}); fix it") from None
+            raise UsageError(f"{source} cannot be parsed ({e}); fix it") from None
         except RecursionError:  # both parsers recurse once per level of nesting
             raise limits.too_deep(source) from None
         data = limits.plain(data, source)
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise GitexpError(f"{source} must hold a mapping of keys to values at its top")
+        raise UsageError(f"{source} must hold a mapping of keys to values at its top")
     return data
 
 

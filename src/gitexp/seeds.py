@@ -54,6 +54,15 @@ def check_seed(seed: int) -> int:
     return seed
 
 
+def parse(text: str, source: str) -> int:
+    """A seed given as text (an environment variable), checked like any other."""
+    try:
+        return check_seed(int(text))
+    except ValueError:
+        raise UsageError(f"{source}={text!r} is not a seed; use a whole number from 0 to "
+                         f"{SEED_MAX}") from None  # fmt: skip
+
+
 def child_variables(seed: int | None) -> dict[str, str]:
     """What `gitexp run --seed N` exports to the command."""
     return {} if seed is None else {name: str(check_seed(seed)) for name in SEED_VARIABLES}
