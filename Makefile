@@ -39,6 +39,7 @@ bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[bench]'
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python benchmarks/run.py
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python benchmarks/api.py
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python benchmarks/reliability.py
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info
