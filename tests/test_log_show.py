@@ -188,8 +188,9 @@ def test_a_damaged_record_is_listed_as_invalid_not_fatal(
     assert result.exit_code == 0
     assert "20200101-000000-broken0" in result.stdout and "invalid" in result.stdout
     assert result.stderr == (
-        "warning: run 20200101-000000-broken0 has an unreadable run.yaml; see "
-        "`git show gitexp/runs:experiments/20200101-000000-broken0/run.yaml`\n"
+        "warning: run 20200101-000000-broken0 cannot be read: "
+        "experiments/20200101-000000-broken0/run.yaml is not valid YAML (while parsing a flow "
+        "node); fix or remove it\n"
     )
     assert all(run_id in result.stdout for run_id in three_runs)
 

@@ -7,48 +7,12 @@ still finds every other file byte for byte as the run's own commit wrote it.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from gitexp import catalog, pending, signing, store, yamlio
+from gitexp import catalog, pending, reader, signing, store
 from gitexp.errors import GitexpError
-from gitexp.record import ANNOTATIONS, run_dir, utc_iso
+from gitexp.record import ANNOTATIONS, Annotations, Note, utc_iso
 from gitexp.workspace import Workspace
-
-
-@dataclass(frozen=True)
-class Note:
-    text: str
-    author: str
-    date: str  # ISO-8601 UTC
-
-
-@dataclass(frozen=True)
-class Annotations:
-    """What annotations.yaml holds."""
-
-    tags: tuple[str, ...] = ()
-    notes: tuple[Note, ...] = ()
-
-    @classmethod
-    def parse(cls, data: bytes | None, where: str) -> Annotations:
-        loaded = yamlio.load(data, where) if data else None
-        if not isinstance(loaded, dict):
-            return cls()
-        notes = tuple(
-            Note(str(n.get("text", "")), str(n.get("author", "")), str(n.get("date", "")))
-            for n in loaded.get("notes") or []
-            if isinstance(n, dict)
-        )
-        return cls(tuple(str(t) for t in loaded.get("tags") or []), notes)
-
-    def to_yaml(self) -> bytes:
-        return yamlio.dump(
-            {
-                "tags": list(self.tags),
-                "notes": [{"text": n.text, "author": n.author, "date": n.date} for n in self.notes],
-            }
-        )
 
 
 def _check_tags(tags: Sequence[str]) -> None:
@@ -71,12 +35,11 @@ def annotate(
         raise GitexpError("a note needs some text: gitexp note ID 'why this run matters'")
     pending.recover(ws)
     run_id = catalog.resolve(ws, ref).id
-    where = f"{run_dir(run_id)}/{ANNOTATIONS}"
     who = signing.identity(ws.repo)
     result: list[Annotations] = []
 
     def change(files: Mapping[str, bytes]) -> Mapping[str, bytes] | None:
-        before = Annotations.parse(files.get(ANNOTATIONS), where)
+        before = reader.annotated(run_id, files.get(ANNOTATIONS))
         tags = [t for t in dict.fromkeys([*before.tags, *add_tags]) if t not in remove_tags]
         notes = [n for n in before.notes if n.text != remove_note]
         if remove_note is not None and len(notes) == len(before.notes):

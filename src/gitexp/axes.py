@@ -14,7 +14,7 @@ from typing import Any
 
 import pygit2
 
-from gitexp import yamlio
+from gitexp import reader
 from gitexp.config import flatten
 from gitexp.environment import LOCK_FILES
 from gitexp.errors import GitexpError
@@ -98,8 +98,7 @@ def env_key(raw: bytes) -> str:
 
 
 def _load(files: Mapping[str, bytes], name: str, run_id: str) -> Any:
-    raw = files.get(name)
-    return yamlio.load(raw, f"{EXPERIMENTS}/{run_id}/{name}") if raw else None
+    return reader.load_yaml(run_id, name, files.get(name) or None)
 
 
 def data_pins(loaded: Any) -> dict[str, str]:

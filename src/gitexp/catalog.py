@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING, Any
 
 import pygit2
 
-from gitexp import store, yamlio
+from gitexp import reader, store
 from gitexp.config import flatten
-from gitexp.errors import GitexpError
+from gitexp.errors import GitexpError, Unreadable
 from gitexp.ids import suffix_of
 from gitexp.record import (
     ANNOTATIONS,
@@ -26,21 +26,21 @@ from gitexp.record import (
     CONFIG,
     DATA,
     ENV,
-    EXPERIMENTS,
     RUN,
     SEEDS,
     SUMMARY,
+    run_dir,
 )
 from gitexp.workspace import Workspace
 
 if TYPE_CHECKING:  # `diff` needs axes; listing runs must not load it
     from gitexp import axes
 
-_VERSION = "6"
+_VERSION = "7"
 INVALID = "invalid"  # the status shown for a record whose files cannot be read
 _COLUMNS = (
     "id, tree, name, status, started, duration_s, exit_code, tags, notes, command, config, "
-    "summary, inputs, artifacts"
+    "summary, inputs, artifacts, problem"
 )
 
 
@@ -58,6 +58,7 @@ class RunSummary:
     notes: str | None = None
     summary: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     inputs: tuple[str, ...] = ()  # runs whose artifacts this run read
+    problem: str | None = None  # why the record cannot be read, for status `invalid`
     # Kept as the index stores them and decoded on use: a listing of 10,000 runs shows
     # neither, and decoding them all would double its cost.
     command_json: str = "[]"
@@ -102,7 +103,7 @@ def _schema(db: sqlite3.Connection) -> None:
     db.execute(
         "CREATE TABLE IF NOT EXISTS runs (id TEXT PRIMARY KEY, tree TEXT NOT NULL, name TEXT, "
         "status TEXT, started TEXT, duration_s REAL, exit_code INTEGER, tags TEXT, notes TEXT, "
-        "command TEXT, config TEXT, summary TEXT, inputs TEXT, artifacts TEXT)"
+        "command TEXT, config TEXT, summary TEXT, inputs TEXT, artifacts TEXT, problem TEXT)"
     )
     # What `diff` compares runs by; filled on first use, so that listing never pays for it.
     db.execute(
@@ -135,47 +136,44 @@ def _open(ws: Workspace) -> Iterator[sqlite3.Connection]:
         yield db
 
 
-def _blob(repo: pygit2.Repository, folder: pygit2.Tree, name: str) -> bytes | None:
-    return store.folder_file(repo, folder, name)
-
-
 def _read_row(repo: pygit2.Repository, run_id: str, tree_id: pygit2.Oid) -> tuple[Any, ...]:
-    folder = repo[tree_id].peel(pygit2.Tree)
-    where = f"{EXPERIMENTS}/{run_id}"
     try:
-        run = yamlio.load(_blob(repo, folder, RUN) or b"{}", f"{where}/{RUN}") or {}
-        config = yamlio.load(_blob(repo, folder, CONFIG) or b"{}", f"{where}/{CONFIG}") or {}
-        summary = yamlio.load(_blob(repo, folder, SUMMARY) or b"{}", f"{where}/{SUMMARY}") or {}
-        made = yamlio.load(_blob(repo, folder, ARTIFACTS) or b"{}", f"{where}/{ARTIFACTS}") or {}
-        later = yamlio.load(_blob(repo, folder, ANNOTATIONS) or b"{}", f"{where}/{ANNOTATIONS}")
-    except GitexpError:
-        run, config, summary, made, later = {}, {}, {}, {}, {}
-    if not isinstance(run, dict) or not isinstance(config, dict) or not run:
-        # One damaged record must not hide the others: it is listed as such.
-        run, config, summary = {"status": INVALID}, {}, {}
+        reader.check_run_id(run_id)
+        try:
+            folder = repo[tree_id].peel(pygit2.Tree)
+        except (KeyError, ValueError, pygit2.GitError):
+            raise Unreadable(f"{run_dir(run_id)}: its folder object {tree_id} is missing") from None
+
+        def read(name: str) -> bytes | None:
+            return reader.file(repo, folder, run_id, name)
+
+        info = reader.run_info(run_id, read(RUN))
+        config = reader.mapping(run_id, CONFIG, read(CONFIG))
+        summary = reader.summary(run_id, SUMMARY, read(SUMMARY))
+        made = reader.pins(run_id, ARTIFACTS, read(ARTIFACTS))
+        later = reader.annotated(run_id, read(ANNOTATIONS))
+    except Unreadable as e:
+        # One damaged or hostile record must not hide the others: it is listed as such.
+        empty = json.dumps([])
+        return (run_id, str(tree_id), None, INVALID, "", None, None, empty, None, empty, "{}",
+                "{}", empty, empty, str(e))  # fmt: skip
     return (
         run_id,
         str(tree_id),
-        run.get("name"),
-        run.get("status", "unknown"),
-        str(run.get("started", "")),
-        run.get("duration_s"),
-        run.get("exit_code"),
-        json.dumps(list(dict.fromkeys([*(run.get("tags") or []), *_tags(later)]))),
-        run.get("notes"),
-        json.dumps(list(run.get("command") or [])),
+        info.name,
+        info.status,
+        info.started,
+        info.duration_s,
+        info.exit_code,
+        json.dumps(list(dict.fromkeys([*info.tags, *later.tags]))),
+        info.notes,
+        json.dumps(list(info.command)),
         json.dumps(flatten(config), default=str),
-        json.dumps(summary if isinstance(summary, dict) else {}, default=str),
-        json.dumps(list(run.get("inputs") or [])),
-        json.dumps(sorted({str(a["md5"]) for a in made.get("artifacts", []) if "md5" in a})),
+        json.dumps(summary, default=str),
+        json.dumps(list(info.inputs)),
+        json.dumps(sorted({pin.md5 for pin in made})),
+        None,
     )
-
-
-def _tags(annotations: Any) -> list[str]:
-    """Tags added later (annotations.yaml), which filter and list like the run's own."""
-    if not isinstance(annotations, dict):
-        return []
-    return [str(tag) for tag in annotations.get("tags") or []]
 
 
 def _summary(row: Sequence[Any]) -> RunSummary:
@@ -192,6 +190,7 @@ def _summary(row: Sequence[Any]) -> RunSummary:
         config_json=row[10],
         summary=json.loads(row[11]),
         inputs=tuple(json.loads(row[12])),
+        problem=row[14],
     )
 
 
@@ -229,7 +228,7 @@ def _sync(ws: Workspace, db: sqlite3.Connection, progress: Progress | None = Non
     gone = [(run_id,) for run_id in indexed if run_id not in folders]
     db.executemany("DELETE FROM runs WHERE id = ?", gone)
     db.executemany(
-        f"INSERT OR REPLACE INTO runs ({_COLUMNS}) VALUES ({', '.join('?' * 14)})", changed
+        f"INSERT OR REPLACE INTO runs ({_COLUMNS}) VALUES ({', '.join('?' * 15)})", changed
     )
     db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, str(tip.id)))
     return True
@@ -341,21 +340,23 @@ def _inputs_row(
     config = json.loads(config_json)
     # Config keys that are seeds count on the seed axis: kept apart for the `near` filter.
     seed_keys = {key for key in config if axes.is_seed_key(f"config.{key}")}
-    where = f"{EXPERIMENTS}/{run_id}"
     try:
-        code = yamlio.load(_blob(repo, folder, CODE) or b"{}", f"{where}/{CODE}") or {}
-        data = yamlio.load(_blob(repo, folder, DATA) or b"{}", f"{where}/{DATA}")
-    except GitexpError:
-        code, data = {}, {}
-    code = code if isinstance(code, dict) else {}
+        code = reader.mapping(run_id, CODE, reader.file(repo, folder, run_id, CODE))
+        data = {
+            p.path: p.md5
+            for p in reader.pins(run_id, DATA, reader.file(repo, folder, run_id, DATA))
+        }
+        env = reader.file(repo, folder, run_id, ENV) or b""
+    except Unreadable:
+        code, data, env = {}, {}, b""
     seeds = str(folder[SEEDS].id) if SEEDS in folder else str(pygit2.hash(b""))
     return (
         run_id,
         tree_id,
         str(code.get("snapshot", "")),
         json.dumps(list(code.get("config_files") or [])),
-        json.dumps(axes.data_pins(data)),
-        axes.env_key(_blob(repo, folder, ENV) or b""),
+        json.dumps(data),
+        axes.env_key(env),
         seeds,
         json.dumps({k: v for k, v in config.items() if k not in seed_keys}),
         json.dumps({k: v for k, v in config.items() if k in seed_keys}),

@@ -219,11 +219,7 @@ def log_(
         found = history.runs(ws, statuses, tags, name, max_count, progress)
     for run in found:
         if run.status == "invalid":
-            click.echo(
-                f"warning: run {run.id} has an unreadable run.yaml; see "
-                f"`git show gitexp/runs:experiments/{run.id}/run.yaml`",
-                err=True,
-            )
+            click.echo(f"warning: {render.unreadable(run)}", err=True)
     if as_json:
         click.echo(render.runs_json(found))
     elif found:
@@ -247,7 +243,8 @@ def show(run_id: str, as_json: bool) -> None:
     with render.indexing_progress() as progress:
         record = history.load(ws, run_id, progress)
     if as_json:
-        click.echo(render.as_json(record.parsed()))
+        for chunk in render.record_json(record):
+            click.echo(chunk, nl=False)
     else:
         render.console().print(render.record_view(record))
 
@@ -312,6 +309,8 @@ def diff(
         output = (render.diff_preamble(comparison) + render.diffstat(patches)).encode()
     else:
         body = b"".join(patch.data for patch in patches)
+        if terminal:
+            body = render.safe_patch(body)
         colour = color == "always" or (color == "auto" and terminal and _colour_wanted())
         if colour:
             body = render.colour_patch(body)

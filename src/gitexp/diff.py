@@ -12,10 +12,10 @@ from typing import Any
 
 import pygit2
 
-from gitexp import axes, catalog, pending, store, yamlio
+from gitexp import axes, catalog, history, pending, reader, store, yamlio
 from gitexp.axes import ABSENT, Change, Inputs, Rules
 from gitexp.config import sort_keys
-from gitexp.errors import GitexpError
+from gitexp.errors import GitexpError, Unreadable
 from gitexp.record import CONFIG, DATA, ENV, SEEDS, run_dir
 from gitexp.workspace import Workspace
 
@@ -61,14 +61,17 @@ class Comparison:
 
 
 def _side(ws: Workspace, tip: pygit2.Commit, ref: str, progress: catalog.Progress | None) -> Side:
-    run_id = catalog.resolve(ws, ref, progress).id
-    files = store.read_files(ws, tip, run_id)
+    found = catalog.resolve(ws, ref, progress)
+    if found.status == catalog.INVALID:
+        raise Unreadable(found.problem or f"run {found.id} cannot be read")
+    run_id = found.id
+    files = history.record_files(ws, store.run_folder(ws, tip, run_id), run_id)
     return Side(axes.inputs_of(run_id, files), files)
 
 
 def _unseeded(side: Side) -> bool:
-    loaded = yamlio.load(side.files.get(SEEDS, b"{}"), f"{run_dir(side.run_id)}/{SEEDS}")
-    return isinstance(loaded, dict) and loaded.get("seed") is None and not loaded.get("variables")
+    loaded = reader.mapping(side.run_id, SEEDS, side.files.get(SEEDS))
+    return loaded.get("seed") is None and not loaded.get("variables")
 
 
 def compare(
@@ -207,8 +210,8 @@ def patches(ws: Workspace, comparison: Comparison, shown: Sequence[Change]) -> l
         old, new = comparison.a.files.get(name, b""), comparison.b.files.get(name, b"")
         if any(axis.startswith(prefix) and axis not in keep for axis in differing):
             # Some changes of this file are not shown: diff B as if only the shown had changed.
-            a = yamlio.load(old or b"{}", f"{run_dir(comparison.a.run_id)}/{name}") or {}
-            b = yamlio.load(new or b"{}", f"{run_dir(comparison.b.run_id)}/{name}") or {}
+            a = reader.mapping(comparison.a.run_id, name, old or None)
+            b = reader.mapping(comparison.b.run_id, name, new or None)
             old, new = project(a, b, keep.__contains__)
         found.extend(p for p in [_file_patch(comparison, name, old, new)] if p)
     for name, axis in ((ENV, axes.ENV_AXIS), (SEEDS, axes.SEED_AXIS)):

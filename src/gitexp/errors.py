@@ -25,3 +25,10 @@ class VerificationFailed(GitexpError):
     """A record is not what its signed commit wrote."""
 
     exit_code = 4
+
+
+class Unreadable(GitexpError):
+    """A record that breaks the safety rules of a record (DESIGN.md §9): too large, malformed,
+    of the wrong types, naming paths outside the repository, or with objects missing."""
+
+    exit_code = 4

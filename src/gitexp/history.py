@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from gitexp import catalog, pending, store, yamlio
+import pygit2
+
+from gitexp import catalog, pending, reader, store
 from gitexp.catalog import RunSummary
-from gitexp.errors import GitexpError
+from gitexp.errors import GitexpError, Unreadable
 from gitexp.record import DIFF, METRICS, OUTPUT, run_dir
 from gitexp.workspace import Workspace
 
@@ -18,33 +20,29 @@ _TEXT_FILES = {DIFF: "diff", OUTPUT: "output"}
 
 @dataclass(frozen=True)
 class Record:
-    """One run's record as committed: its raw files, and their parsed forms."""
+    """One run's record as committed: its files (metrics.tsv streamed), read through the one
+    record reader, so a hostile record is Unreadable rather than harmful."""
 
     summary: RunSummary
-    files: Mapping[str, bytes]
+    files: Mapping[str, bytes]  # every file but metrics.tsv, each within its size limit
     used_by: tuple[str, ...] = ()  # runs that read this run's artifacts
+    metric_lines: Callable[[], Iterator[bytes]] = lambda: iter(())  # metrics.tsv, streamed
 
     def parsed(self) -> dict[str, Any]:
-        """Each file under its stem (`run`, `config`, …); text files as text, metrics as rows."""
+        """Each file under its stem (`run`, `config`, …); text files as text. Not metrics:
+        see `metric_rows`, which streams them."""
         view: dict[str, Any] = {}
+        run_id = self.summary.id
         for name, data in sorted(self.files.items()):
-            where = f"{run_dir(self.summary.id)}/{name}"
             if name in _TEXT_FILES:
                 view[_TEXT_FILES[name]] = data.decode(errors="replace")
-            elif name == METRICS:
-                view["metrics"] = _metric_rows(data)
             elif name.endswith(".yaml"):
-                view[name.removesuffix(".yaml")] = yamlio.load(data, where)
+                view[name.removesuffix(".yaml")] = reader.load_yaml(run_id, name, data)
         view["lineage"] = {"inputs": list(self.summary.inputs), "used_by": list(self.used_by)}
         return view
 
-
-def _metric_rows(data: bytes) -> list[dict[str, Any]]:
-    rows = []
-    for line in data.decode().splitlines()[1:]:
-        step, moment, name, value = line.split("\t")
-        rows.append({"step": int(step), "time": float(moment), "name": name, "value": float(value)})
-    return rows
+    def metric_rows(self) -> Iterator[reader.MetricRow]:
+        return reader.metric_rows(self.summary.id, self.metric_lines())
 
 
 def runs(
@@ -61,12 +59,29 @@ def runs(
     return catalog.runs(ws, query, progress)
 
 
+def record_files(ws: Workspace, folder: pygit2.Tree, run_id: str) -> dict[str, bytes]:
+    """Every file of a record folder but metrics.tsv (streamed instead), within its limit."""
+    return {
+        str(entry.name): reader.file(ws.repo, folder, run_id, str(entry.name)) or b""
+        for entry in folder
+        if entry.name != METRICS
+    }
+
+
 def load(ws: Workspace, ref: str, progress: catalog.Progress | None = None) -> Record:
     """The record of the run that `ref` names."""
     pending.recover(ws)
     summary = catalog.resolve(ws, ref, progress)
+    if summary.status == catalog.INVALID:
+        raise Unreadable(summary.problem or f"run {summary.id} cannot be read")
     tip = store.tip(ws)
     if tip is None:  # pragma: no cover - resolve found a run, so the branch exists
         raise GitexpError("there are no runs yet; record one with `gitexp run -- CMD`")
-    files = store.read_files(ws, tip, summary.id)
-    return Record(summary, files, tuple(catalog.used_by(ws, summary.id)))
+    folder = store.run_folder(ws, tip, summary.id)
+    files = record_files(ws, folder, summary.id)
+    where = f"{run_dir(summary.id)}/{METRICS}"
+
+    def metric_lines() -> Iterator[bytes]:
+        return store.stream_file(ws, folder, METRICS, where)
+
+    return Record(summary, files, tuple(catalog.used_by(ws, summary.id)), metric_lines)

@@ -164,3 +164,28 @@ class RunInfo:
         for key in ("command", "tags", "inputs"):
             values[key] = tuple(values.get(key) or ())
         return cls(**values)
+
+
+@dataclass(frozen=True)
+class Note:
+    """A note added to a run after it ended."""
+
+    text: str
+    author: str
+    date: str  # ISO-8601 UTC
+
+
+@dataclass(frozen=True)
+class Annotations:
+    """What annotations.yaml holds: tags and notes added later, the only mutable file."""
+
+    tags: tuple[str, ...] = ()
+    notes: tuple[Note, ...] = ()
+
+    def to_yaml(self) -> bytes:
+        return yamlio.dump(
+            {
+                "tags": list(self.tags),
+                "notes": [{"text": n.text, "author": n.author, "date": n.date} for n in self.notes],
+            }
+        )

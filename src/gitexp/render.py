@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import math
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -24,6 +24,8 @@ from rich.text import Text
 from gitexp import yamlio
 from gitexp.catalog import RunSummary
 from gitexp.history import Record
+from gitexp.reader import MetricRow
+from gitexp.reader import terminal_safe as safe
 
 if TYPE_CHECKING:  # `gitexp log` need not load what diff and verify use
     from gitexp.axes import Change
@@ -108,6 +110,11 @@ def _width(text: str) -> int:
     return len(text) if text.isascii() else cell_len(text)
 
 
+def unreadable(run: RunSummary) -> str:
+    """The warning for a record gitexp cannot read: which, why, where to look."""
+    return f"run {safe(run.id)} cannot be read: {safe(run.problem or 'unknown damage')}"
+
+
 def runs_table(runs: Sequence[RunSummary], color_system: str | None) -> str:
     """The `gitexp log` table: newest first, with the last value of the commonest metrics.
 
@@ -115,15 +122,15 @@ def runs_table(runs: Sequence[RunSummary], color_system: str | None) -> str:
     still measures cell widths and writes the colour codes.
     """
     metrics = _common_metrics(runs)
-    header = ["id", "name", "status", "started (UTC)", "duration", "tags", *metrics]
+    header = ["id", "name", "status", "started (UTC)", "duration", "tags", *map(safe, metrics)]
     rows = [
         [
-            run.id,
-            run.name or "",
+            safe(run.id),
+            safe(run.name or ""),
             run.status,
-            started(run.started),
+            safe(started(run.started)),
             duration(run.duration_s),
-            ", ".join(run.tags),
+            safe(", ".join(run.tags)),
             *(_number(run.summary.get(name, {}).get("last")) for name in metrics),
         ]
         for run in runs
@@ -150,6 +157,7 @@ def runs_table(runs: Sequence[RunSummary], color_system: str | None) -> str:
 
 def _yaml_block(title: str, data: Any) -> RenderableType:
     text = yamlio.dump(data).decode() if isinstance(data, Mapping) else str(data)
+    text = safe(text, lines=True)
     return Panel.fit(
         Syntax(text.rstrip(), "yaml", theme="ansi_dark", word_wrap=True),
         title=title,
@@ -189,7 +197,7 @@ def record_view(record: Record) -> RenderableType:
     ]
     for label, value in rows:
         if value not in (None, ""):
-            head.add_row(label, value if isinstance(value, Text) else escape(str(value)))
+            head.add_row(label, value if isinstance(value, Text) else escape(safe(str(value))))
     parts: list[RenderableType] = [head]
     for key, title in (("config", "config.yaml"), ("code", "code.yaml"), ("seeds", "seeds.yaml")):
         if key in view:
@@ -197,7 +205,12 @@ def record_view(record: Record) -> RenderableType:
     if view.get("diff"):
         parts.append(
             Panel.fit(
-                Syntax(view["diff"].rstrip(), "diff", theme="ansi_dark", word_wrap=True),
+                Syntax(
+                    safe(view["diff"].rstrip(), lines=True),
+                    "diff",
+                    theme="ansi_dark",
+                    word_wrap=True,
+                ),
                 title="code.diff",
                 title_align="left",
             )
@@ -211,9 +224,9 @@ def record_view(record: Record) -> RenderableType:
         if key in view:
             parts.append(_yaml_block(f"{key}.yaml", view[key]))
     if view.get("summary"):
-        parts.append(metrics_table(view["summary"], view.get("metrics", [])))
+        parts.append(metrics_table(view["summary"], record.metric_rows()))
     if view.get("output"):
-        lines = view["output"].rstrip("\n").splitlines()
+        lines = safe(view["output"].rstrip("\n"), lines=True).splitlines()
         shown = "\n".join(lines[-_OUTPUT_TAIL_LINES:])
         title = "output.log" + (
             f" (last {_OUTPUT_TAIL_LINES} of {len(lines)} lines)"
@@ -242,17 +255,35 @@ def sparkline(values: Sequence[float], width: int = _CURVE_WIDTH) -> str:
     return "".join(_BARS[int((p - low) / span * (len(_BARS) - 1))] for p in points)
 
 
-def metrics_table(summary: Mapping[str, Any], rows: Sequence[Mapping[str, Any]]) -> Table:
-    """summary.yaml as a table, each metric with its curve from metrics.tsv."""
+def metrics_table(summary: Mapping[str, Any], rows: Iterable[MetricRow]) -> Table:
+    """summary.yaml as a table, each metric with its curve from metrics.tsv.
+
+    The rows stream by; each curve keeps a bounded sample of its values, so a run of
+    millions of steps draws in flat memory.
+    """
+    keep = _CURVE_WIDTH * 8
     series: dict[str, list[float]] = {}
+    every: dict[str, int] = {}
+    seen: dict[str, int] = {}
     for row in rows:
-        series.setdefault(row["name"], []).append(row["value"])
+        if row.name not in summary:
+            continue
+        n = seen[row.name] = seen.get(row.name, -1) + 1
+        if row.name not in every:
+            count = summary[row.name].get("count")
+            every[row.name] = max(1, int(count) // keep) if isinstance(count, int) else 1
+        if n % every[row.name] == 0:
+            values = series.setdefault(row.name, [])
+            values.append(row.value)
+            if len(values) > 4 * keep:  # the summary undercounted: thin out, stay bounded
+                values[:] = values[::2]
+                every[row.name] *= 2
     table = Table(title="metrics", title_justify="left", box=None, header_style="bold")
     for column in ("metric", "last", "min", "max", "steps", "curve"):
         table.add_column(column, justify="left" if column in ("metric", "curve") else "right")
     for name, entry in summary.items():
         table.add_row(
-            escape(name),
+            escape(safe(name)),
             _number(entry.get("last")),
             _number(entry.get("min")),
             _number(entry.get("max")),
@@ -260,6 +291,28 @@ def metrics_table(summary: Mapping[str, Any], rows: Sequence[Mapping[str, Any]])
             sparkline(series.get(name, [])),
         )
     return table
+
+
+def record_json(record: Record) -> Iterator[str]:
+    """`gitexp show --json`: one JSON object, written piece by piece so that the metric rows
+    stream from the record to the output without ever being held all at once."""
+    view = record.parsed()
+    lineage = view.pop("lineage")
+    yield "{\n"
+    for key, value in view.items():
+        yield f"  {json.dumps(key)}: {_indented(value)},\n"
+    yield '  "metrics": ['
+    first = True
+    for row in record.metric_rows():
+        item = {"step": row.step, "time": row.time, "name": row.name, "value": row.value}
+        yield ("\n    " if first else ",\n    ") + json.dumps(_json_safe(item))
+        first = False
+    yield "],\n" if first else "\n  ],\n"
+    yield f'  "lineage": {_indented(lineage)}\n}}\n'
+
+
+def _indented(value: Any) -> str:
+    return as_json(value).replace("\n", "\n  ")
 
 
 @contextmanager
@@ -318,19 +371,25 @@ def axis_text(change: Change, code_files: Sequence[str] = ()) -> str:
         exact = change.axis not in ("env", "seed")  # versions and variables are all text
         if change.axis == "seed" and keys[:1] == ["seed"]:
             # The RNGs and variables it seeded changed with it.
-            return f"seed: {value_text(change.a['seed'])} → {value_text(change.b['seed'])}"
+            return safe(f"seed: {value_text(change.a['seed'])} → {value_text(change.b['seed'])}")
         parts = [
             f"{key} {value_text(change.a[key], exact)} → {value_text(change.b[key], exact)}"
             for key in keys[:_MAX_VALUES]
         ]
         more = f" (+{len(keys) - _MAX_VALUES} more)" if len(keys) > _MAX_VALUES else ""
-        return f"{change.axis}: {', '.join(parts) or 'differs'}{more}"
+        return safe(f"{change.axis}: {', '.join(parts) or 'differs'}{more}")
     also = f" (also {', '.join(change.members)})" if change.members else ""
     if change.axis == "code" and code_files:
         listed = ", ".join(code_files[:_MAX_VALUES])
         more = f" and {len(code_files) - _MAX_VALUES} more" if len(code_files) > _MAX_VALUES else ""
         also = f" ({listed}{more})"
-    return f"{change.axis}: {value_text(change.a)} → {value_text(change.b)}{also}"
+    return safe(f"{change.axis}: {value_text(change.a)} → {value_text(change.b)}{also}")
+
+
+def safe_patch(data: bytes) -> bytes:
+    """A patch for a terminal: control characters from records shown, not obeyed."""
+    text = data.decode("utf-8", "surrogateescape")
+    return safe(text, lines=True).encode("utf-8", "surrogateescape")
 
 
 def _axes_count(n: int) -> str:

@@ -5,22 +5,35 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from gitexp import data, history, yamlio
-from gitexp.errors import GitexpError
+from gitexp import data, history, reader
+from gitexp.errors import GitexpError, Unreadable
 from gitexp.record import ARTIFACTS, DATA
 from gitexp.workspace import Workspace
 
 
 def wanted_paths(record: history.Record, with_data: bool, with_artifacts: bool) -> dict[str, str]:
-    """repo path → md5 to restore; for an artifact logged many times, its last version."""
+    """repo path → md5 to restore; for an artifact logged many times, its last version.
+
+    Every path is checked to stay inside the repository (reader.contained).
+    """
     found: dict[str, str] = {}
-    sources = [(DATA, "datasets")] if with_data else []
-    sources += [(ARTIFACTS, "artifacts")] if with_artifacts else []
-    for name, key in sources:
-        if name in record.files:
-            for entry in (yamlio.load(record.files[name], name) or {}).get(key, []):
-                found[str(entry["path"])] = str(entry["md5"])
+    names = ([DATA] if with_data else []) + ([ARTIFACTS] if with_artifacts else [])
+    for name in names:
+        for pin in reader.pins(record.summary.id, name, record.files.get(name)):
+            found[pin.path] = pin.md5
     return found
+
+
+def _inside(ws: Workspace, paths: Sequence[str], run_id: str) -> None:
+    """Refuse, before writing anything, a path whose folders or itself lead outside the
+    working tree through a symbolic link."""
+    root = ws.workdir.resolve()
+    for path in paths:
+        if not (root / path).resolve().is_relative_to(root) or (root / path).resolve() == root:
+            raise Unreadable(
+                f"run {run_id} would write {reader.terminal_safe(path)!r}, which a symbolic "
+                "link leads outside the working tree; nothing was restored"
+            )
 
 
 def checkout(
@@ -49,4 +62,5 @@ def checkout(
         found = chosen
     if not found:
         raise GitexpError(f"run {record.summary.id} recorded no datasets or artifacts to restore")
+    _inside(ws, list(found), record.summary.id)
     return data.restore(ws, sorted(found.items()))

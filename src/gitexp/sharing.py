@@ -14,10 +14,9 @@ from dataclasses import dataclass
 import pygit2
 from pygit2.enums import FileMode
 
-from gitexp import data, signing, store, yamlio
-from gitexp.annotation import Annotations
-from gitexp.errors import GitexpError, UsageError
-from gitexp.record import ANNOTATIONS, ARTIFACTS, DATA, EXPERIMENTS
+from gitexp import data, reader, signing, store
+from gitexp.errors import GitexpError, Unreadable, UsageError
+from gitexp.record import ANNOTATIONS, ARTIFACTS, DATA, EXPERIMENTS, Annotations
 from gitexp.workspace import Workspace
 
 
@@ -52,12 +51,17 @@ def referenced_objects(ws: Workspace, commit: pygit2.Commit | None) -> set[str]:
     found: set[str] = set()
     experiments = store.experiments_tree(commit) if commit is not None else None
     for entry in experiments or []:
-        folder = ws.repo[entry.id].peel(pygit2.Tree)
-        for name, key in ((DATA, "datasets"), (ARTIFACTS, "artifacts")):
-            text = store.folder_file(ws.repo, folder, name)
-            if text is not None:
-                for item in (yamlio.load(text, name) or {}).get(key, []):
-                    found.add(str(item["md5"]))
+        if entry.filemode != FileMode.TREE or not reader.is_run_id(str(entry.name)):
+            continue
+        run_id, folder = str(entry.name), ws.repo[entry.id].peel(pygit2.Tree)
+        for name in (DATA, ARTIFACTS):
+            try:
+                found.update(
+                    p.md5
+                    for p in reader.pins(run_id, name, reader.file(ws.repo, folder, run_id, name))
+                )
+            except Unreadable:
+                continue  # nothing it names is moved; `gitexp log` names the record
     return found
 
 
@@ -72,43 +76,64 @@ def push(ws: Workspace, remote: str) -> Shared:
     return Shared(len(store.run_folders(tip)), objects)
 
 
-def _union(ws: Workspace, ours: pygit2.Commit, theirs: pygit2.Commit) -> pygit2.Oid:
-    """A merge commit whose records are those of both sides."""
+def _is_record(entry: pygit2.Object) -> bool:
+    return entry.filemode == FileMode.TREE and reader.is_run_id(str(entry.name))
+
+
+def _only_records(commit: pygit2.Commit) -> bool:
+    """Whether everything under the commit's experiments/ is a record folder."""
+    return all(_is_record(entry) for entry in store.experiments_tree(commit) or [])
+
+
+def _union(ws: Workspace, ours: pygit2.Commit | None, theirs: pygit2.Commit) -> pygit2.Oid:
+    """A merge commit whose records are those of both sides (or theirs, cleaned, if we have
+    none yet).
+
+    Only folders that are records come across: a run id holding files. Anything else under
+    their experiments/ (a symlink, a file, a name that is no run id) stays behind.
+    """
     repo = ws.repo
-    mine = store.experiments_tree(ours)
+    mine = store.experiments_tree(ours) if ours is not None else None
     listing = repo.TreeBuilder(mine) if mine is not None else repo.TreeBuilder()
     for entry in store.experiments_tree(theirs) or []:
         name = str(entry.name)
+        if not _is_record(entry):
+            continue
         if mine is None or name not in mine:
             listing.insert(name, entry.id, FileMode.TREE)
-        elif mine[name].id != entry.id:
+        elif mine[name].id != entry.id and mine[name].filemode == FileMode.TREE:
             merged = _merged_annotations(
-                repo, mine[name].peel(pygit2.Tree), entry.peel(pygit2.Tree)
+                repo, name, mine[name].peel(pygit2.Tree), entry.peel(pygit2.Tree)
             )
             if merged is not None:
                 listing.insert(name, merged, FileMode.TREE)
-    top = repo.TreeBuilder(ours.tree)
+    top = repo.TreeBuilder((ours or theirs).tree)
     top.insert(EXPERIMENTS, listing.write(), FileMode.TREE)
     message = "gitexp: merge runs recorded elsewhere\n"
     sign_with = signing.required_signer(repo, ws.settings.require_signed)
-    return signing.commit(repo, message, top.write(), [ours.id, theirs.id], sign_with)
+    parents = [ours.id, theirs.id] if ours is not None else [theirs.id]
+    return signing.commit(repo, message, top.write(), parents, sign_with)
 
 
 def _merged_annotations(
-    repo: pygit2.Repository, ours: pygit2.Tree, theirs: pygit2.Tree
+    repo: pygit2.Repository, run_id: str, ours: pygit2.Tree, theirs: pygit2.Tree
 ) -> pygit2.Oid | None:
     """One run annotated on both sides: its folder with the tags and notes of both.
 
-    None (keep ours) when the sides differ in more than annotations.yaml: a record is
-    immutable, and `gitexp verify` reports whichever side was changed.
+    None (keep ours) when the sides differ in more than annotations.yaml, or either side's
+    annotations cannot be read: a record is immutable, and `gitexp verify` reports whichever
+    side was changed.
     """
     rest = {e.name: e.id for e in ours if e.name != ANNOTATIONS}
     if rest != {e.name: e.id for e in theirs if e.name != ANNOTATIONS}:
         return None
-    sides = [
-        Annotations.parse(store.folder_file(repo, t, ANNOTATIONS), ANNOTATIONS)
-        for t in (ours, theirs)
-    ]
+    try:
+        sides = [
+            reader.annotated(run_id, reader.file(repo, t, run_id, ANNOTATIONS))
+            for t in (ours, theirs)
+        ]
+    except Unreadable:
+        return None
     both = Annotations(
         tuple(dict.fromkeys([*sides[0].tags, *sides[1].tags])),
         tuple(dict.fromkeys([*sides[0].notes, *sides[1].notes])),
@@ -130,11 +155,13 @@ def pull(ws: Workspace, remote: str) -> Shared:
     theirs = repo.references[tracking].peel(pygit2.Commit)
     before = set(store.run_folders(store.tip(ws)))
 
+    clean = _only_records(theirs)
+
     def merged(ours: pygit2.Commit | None) -> pygit2.Oid | None:
-        if ours is None or repo.descendant_of(theirs.id, ours.id):
-            return theirs.id  # nothing of ours that they lack: take theirs as it is
-        if ours.id == theirs.id or repo.descendant_of(ours.id, theirs.id):
+        if ours is not None and (ours.id == theirs.id or repo.descendant_of(ours.id, theirs.id)):
             return None  # we have all of theirs already
+        if clean and (ours is None or repo.descendant_of(theirs.id, ours.id)):
+            return theirs.id  # nothing of ours that they lack: take theirs as it is
         return _union(ws, ours, theirs)
 
     store.advance(ws, merged, f"gitexp pull {remote}")

@@ -18,7 +18,7 @@ import pygit2
 from pygit2.enums import FileMode
 
 from gitexp import signing
-from gitexp.errors import GitexpError
+from gitexp.errors import GitexpError, Unreadable
 from gitexp.record import EXPERIMENTS
 from gitexp.workspace import Workspace
 
@@ -483,12 +483,52 @@ def _pack_if_needed(ws: Workspace) -> None:
         pass  # no git on PATH: the records are safe, merely unpacked
 
 
-def folder_file(repo: pygit2.Repository, folder: pygit2.Tree, path: str) -> bytes | None:
-    """The bytes of `path` inside a record folder (or `experiments/`) as stored, or None."""
+def folder_file(
+    repo: pygit2.Repository,
+    folder: pygit2.Tree,
+    path: str,
+    limit: int | None = None,
+    where: str | None = None,
+) -> bytes | None:
+    """The bytes of `path` inside a record folder (or `experiments/`) as stored, or None.
+
+    With `limit`, a file larger than that is refused before it is read; a file that is not
+    a plain file, or whose object is missing or damaged, is Unreadable.
+    """
     try:
-        return repo[folder[path].id].peel(pygit2.Blob).data
-    except (KeyError, ValueError):
+        entry = folder[path]
+    except KeyError:
         return None
+    where = where or path
+    if entry.filemode not in (FileMode.BLOB, FileMode.BLOB_EXECUTABLE):
+        raise Unreadable(f"{where} is not a plain file")
+    try:
+        if limit is not None and repo.odb.read_header(entry.id)[1] > limit:
+            raise Unreadable(f"{where} is larger than the {limit:,} bytes a record file may hold")
+        return repo[entry.id].peel(pygit2.Blob).data
+    except (KeyError, ValueError, pygit2.GitError) as e:
+        raise Unreadable(f"{where}: its object {entry.id} is missing or damaged ({e})") from None
+
+
+def stream_file(ws: Workspace, folder: pygit2.Tree, path: str, where: str) -> Iterator[bytes]:
+    """A large record file line by line, as `git cat-file` streams it: memory stays flat."""
+    if path not in folder:
+        return
+    entry = folder[path]
+    if entry.filemode not in (FileMode.BLOB, FileMode.BLOB_EXECUTABLE):
+        raise Unreadable(f"{where} is not a plain file")
+    env = {**os.environ, "GIT_NO_REPLACE_OBJECTS": "1"}
+    command = ["git", f"--git-dir={ws.repo.path}", "cat-file", "blob", str(entry.id)]
+    with subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env
+    ) as git:
+        assert git.stdout is not None
+        try:
+            yield from git.stdout
+        finally:
+            git.kill()  # a reader that stops early leaves no git behind
+    if git.returncode not in (0, -9):
+        raise Unreadable(f"{where}: its object {entry.id} is missing or damaged")
 
 
 def former_tips(ws: Workspace) -> list[tuple[pygit2.Oid, pygit2.Oid]]:
@@ -499,12 +539,18 @@ def former_tips(ws: Workspace) -> list[tuple[pygit2.Oid, pygit2.Oid]]:
         return []
 
 
-def read_files(ws: Workspace, commit: pygit2.Commit, run_id: str) -> dict[str, bytes]:
-    """Every file of one record as stored in `commit`."""
-    files = _folder_files(ws.repo, experiments_tree(commit), run_id)
-    if files is None:
+def run_folder(ws: Workspace, commit: pygit2.Commit, run_id: str) -> pygit2.Tree:
+    """The folder of one record in `commit`."""
+    experiments = experiments_tree(commit)
+    if experiments is None or run_id not in experiments:
         raise GitexpError(f"no run {run_id!r}; see `gitexp log`")
-    return files
+    entry = experiments[run_id]
+    if entry.filemode != FileMode.TREE:
+        raise Unreadable(f"experiments/{run_id} is not a folder")
+    try:
+        return ws.repo[entry.id].peel(pygit2.Tree)
+    except (KeyError, ValueError, pygit2.GitError):
+        raise Unreadable(f"experiments/{run_id}: its object {entry.id} is missing") from None
 
 
 def run_folders(commit: pygit2.Commit | None) -> dict[str, pygit2.Oid]:

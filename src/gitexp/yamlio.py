@@ -69,14 +69,17 @@ def load_bounded(
     source: str,
     bounds: limits.Limits = limits.CONFIG,
     error: type[GitexpError] = UsageError,
+    aliases: bool = True,
+    malformed: type[GitexpError] = GitexpError,
 ) -> Any:
     """Parse YAML within `bounds` into a plain, fresh copy (see `limits.plain`).
 
-    Malformed YAML is a GitexpError as with `load`; a document over the limits is `error`.
+    Malformed YAML is `malformed`; a document over the limits is `error`. Without `aliases`,
+    any anchor or alias is refused too: gitexp never writes one into a record.
     """
     limits.check_size(len(text), source, bounds, error)
     # Scanned whatever its length: 65 bytes can nest past 64 levels.
-    data = _parse(text, source, bounds.depth, bounds, error)
+    data = _parse(text, source, bounds.depth, bounds, error, aliases, malformed)
     return limits.plain(data, source, bounds, error)
 
 
@@ -86,16 +89,18 @@ def _parse(
     depth_limit: int | None,
     bounds: limits.Limits | None,
     error: type[GitexpError],
+    aliases: bool = True,
+    malformed: type[GitexpError] = GitexpError,
 ) -> Any:
     """`text` loaded, once a scan of its events finds it within `depth_limit` and `bounds`."""
     try:
         if depth_limit is not None:
-            _check_shape(text, source, depth_limit, bounds, error)
+            _check_shape(text, source, depth_limit, bounds, error, aliases)
         with _LOCK:
             return _LOAD.load(text)
     except (YAMLError, ValueError) as e:  # ValueError: an integer of over 4300 digits
         reason = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise GitexpError(f"{source} is not valid YAML ({reason}); fix or remove it") from None
+        raise malformed(f"{source} is not valid YAML ({reason}); fix or remove it") from None
     except RecursionError:  # the pure-Python loader, where ruamel.yaml.clib is missing
         raise GitexpError(
             f"{source} nests more than {_MAX_DEPTH} levels deep; fix or remove it"
@@ -113,6 +118,7 @@ def _check_shape(
     depth_limit: int,
     bounds: limits.Limits | None,
     error: type[GitexpError],
+    aliases: bool = True,
 ) -> None:
     """Refuse a document deeper than `depth_limit`, or over `bounds`, from its parse events.
 
@@ -123,6 +129,8 @@ def _check_shape(
     depth = nodes = 0
     with _LOCK, closing(_LOAD.parse(text)) as events:
         for event in events:
+            if not aliases and (isinstance(event, AliasEvent) or getattr(event, "anchor", None)):
+                raise error(f"{source} holds a YAML anchor or alias, which no record has")
             if bounds is not None and isinstance(event, _NODES):
                 nodes += 1
                 if nodes > bounds.nodes:
