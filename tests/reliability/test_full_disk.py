@@ -92,7 +92,6 @@ def _recovered_later(project: Path, before: str | None) -> None:
     assert pending_folders(project) == []
 
 
-@pytest.mark.slow
 def test_a_full_disk_keeps_the_run_for_recover(small_disk: Path) -> None:
     project = _project(small_disk / "project")
     first = cli(["run", "--", sys.executable, "train.py"], project)

@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 from click.testing import Result
-from hypothesis import HealthCheck, example, given, settings
+from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
 
 import gitexp as gitexp_api
@@ -35,6 +35,8 @@ FEW = settings(
     deadline=None,
     database=None,  # nothing written into the project's working tree
     print_blob=True,
+    # No shrinking: a failure is shown as found, at once, instead of minutes of minimising.
+    phases=[Phase.explicit, Phase.reuse, Phase.generate],
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 # Text a real argv can carry: no NUL, no lone surrogate. Bytes that are not UTF-8 (which
@@ -349,7 +351,6 @@ def test_odd_run_names(some_runs: list[dict[str, Any]]) -> None:
     assert not wrong, wrong
 
 
-@pytest.mark.slow
 @FEW
 @given(data=st.data())
 def test_random_log_filters(
@@ -449,7 +450,6 @@ with gitexp.init(config=parser.parse_args()) as run:
 """
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize(
     "args",
     [
@@ -483,7 +483,6 @@ def test_argv_bytes_that_are_not_utf8(project: Path, args: list[bytes]) -> None:
     check_branch(project)
 
 
-@pytest.mark.slow
 def test_a_script_parsing_bytes_that_are_not_utf8(project: Path) -> None:
     (project.parent / "args.py").write_text(ARGPARSE)
     before = read_branch(project).ids
