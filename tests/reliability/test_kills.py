@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from ..conftest import gitexp
-from .conftest import check_branch, no_crash_report, pending_folders, tip, wait_for
+from .conftest import check_branch, no_crash_report, pending_folders, read_branch, tip, wait_for
 
 AT_ONCE = 6  # processes started together in one round, each killed at its own moment
 # Kills that must land (the process still ran) per test: 26 + 24 ≥ 50 in all.
@@ -91,8 +91,11 @@ def _recover_all(project: Path, trials: Trials) -> None:
     try:
         wait_for(settled, "every pending run to be recorded", timeout=30, every=0.1)
     except AssertionError as e:
-        left = [p.name for p in pending_folders(project)]
-        raise AssertionError(f"{e}: still pending {left}\n{trials}") from None
+        left = {p.name: sorted(f.name for f in p.iterdir()) for p in pending_folders(project)}
+        on_branch = sorted(read_branch(project).ids & left.keys())
+        raise AssertionError(
+            f"{e}: still pending {left} (of which already on the branch: {on_branch})\n{trials}"
+        ) from None
 
 
 def _check(project: Path, ran: Path, trials: Trials, exact: bool) -> dict[str, dict[str, object]]:
