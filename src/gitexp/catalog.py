@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
@@ -220,6 +221,7 @@ def _sync(ws: Workspace, db: sqlite3.Connection, progress: Progress | None = Non
     folders = store.run_folders(tip)
     indexed = dict(db.execute("SELECT id, tree FROM runs").fetchall())
     todo = [(run_id, tree) for run_id, tree in folders.items() if indexed.get(run_id) != str(tree)]
+    _note_seen(db, ws.runs_ref, str(tip.id), list(folders), [run_id for run_id, _ in todo])
     changed = []
     for done, (run_id, tree) in enumerate(todo, 1):
         changed.append(_read_row(ws.repo, run_id, tree))
@@ -232,6 +234,55 @@ def _sync(ws: Workspace, db: sqlite3.Connection, progress: Progress | None = Non
     )
     db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, str(tip.id)))
     return True
+
+
+# --- runs seen on the branch ------------------------------------------------------------------
+# Extra evidence for `gitexp verify`, not part of the branch's mirror: a run this repository
+# once saw on its runs branch that is gone from it now was dropped by a rewrite of the branch,
+# whoever signed it. Deleting the index loses nothing of the branch, only this list, and with
+# it the means to name such runs once the reflog has expired (`verify --base` still compares).
+
+
+@dataclass(frozen=True)
+class Seen:
+    """When this repository first saw a run on its runs branch."""
+
+    when: str  # ISO-8601 UTC
+    commit: str  # the branch's tip then
+
+
+def _seen_table(db: sqlite3.Connection) -> None:
+    db.execute(
+        "CREATE TABLE IF NOT EXISTS seen (ref TEXT NOT NULL, id TEXT NOT NULL, "
+        "first_seen TEXT NOT NULL, seen_at TEXT NOT NULL, PRIMARY KEY (ref, id))"
+    )
+
+
+def _remember(db: sqlite3.Connection, ref: str, tip: str, run_ids: Sequence[str]) -> None:
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    db.executemany(
+        "INSERT OR IGNORE INTO seen VALUES (?, ?, ?, ?)", ((ref, r, now, tip) for r in run_ids)
+    )
+
+
+def _note_seen(
+    db: sqlite3.Connection, ref: str, tip: str, on_branch: Sequence[str], new: Sequence[str]
+) -> None:
+    """As the index reads the branch at `tip`: its `new` runs are seen (the first time, all)."""
+    _seen_table(db)
+    first = db.execute("SELECT 1 FROM seen WHERE ref = ? LIMIT 1", (ref,)).fetchone() is None
+    _remember(db, ref, tip, on_branch if first else new)
+
+
+def seen_runs(ws: Workspace, tip: str, on_branch: Sequence[str]) -> dict[str, Seen]:
+    """Every run this repository has seen on its runs branch, by id; `on_branch`, the runs
+    the branch holds at `tip`, are noted as seen first."""
+    with _open(ws) as db:
+        _seen_table(db)
+        rows = db.execute("SELECT id, first_seen, seen_at FROM seen WHERE ref = ?", (ws.runs_ref,))
+        found = {run_id: Seen(when, commit) for run_id, when, commit in rows}
+        _remember(db, ws.runs_ref, tip, [r for r in on_branch if r not in found])
+    return found
 
 
 _NEWEST_FIRST = "ORDER BY started DESC, id DESC"
