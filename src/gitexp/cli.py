@@ -203,12 +203,19 @@ def run(
 @click.option("--tag", "tags", multiple=True, help="Only runs with this tag; repeatable.")
 @click.option("--name", help="Only runs with this name.")
 @click.option("-n", "--max-count", type=click.IntRange(min=0), help="Show at most N runs.")
+@click.option(
+    "--verified",
+    is_flag=True,
+    help="Only runs whose record, tags and notes verify: made by commits signed by a trusted "
+    "key (slower: checks signatures, as `gitexp verify` does).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array for scripts.")
 def log_(
     statuses: tuple[str, ...],
     tags: tuple[str, ...],
     name: str | None,
     max_count: int | None,
+    verified: bool,
     as_json: bool,
 ) -> None:
     """List runs, newest first."""
@@ -216,7 +223,12 @@ def log_(
 
     ws = workspace.open_workspace()
     with render.indexing_progress() as progress:
-        found = history.runs(ws, statuses, tags, name, max_count, progress)
+        found = history.runs(ws, statuses, tags, name, None if verified else max_count, progress)
+    if verified:
+        from gitexp import verify
+
+        trusted = verify.trusted_annotations(ws, [run.id for run in found])
+        found = [run for run in found if run.id in trusted][:max_count]
     for run in found:
         if run.status == "invalid":
             click.echo(f"warning: {render.unreadable(run)}", err=True)

@@ -565,6 +565,7 @@ def verify_lines(report: Report) -> str:
         f"history rewritten: {tip[:12]}, a former tip of the branch, is no longer in its history"
         for tip in report.rewritten
     )
+    lines.extend(f"branch: {problem}" for problem in report.broken)
     return "\n".join(lines)
 
 
@@ -576,6 +577,8 @@ def verify_summary(report: Report) -> str:
     text = f"{failed} of {runs} failed verification" if failed else f"{runs} verified"
     if report.rewritten:
         text += ", and the branch's history was rewritten"
+    if report.broken:
+        text += ", and the branch itself has objects missing, damaged or substituted"
     return text + "; see the lines above"
 
 
@@ -594,5 +597,6 @@ def verify_json(report: Report) -> str:
                 for check in report.checks
             ],
             "rewritten": list(report.rewritten),
+            "branch": list(report.broken),
         }
     )
