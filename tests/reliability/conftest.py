@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -14,10 +15,14 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pygit2
+from hypothesis.configuration import set_hypothesis_home_dir
 
 from gitexp import yamlio
 
 T = TypeVar("T")
+# Hypothesis keeps caches (constants, Unicode tables) in .hypothesis/ under the current
+# directory: keep them out of the working tree.
+set_hypothesis_home_dir(os.path.join(tempfile.gettempdir(), "gitexp-tests-hypothesis"))
 
 BRANCH = "gitexp/runs"
 FINAL = ("succeeded", "failed", "interrupted", "crashed")
