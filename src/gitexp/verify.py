@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import re
+import sqlite3
 import subprocess
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -689,7 +690,7 @@ def _verify(
     if tip is None or history is None:
         raise GitexpError("there are no runs yet; record one with `gitexp run -- CMD`")
     at_tip = _run_folders(tip)
-    seen = catalog.seen_runs(ws, str(tip.id), list(at_tip)) if rev is None else {}
+    seen = _seen(ws, tip, at_tip) if rev is None else {}
     former = {old: _run_folders(old) for old in _former_tips(ws, history, base, rev is None)}
     known = [*at_tip, *history.created, *(r for runs in former.values() for r in runs), *seen]
     every = list(dict.fromkeys(known))
@@ -720,6 +721,17 @@ def _verify(
             checks.append(Check(run_id, status, detail, commit, signers.get(run_id, "")))
     broken = [*history.broken, *_substituted_branch(objects, history, named)]
     return Report(tuple(checks), tuple(str(c.id) for c in former), tuple(broken))
+
+
+def _seen(
+    ws: Workspace, tip: pygit2.Commit, at_tip: Mapping[str, pygit2.Oid]
+) -> dict[str, catalog.Seen]:
+    """The runs this repository has seen on the branch; none where the index cannot be
+    written (a read-only checkout in CI): the list is extra evidence, not the branch."""
+    try:
+        return catalog.seen_runs(ws, str(tip.id), list(at_tip))
+    except (OSError, sqlite3.Error):
+        return {}
 
 
 def _compare_with_former(
