@@ -2,7 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from gitexp.argv import parse, redact
+from gitexp.argv import parse
+from gitexp.secrets_scan import redact_argv
 
 
 @pytest.mark.parametrize(
@@ -46,7 +47,7 @@ def test_secrets_are_redacted_in_every_spelling() -> None:
         "--lr",
         "1",
     ]
-    assert redact(command) == [
+    assert redact_argv(command)[0] == [
         "env",
         "HF_API_KEY=<redacted>",
         "python",

@@ -41,7 +41,8 @@ def _interpreter_words(command: Sequence[str]) -> int:
     return i
 
 
-def _is_option(word: str) -> bool:
+def is_option(word: str) -> bool:
+    """Whether a word is an option (`-k`, `--lr=1`) rather than a value (`-1e-3`, `-`)."""
     return word.startswith("-") and word not in ("-", "--") and not _NUMBER.match(word)
 
 
@@ -64,14 +65,14 @@ def parse(command: Sequence[str]) -> dict[str, Any]:
         if word == "--":
             positionals.extend(words[i + 1 :])
             break
-        if not _is_option(word):
+        if not is_option(word):
             positionals.append(word)
             i += 1
             continue
         key, has_value, value = word.lstrip("-").partition("=")
         if has_value:
             parsed: Any = typed_value(value)
-        elif i + 1 < len(words) and not _is_option(words[i + 1]) and words[i + 1] != "--":
+        elif i + 1 < len(words) and not is_option(words[i + 1]) and words[i + 1] != "--":
             parsed = typed_value(words[i + 1])
             i += 1
         else:
@@ -84,33 +85,4 @@ def parse(command: Sequence[str]) -> dict[str, Any]:
             options[key] = parsed
     result = dict(sorted(options.items()))
     result[POSITIONAL] = positionals
-    return result
-
-
-REDACTED = "<redacted>"
-_SECRET_NAME = re.compile(
-    r"(token|password|passwd|secret|credential|api[-_]?key|access[-_]?key|private[-_]?key|_key$)",
-    re.IGNORECASE,
-)
-
-
-def redact(command: Sequence[str]) -> list[str]:
-    """`command` with secret values replaced: `--token=…`, `--password …`, `AWS_SECRET_KEY=…`."""
-    result: list[str] = []
-    hide_next = False
-    for word in command:
-        if hide_next and not _is_option(word):
-            result.append(REDACTED)
-            hide_next = False
-            continue
-        hide_next = False
-        name, has_value, _ = word.lstrip("-").partition("=")
-        if _SECRET_NAME.search(name) and (_is_option(word) or has_value):
-            if has_value:
-                result.append(word[: len(word) - len(word.partition("=")[2])] + REDACTED)
-            else:
-                result.append(word)
-                hide_next = True
-            continue
-        result.append(word)
     return result

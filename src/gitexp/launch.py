@@ -13,7 +13,18 @@ from typing import Any
 
 import pygit2
 
-from gitexp import __version__, argv, data, ids, pending, signing, snapshot, store, yamlio
+from gitexp import (
+    __version__,
+    argv,
+    data,
+    ids,
+    pending,
+    secrets_scan,
+    signing,
+    snapshot,
+    store,
+    yamlio,
+)
 from gitexp import config as config_mod
 from gitexp.errors import Refused
 from gitexp.record import CODE, CONFIG, DATA, DIFF, RUN, RunInfo, utc_iso
@@ -115,12 +126,15 @@ def begin(
     signing.required_signer(ws.repo, ws.settings.require_signed)
     started = datetime.now(timezone.utc)
     run_id = ids.new_run_id(started)
-    command = argv.redact(request.command)
+    secrets = ws.settings.secrets
+    command, redacted = secrets_scan.redact_argv(request.command, secrets)
     options = argv.parse(command)
     files, inside = _config_files(ws, cwd, request.config_files, options)
     resolved = config_mod.resolve(files, request.params, options)
     if extra_config:
         resolved = config_mod.merge_strict(resolved, extra_config)
+    # What the record keeps; the script goes on with its own configuration, secrets and all.
+    recorded, config_redacted = secrets_scan.redact_config(resolved, secrets)
 
     live = pending.PendingRun.start(ws, run_id, role)
     try:
@@ -148,8 +162,9 @@ def begin(
             notes=request.notes,
             tags=tuple(request.tags),
             inputs=tuple(sorted({p.made_by for p in pins if p.made_by})),
+            redacted=(*redacted, *config_redacted),
         )
-        live.write(CONFIG, yamlio.dump(resolved))
+        live.write(CONFIG, yamlio.dump(recorded))
         live.write(CODE, code.state.to_yaml())
         live.write(DIFF, code.diff)
         if pins:

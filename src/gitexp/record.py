@@ -59,6 +59,15 @@ class LeftOut:
 
 
 @dataclass(frozen=True)
+class Redaction:
+    """A value kept out of a record: where it was and why, never what it was."""
+
+    where: str  # command | config
+    name: str  # the option (`--auth`), word (`argument 3`) or dotted key (`wandb.token`)
+    reason: str
+
+
+@dataclass(frozen=True)
 class CodeState:
     """The code a run ran: HEAD at launch plus the exact working tree (code.yaml)."""
 
@@ -108,6 +117,7 @@ class RunInfo:
     reproduces: str | None = None
     inputs: tuple[str, ...] = ()
     schema: int = SCHEMA
+    redacted: tuple[Redaction, ...] = ()  # secrets kept out of `command` and config.yaml
 
     def finish(
         self,
@@ -155,7 +165,10 @@ class RunInfo:
         data["command"] = list(self.command)
         data["tags"] = list(self.tags)
         data["inputs"] = list(self.inputs)
-        return yamlio.dump({key: data[key] for key in order})
+        ordered = {key: data[key] for key in order}
+        if self.redacted:  # written only when there is something to say
+            ordered["redacted"] = [asdict(item) for item in self.redacted]
+        return yamlio.dump(ordered)
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any]) -> RunInfo:
@@ -163,6 +176,12 @@ class RunInfo:
         values = {k: v for k, v in data.items() if k in known}
         for key in ("command", "tags", "inputs"):
             values[key] = tuple(values.get(key) or ())
+        values["redacted"] = tuple(
+            Redaction(item["where"], item["name"], item["reason"])
+            for item in values.get("redacted") or ()
+            if isinstance(item, Mapping)
+            and all(isinstance(item.get(k), str) for k in ("where", "name", "reason"))
+        )
         return cls(**values)
 
 

@@ -11,6 +11,7 @@ import pygit2
 
 from gitexp import limits, yamlio
 from gitexp.errors import GitexpError
+from gitexp.secrets_scan import SecretRules, check_pattern
 
 SETTINGS_FILE = ".gitexp.yaml"
 DEFAULT_BRANCH = "gitexp/runs"
@@ -54,6 +55,7 @@ class Settings:
     data: tuple[str, ...] | None = None  # the datasets runs read; None: every DVC-tracked path
     axis_groups: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # name → patterns
     axis_ignore: tuple[str, ...] = ()  # axes `diff` never counts
+    secrets: SecretRules = field(default_factory=SecretRules)  # names and patterns to redact
 
     @property
     def runs_ref(self) -> str:
@@ -85,6 +87,30 @@ def _branch(value: Any) -> str:
     return branch
 
 
+def _secrets(value: Any) -> SecretRules:
+    """`secrets: {names: [...], patterns: [...]}`, every pattern a valid regular expression."""
+    given = _expect(value, dict, "secrets")
+    unknown = sorted(set(given) - {"names", "patterns"})
+    if unknown:
+        raise GitexpError(
+            f"{SETTINGS_FILE}: unknown setting 'secrets.{unknown[0]}'; use secrets.names and "
+            "secrets.patterns"
+        )
+    lists = {key: _expect(given.get(key, []), list, f"secrets.{key}") for key in given}
+    for key, items in lists.items():
+        for item in items:
+            _expect(item, str, f"secrets.{key}")
+    patterns = tuple(lists.get("patterns", []))
+    for index, pattern in enumerate(patterns):
+        problem = check_pattern(pattern)
+        if problem:
+            raise GitexpError(
+                f"{SETTINGS_FILE}: secrets.patterns[{index}] {pattern!r} {problem}; fix it, "
+                "e.g. 'corp-[0-9a-f]{32}'"
+            )
+    return SecretRules(names=tuple(lists.get("names", [])), patterns=patterns)
+
+
 def load(workdir: Path | None) -> Settings:
     """The settings of the repository whose working tree is `workdir` (defaults if none)."""
     path = workdir / SETTINGS_FILE if workdir else None
@@ -100,7 +126,7 @@ def load(workdir: Path | None) -> Settings:
     if not isinstance(data, dict):
         raise GitexpError(f"{SETTINGS_FILE} must be a mapping of settings; see the README")
     known = {"branch", "require_clean", "require_signed", "snapshot", "output", "env", "data",
-             "axes"}  # fmt: skip
+             "axes", "secrets"}  # fmt: skip
     unknown = sorted(set(data) - known)
     if unknown:
         raise GitexpError(f"{SETTINGS_FILE}: unknown setting {unknown[0]!r}; see the README")
@@ -124,4 +150,5 @@ def load(workdir: Path | None) -> Settings:
             for name, patterns in groups.items()
         },
         axis_ignore=tuple(str(p) for p in _expect(axes.get("ignore", []), list, "axes.ignore")),
+        secrets=_secrets(data.get("secrets", {})),
     )
