@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import re
 import stat
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -13,16 +11,13 @@ from urllib.parse import urlsplit, urlunsplit
 import pygit2
 from pygit2.enums import DeltaStatus, DiffOption, FileMode, FileStatus
 
+from gitexp import secrets_scan
 from gitexp.errors import GitexpError
 from gitexp.record import CodeState, LeftOut
+from gitexp.secrets_scan import SecretRules
 from gitexp.signing import identity
 from gitexp.workspace import Workspace
 
-# Files that look like credentials never enter a snapshot unless git already tracks them.
-_SECRET = re.compile(
-    r"^(\.env(\..*)?|.*\.(pem|key|p12|pfx)|id_[A-Za-z0-9_-]+(\.pub)?|\.netrc|\.pypirc|"
-    r"credentials(\.json)?)$"
-)
 _REMOVED = FileStatus.WT_DELETED | FileStatus.INDEX_DELETED
 # A submodule's working tree against its HEAD commit: every change a run would execute.
 _SUBMODULE_DIFF = (
@@ -40,11 +35,6 @@ class Code:
     state: CodeState
     diff: bytes
     untracked: tuple[str, ...] = ()  # new files git does not ignore, as status found them
-
-
-def looks_secret(path: str) -> bool:
-    """Whether a file's name says it holds credentials (`.env`, `*.pem`, `id_ed25519`)."""
-    return _SECRET.match(os.path.basename(path)) is not None
 
 
 def strip_credentials(url: str) -> str:
@@ -106,7 +96,19 @@ def _under(patch: pygit2.Patch, folder: bytes) -> bytes:
     return b"".join(lines)
 
 
-def _submodule_diff(sub: pygit2.Repository, path: str, limit: int) -> tuple[bytes, list[LeftOut]]:
+def _new_file_reason(
+    path: str, location: Path | None, size: int, limit: int, secrets: SecretRules
+) -> str | None:
+    """Why a file no commit holds must stay out of the snapshot: a secret, or too large."""
+    reason = secrets_scan.name_reason(path, secrets)
+    if not reason and size > limit:
+        reason = f"untracked and larger than {limit} bytes"
+    return reason or secrets_scan.left_out_reason(path, location, secrets)
+
+
+def _submodule_diff(
+    sub: pygit2.Repository, path: str, limit: int, secrets: SecretRules
+) -> tuple[bytes, list[LeftOut]]:
     """A submodule's working tree against its HEAD commit, under the superproject's policy
     for new files: credentials, large files and nested repositories are left out, listed."""
     changes = sub.head.peel(pygit2.Commit).tree.diff_to_workdir(_SUBMODULE_DIFF)
@@ -119,10 +121,9 @@ def _submodule_diff(sub: pygit2.Repository, path: str, limit: int) -> tuple[byte
         reason = None
         if new and name.endswith("/"):
             reason = "a nested git repository"
-        elif new and looks_secret(name):
-            reason = "looks like a secret"
-        elif new and delta.new_file.size > limit:
-            reason = f"untracked and larger than {limit} bytes"
+        elif new:
+            location = Path(sub.workdir) / name if sub.workdir else None
+            reason = _new_file_reason(name, location, delta.new_file.size, limit, secrets)
         if reason:
             left_out.append(LeftOut(f"{path}/{name}", reason))
             continue
@@ -146,7 +147,9 @@ def _submodules(ws: Workspace) -> _Submodules:
             sub = pygit2.Repository(str(location))
             if not sub.head_is_unborn:
                 found.commits[path] = str(sub.head.target)
-                diff, left_out = _submodule_diff(sub, path, ws.settings.max_file_size)
+                diff, left_out = _submodule_diff(
+                    sub, path, ws.settings.max_file_size, ws.settings.secrets
+                )
                 found.left_out.extend(left_out)
                 if diff:
                     found.diffs[path] = diff
@@ -173,6 +176,7 @@ def capture(ws: Workspace, run_id: str, config_files: Iterable[str] = ()) -> Cod
     tree.read_tree(head.tree)
     left_out: list[LeftOut] = list(subs.left_out)
     limit = ws.settings.max_file_size
+    secrets = ws.settings.secrets
     for path, flags in sorted(status.items()):
         if flags & FileStatus.IGNORED or path.rstrip("/") in submodules:
             continue
@@ -185,11 +189,15 @@ def capture(ws: Workspace, run_id: str, config_files: Iterable[str] = ()) -> Cod
                 tree.remove(path)
             continue
         untracked = flags == FileStatus.WT_NEW
-        if untracked and looks_secret(path):
-            left_out.append(LeftOut(path, "looks like a secret"))
-            continue
-        if untracked and location.lstat().st_size > limit:
-            left_out.append(LeftOut(path, f"untracked and larger than {limit} bytes"))
+        # A file no commit holds yet (untracked, or only staged) would reach the runs branch
+        # and its remote first through this snapshot: it stays out if it looks secret. A
+        # committed file is kept as it is: git has it already.
+        reason = None
+        if untracked or path not in head.tree:
+            size = location.lstat().st_size if untracked else 0  # staged: kept whatever its size
+            reason = _new_file_reason(path, location, size, limit, secrets)
+        if reason:
+            left_out.append(LeftOut(path, reason))
             continue
         try:
             blob = repo.create_blob_fromworkdir(path)
