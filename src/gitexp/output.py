@@ -10,7 +10,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import IO
 
+from gitexp import secrets_scan
 from gitexp.atomic import replace_file
+from gitexp.secrets_scan import SecretRules
 
 HEAD, TAIL = "output.head", "output.tail"
 # What the command writes (its stdout and stderr), and how far gitexp has read each.
@@ -19,6 +21,9 @@ OFFSETS = "stream.offsets"
 _RELEASE_EVERY = 1 << 20  # give read bytes back to the filesystem a MiB at a time
 _PUNCH_HOLE = 0x02 | 0x01  # FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE
 _libc: ctypes.CDLL | None = None
+# Bytes a token may be made of: where output is cut, the piece of one left on either side
+# goes too, so that no half of a secret too short to be recognised reaches the record.
+_TOKEN_BYTES = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=_-.~%"
 
 
 def release(source: IO[bytes], offset: int) -> None:
@@ -58,9 +63,11 @@ def _unread(folder: Path, limit: int) -> bytes:
             size = path.stat().st_size
         except OSError:
             continue
+        start = max(offset, size - limit)
         with open(path, "rb") as f:
-            f.seek(max(offset, size - limit))
-            rest += f.read(limit)
+            f.seek(start)
+            piece = f.read(limit)
+        rest += piece.lstrip(_TOKEN_BYTES) if start > offset else piece
     return rest
 
 
@@ -107,19 +114,39 @@ class OutputLog:
             self._tail.close()
 
 
-def assemble(folder: Path, limit: int, total: int | None) -> bytes:
+def assemble(
+    folder: Path, limit: int, total: int | None, secrets: SecretRules | None = None
+) -> bytes:
     """output.log for the record: the head, a note of what was left out, the tail.
 
     `total` is the number of bytes the run printed, or None when the writer died before it
-    could say; then a rotated tail still shows that something was left out.
+    could say; then a rotated tail still shows that something was left out. Secrets are
+    redacted line by line, and a last line names the lines redacted and why; `secrets` are
+    the repository's own rules (read from the repository that holds `folder` if not given).
     """
     head_path = folder / HEAD
     head = head_path.read_bytes() if head_path.exists() else b""
+    log = _assembled(folder, head, limit, total)
     unread = _unread(folder, limit)
     if unread:  # gitexp died while the command printed on: its output is all still on disk
-        note = b"\n[gitexp: printed after gitexp stopped following the output]\n"
-        return _assembled(folder, head, limit, total) + note + unread
-    return _assembled(folder, head, limit, total)
+        log += b"\n[gitexp: printed after gitexp stopped following the output]\n" + unread
+    rules = secrets if secrets is not None else _repository_secrets(folder)
+    redacted, found = secrets_scan.redact_log(log, rules)
+    return redacted + secrets_scan.log_note(found)
+
+
+def _repository_secrets(folder: Path) -> SecretRules:
+    """The secret rules of the repository whose `<git dir>/gitexp/pending/<id>` is `folder`."""
+    import pygit2
+
+    from gitexp import settings
+    from gitexp.errors import GitexpError
+
+    try:
+        workdir = pygit2.Repository(str(folder.resolve().parents[2])).workdir
+        return settings.load(Path(workdir)).secrets if workdir else secrets_scan.NO_RULES
+    except (pygit2.GitError, GitexpError, IndexError, OSError):
+        return secrets_scan.NO_RULES
 
 
 def _assembled(folder: Path, head: bytes, limit: int, total: int | None) -> bytes:
@@ -136,6 +163,10 @@ def _assembled(folder: Path, head: bytes, limit: int, total: int | None) -> byte
         dropped = max(0, total - len(head) - min(len(tail), keep))
     if dropped == 0:
         return head + tail
+    kept = head.rstrip(_TOKEN_BYTES)
+    rest = (tail[-keep:] if keep else b"").lstrip(_TOKEN_BYTES)
+    if dropped is not None:
+        dropped += len(head) - len(kept) + min(len(tail), keep) - len(rest)
     amount = "some bytes" if dropped is None else f"{dropped} bytes"
     note = f"\n[gitexp: {amount} of output left out here; output.limit is {limit}]\n"
-    return head + note.encode() + (tail[-keep:] if keep else b"")
+    return kept + note.encode() + rest
