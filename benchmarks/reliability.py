@@ -71,6 +71,7 @@ class Tally:
     nonzero: int = 0  # exits other than the command's own 0, of processes not killed
     kills: int = 0
     unsound: int = 0  # fsck failures, or a branch move that did not go forward
+    left: int = 0  # pending folders that `gitexp recover` never cleared
     seconds: list[float] = field(default_factory=list)
 
 
@@ -158,6 +159,7 @@ def _recover_all(scratch: Scratch, root: Path, tally: Tally) -> None:
             [p for p in pending.iterdir() if not p.name.startswith(".")] if pending.is_dir() else []
         )
         if not left or time.monotonic() > deadline:
+            tally.left += len(left)
             return
         time.sleep(0.1)
 
@@ -253,13 +255,14 @@ def main() -> int:
     print(f"## Reliability: {trials} trials per scenario, seed {seed}\n")
     print(
         "| scenario | trials | runs expected | runs found | lost | phantom | non-zero exits "
-        "| kills | fsck or reflog failures | median s / trial |"
+        "| kills | left pending | fsck or reflog failures | median s / trial |"
     )
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for name, t in tallies.items():
         print(
             f"| {name} | {t.trials} | {t.expected} | {t.found} | {t.lost} | {t.phantoms} "
-            f"| {t.nonzero} | {t.kills} | {t.unsound} | {statistics.median(t.seconds):.1f} |"
+            f"| {t.nonzero} | {t.kills} | {t.left} | {t.unsound} "
+            f"| {statistics.median(t.seconds):.1f} |"
         )
     bad = sum(t.lost + t.unsound for t in tallies.values())
     if bad:
