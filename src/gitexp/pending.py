@@ -14,7 +14,6 @@ import os
 import shutil
 import socket
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -47,6 +46,7 @@ OWNERS = "owners"  # the processes of a live run: `<role> <pid> <start time>` on
 HEARTBEAT_S = 1.0  # how often a live run says so
 # A run seen from another host (a shared filesystem) is alive while its heartbeat is this fresh.
 _REMOTE_SILENCE_S = 300.0
+UNSEEN_END = "the run's process ended unseen (killed, out of memory, or its node lost)"
 # Files written at launch that go into the record as they are.
 _AS_WRITTEN = ("config.yaml", "code.yaml", "code.diff", "env.yaml", "seeds.yaml", "data.yaml")
 _ENV_MISSING = yamlio.dump(
@@ -150,9 +150,14 @@ class PendingRun:
             reason = e if isinstance(e, GitexpError) else f"could not write the record ({e})"
             kept = f"{reason}; run {self.run_id} is kept, and `gitexp recover` will record it"
             raise NotRecorded(kept, getattr(e, "exit_code", 1)) from None
-        shutil.rmtree(self.folder, ignore_errors=True)
+        _remove(self.folder)
         self._lock.close()
         return oid
+
+    def lock_fd(self) -> int:
+        """The run's lock, for the command to inherit: the run then counts as alive while
+        the command lives, even if gitexp dies before it could name the command."""
+        return self._lock.fileno()
 
     def close(self) -> None:
         """Let go of the run's lock, leaving its folder for `gitexp recover`."""
@@ -174,7 +179,21 @@ class NotRecorded(GitexpError):
 
 def _forget(ws: Workspace, run_id: str, folder: Path) -> None:
     store.release(ws, run_id)
-    shutil.rmtree(folder, ignore_errors=True)
+    _remove(folder)
+
+
+_GONE = ".gone-"
+
+
+def _remove(folder: Path) -> None:
+    """Delete a run's folder: renamed away first, in one step, so that a kill halfway
+    through the deletion never leaves a folder that looks like a run."""
+    gone = folder.with_name(f"{_GONE}{folder.name}")
+    try:
+        folder.rename(gone)
+    except OSError:
+        gone = folder
+    shutil.rmtree(gone, ignore_errors=True)
 
 
 def _with_code_side(info: RunInfo, folder: Path) -> RunInfo:
@@ -211,8 +230,8 @@ def _commit(ws: Workspace, folder: Path, info: RunInfo, printed: int | None) -> 
         files[METRICS], files[SUMMARY] = series
     snapshot = yamlio.load(files[CODE], CODE).get("snapshot") if CODE in files else None
     label = f" ({info.name})" if info.name else ""
-    summary = f"gitexp: run {info.id} {info.status}{label}"
-    body = "command: " + " ".join(info.command)
+    summary = yamlio.text(f"gitexp: run {info.id} {info.status}{label}")
+    body = yamlio.text("command: " + " ".join(info.command))
     return store.write_run(ws, info.id, files, (summary, body), snapshot=snapshot)
 
 
@@ -260,18 +279,22 @@ def recover(ws: Workspace, failed: dict[str, str] | None = None) -> dict[str, st
         return {}
     recovered: dict[str, str] = {}
     for folder in sorted(root.iterdir()):
-        if folder.name.startswith("."):
+        if folder.name.startswith(_GONE):
+            shutil.rmtree(folder, ignore_errors=True)  # a deletion a kill interrupted
             continue
         try:
             lock = open(folder / LOCK, "rb")  # noqa: SIM115
         except OSError:
-            continue
+            continue  # a folder made by hand: not gitexp's to touch
         with lock:
             try:
                 fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError:
                 continue  # its owner holds the lock: alive
             try:
+                if folder.name.startswith("."):  # its starter died before it was named
+                    shutil.rmtree(folder, ignore_errors=True)
+                    continue
                 if not folder.exists() or _still_running(folder):
                     continue  # recovered by another process meanwhile, or alive
                 status = _recover_one(ws, folder)
@@ -286,7 +309,7 @@ def recover(ws: Workspace, failed: dict[str, str] | None = None) -> dict[str, st
 def _recover_one(ws: Workspace, folder: Path) -> str | None:
     run_file = folder / RUN
     _, roles = _owners(folder)
-    ran = "command" in roles or "script" in roles
+    ran = bool({"launching", "command", "script"} & roles.keys())
     if not run_file.exists() or not ran:
         # Killed before its command started: there was no run to record.
         _forget(ws, folder.name, folder)
@@ -296,24 +319,25 @@ def _recover_one(ws: Workspace, folder: Path) -> str | None:
     total_file = folder / TOTAL
     printed = int(total_file.read_text()) if total_file.exists() else None
     if info.status == "running":
-        info = _died(info, folder, roles, finished)
+        info = _died(info, folder, finished)
     # else the run ended and only its commit failed: keep the outcome it had
     _commit(ws, folder, info, printed)
-    shutil.rmtree(folder, ignore_errors=True)
+    _remove(folder)
     return info.status
 
 
-def _died(info: RunInfo, folder: Path, roles: Mapping[str, object], finished: datetime) -> RunInfo:
-    """The outcome of a run whose owner died before it could say how the run ended."""
+def _died(info: RunInfo, folder: Path, finished: datetime) -> RunInfo:
+    """The outcome of a run whose owner died before it could say how the run ended.
+
+    Nobody saw the end, so no exit code is recorded: the script may have been killed
+    (SIGKILL, out of memory), its node lost, or, if only `gitexp run` died, it may have ended
+    on its own. What the script told gitexp.init, if it got that far, is kept.
+    """
     started = parse_utc(info.started)
     ended = _ended_in_code(folder)
-    if "wrapper" in roles and "command" in roles and ended is None:
-        # The wrapper may have died before its command: then the command's end was unseen.
-        reason = "gitexp stopped before the command ended; the command's exit status is unknown"
-        return info.finish("crashed", finished, started, error=reason)
     if ended is not None:
         return info.finish(ended, finished, started)
-    return info.finish("crashed", finished, started)
+    return info.finish("crashed", finished, started, error=UNSEEN_END)
 
 
 def _ended_in_code(folder: Path) -> Status | None:

@@ -190,8 +190,9 @@ def run(ws: Workspace, request: launch.RunRequest, cwd: Path) -> RunResult:
     env_thread = threading.Thread(target=capture_env, name="gitexp-env", daemon=True)
     env_thread.start()
     log = OutputLog(live.folder, ws.settings.output_limit)
+    live.add_owner("launching", os.getpid())  # from here on the command may have run
     try:
-        child = _start(request.command, cwd, child_env, live.folder)
+        child = _start(request.command, cwd, child_env, live)
     except OSError as e:
         env_thread.join()
         log.close()
@@ -223,14 +224,16 @@ def run(ws: Workspace, request: launch.RunRequest, cwd: Path) -> RunResult:
 
 
 def _start(
-    command: Sequence[str], cwd: Path, env: dict[str, str], folder: Path
+    command: Sequence[str], cwd: Path, env: dict[str, str], live: pending.PendingRun
 ) -> subprocess.Popen[bytes]:
-    """Start the command with its output going to files in the run's folder."""
-    with (
-        open(folder / output.STREAMS[0], "ab") as out,
-        open(folder / output.STREAMS[1], "ab") as err,
-    ):
-        return subprocess.Popen(list(command), cwd=cwd, env=env, stdin=None, stdout=out, stderr=err)
+    """Start the command with its output going to files in the run's folder, holding the
+    run's lock too: should gitexp die before naming it, the run still counts as alive."""
+    out_path, err_path = (live.folder / name for name in output.STREAMS)
+    with open(out_path, "ab") as out, open(err_path, "ab") as err:
+        return subprocess.Popen(
+            list(command), cwd=cwd, env=env, stdin=None, stdout=out, stderr=err,
+            pass_fds=(live.lock_fd(),),
+        )  # fmt: skip
 
 
 def _follow(child: subprocess.Popen[bytes], follower: _Follower, live: pending.PendingRun) -> None:

@@ -176,7 +176,7 @@ def test_training_scripts_killed_at_random_moments(project: Path, tmp_path: Path
     ran = tmp_path / "ran"
     ran.mkdir()
     ended: set[str] = set()
-    wrong_exit: dict[str, object] = {}  # killed by SIGKILL: 137, as a shell would say
+    wrong_exit: dict[str, object] = {}  # nobody saw the end: no exit code is invented
     round_ = 0
     while len(trials.kills) < TRAINING_KILLS:
         assert round_ < MAX_ROUNDS, f"too few kills landed: {trials}"
@@ -206,8 +206,8 @@ def test_training_scripts_killed_at_random_moments(project: Path, tmp_path: Path
                 assert run["status"] == "crashed", f"{run}\n{trials}"
             else:
                 assert run["status"] in ("succeeded", "crashed"), f"{run}\n{trials}"
-            if run["status"] == "crashed" and run["exit_code"] != 137:
+            if run["status"] == "crashed" and run["exit_code"] is not None:
                 wrong_exit[run_id] = run["exit_code"]
     print(f"{len(trials.kills)} kills in {round_} rounds: {trials}")
     # Checked last, so that every other property was checked in every round first.
-    assert not wrong_exit, f"crashed runs not recorded with exit_code 137: {wrong_exit}\n{trials}"
+    assert not wrong_exit, f"crashed runs with an exit code nobody saw: {wrong_exit}\n{trials}"
