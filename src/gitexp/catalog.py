@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import pygit2
 
-from gitexp import reader, store
+from gitexp import reader, store, yamlio
 from gitexp.config import flatten
 from gitexp.errors import GitexpError, Unreadable
 from gitexp.ids import suffix_of
@@ -298,12 +298,13 @@ def runs(
     if query.statuses:
         where.append(f"status IN ({', '.join('?' * len(query.statuses))})")
         args.extend(query.statuses)
+    # Records hold text as YAML wrote it, bytes that were not UTF-8 as `\xNN`: so do filters.
     for tag in query.tags:
         where.append("EXISTS (SELECT 1 FROM json_each(runs.tags) WHERE value = ?)")
-        args.append(tag)
+        args.append(yamlio.text(tag))
     if query.name is not None:
         where.append("name = ?")
-        args.append(query.name)
+        args.append(yamlio.text(query.name))
     if query.run_id is not None:
         where.append("id = ?")
         args.append(query.run_id)
@@ -331,9 +332,10 @@ def resolve(ws: Workspace, ref: str, progress: Progress | None = None) -> RunSum
 
 def choose(pairs: Sequence[tuple[str, str | None]], ref: str) -> str:
     """The one run id among `pairs` (id, name; newest first) that `ref` names."""
+    ref = yamlio.text(ref)
     if ref == "@" or ref.startswith("@~"):
         back = ref[2:] or "0"
-        if not back.isdigit():
+        if not (back.isascii() and back.isdigit()):
             raise GitexpError(f"{ref!r} is not a run; write @ for the newest run, @~1 before it")
         if int(back) >= len(pairs):
             raise GitexpError(f"there is no run {ref}: the branch holds {len(pairs)} runs")

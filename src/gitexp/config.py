@@ -167,7 +167,13 @@ def resolve(
     """Files in order, then `-p` overrides, then the command's own options under `argv`."""
     config: dict[str, Any] = {}
     for path in files:
-        config = merge(config, load_file(path))
+        loaded = load_file(path)
+        if ARGV in loaded:
+            raise UsageError(
+                f"config file {path} has a top-level `{ARGV}`, which holds the command's own "
+                "options; rename that key"
+            )
+        config = merge(config, loaded)
     for key, value in parse_overrides(overrides):
         set_dotted(config, key, value)
     config = limits.plain(config, "the config of --config files and -p parameters together")

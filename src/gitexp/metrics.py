@@ -37,6 +37,8 @@ def scalar(name: str, value: Any) -> float:
         )
     try:
         return float(value)
+    except OverflowError:  # an int past a float's range: as far as a float goes
+        return math.inf if value > 0 else -math.inf
     except (TypeError, ValueError):
         raise TypeError(
             f"metric {name!r} must be a single number, not {type(value).__name__}"
@@ -179,6 +181,8 @@ class MetricWriter:
                 step, moment, values = rows.popleft()
                 prefix = f"{step}\t{moment - started:.3f}\t"
                 for name, value in values.items():
+                    if name not in seen:  # a new metric: a name the TSV row can hold
+                        name = _column(name)
                     line(f"{prefix}{name}\t{value!r}\n")  # repr: shortest exact; nan, inf
                     entry = seen.get(name)
                     if entry is None:
@@ -206,6 +210,13 @@ class MetricWriter:
                     "training goes on, but this run's metrics from here on are not recorded",
                     file=sys.stderr,
                 )
+
+
+def _column(name: str) -> str:
+    """A metric name as one TSV field: tabs, newlines and other controls written as escapes."""
+    if name.isprintable():
+        return name
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in name)
 
 
 def _read_summary(folder: Path) -> Summary | None:

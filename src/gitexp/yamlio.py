@@ -44,11 +44,43 @@ _LOCK = threading.Lock()
 
 
 def dump(data: Mapping[str, Any]) -> bytes:
-    """Serialise `data` as block-style YAML in the order its keys were given."""
+    """Serialise `data` as block-style YAML in the order its keys were given.
+
+    Text that holds bytes which were not UTF-8 (a command line, Python keeps them as
+    surrogates) is written with those bytes as `\\xNN` escapes.
+    """
+    global _DUMP
     stream = io.StringIO()
     with _LOCK:
-        _DUMP.dump(dict(data), stream)
-    return stream.getvalue().encode()
+        try:
+            _DUMP.dump(dict(data), stream)
+            return stream.getvalue().encode()
+        except UnicodeEncodeError:
+            stream = io.StringIO()
+            _DUMP = _dumper()  # a failed dump leaves the emitter broken for the next one
+            _DUMP.dump(_texts(dict(data)), stream)
+            return stream.getvalue().encode()
+        except Exception:
+            _DUMP = _dumper()
+            raise
+
+
+def text(value: str) -> str:
+    """`value` as text any UTF-8 file can hold: bytes that were not UTF-8 as `\\xNN`."""
+    try:
+        return value.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:  # a surrogate that stands for no byte
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _texts(value: Any) -> Any:
+    if isinstance(value, str):
+        return text(value)
+    if isinstance(value, Mapping):
+        return {_texts(k): _texts(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_texts(v) for v in value]
+    return value
 
 
 # ruamel's C composer recurses once per level of nesting and overflows the C stack, killing

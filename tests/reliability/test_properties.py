@@ -430,13 +430,19 @@ def test_random_metric_values_through_the_api(project: Path, logged: list[tuple[
     assert len(rows) - 2 == len(accepted), f"{len(accepted)} values logged: {rows!r}"
     assert all(len(row.split("\t")) == 4 for row in rows[1:-1]), rows
     summary = yamlio.load(files.get("summary.yaml", b"{}"), "summary.yaml") or {}
-    for name in {name for _, name, _ in accepted}:
-        values = [value for _, n, value in accepted if n == name]
+    for logged_name in {name for _, name, _ in accepted}:
+        values = [value for _, n, value in accepted if n == logged_name]
+        name = _as_column(logged_name)
         assert name in summary, (name, summary)
         assert summary[name]["count"] == len(values), summary[name]
         assert same(float(summary[name]["last"]), values[-1]), (summary[name], values)
     shown = gitexp("show", "--json", run.id)  # and gitexp reads it back
     assert shown.exit_code == 0, shown.output
+
+
+def _as_column(name: str) -> str:
+    """A metric name as the record keeps it: one TSV field, controls written as escapes."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in name)
 
 
 # Bytes that are not UTF-8 ----------------------------------------------------------------
