@@ -142,3 +142,27 @@ def test_pull_from_a_path_needs_no_remote_name(
     assert result.exit_code == 0, result.stderr
     assert result.stdout.startswith(f"pulled 1 new runs from {project}")
     assert run_ids(other) == run_ids(project)
+
+
+def test_a_push_behind_the_remote_says_to_pull_first(
+    project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    git(tmp_path, "init", "-q", "--bare", "shared.git")
+    git(project, "remote", "add", "origin", str(tmp_path / "shared.git"))
+    other = tmp_path / "other"
+    git(tmp_path, "clone", "-q", str(project), str(other))
+    git(other, "remote", "set-url", "origin", str(tmp_path / "shared.git"))
+    assert gitexp("run", "--", sys.executable, "train.py").exit_code == 0
+    assert gitexp("push").exit_code == 0
+    monkeypatch.chdir(other)
+    assert gitexp("run", "--", sys.executable, "train.py").exit_code == 0
+
+    refused = gitexp("push")
+
+    assert refused.exit_code == 1
+    assert refused.stderr == (
+        "Error: origin has runs that this repository lacks; run `gitexp pull origin` first, "
+        "then push again\n"
+    )
+    assert gitexp("pull").exit_code == 0
+    assert gitexp("push").exit_code == 0

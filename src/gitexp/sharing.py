@@ -32,10 +32,20 @@ def _git(ws: Workspace, command: str, *options: str, words: Sequence[str]) -> No
     """Run git, with the user's words (remote, refspec) after an end-of-options marker, so
     that none of them is ever taken for an option (`--upload-pack=CMD` runs CMD)."""
     args = [command, *options, "--end-of-options", *words]
-    done = subprocess.run(["git", *args], cwd=ws.workdir, capture_output=True, text=True)
-    if done.returncode != 0:
-        reason = (done.stderr.strip().splitlines() or ["git failed"])[-1]
-        raise GitexpError(f"`git {command} {' '.join(words)}` failed: {reason}")
+    done = subprocess.run(
+        ["git", *args], cwd=ws.workdir, capture_output=True, text=True, errors="replace"
+    )
+    if done.returncode == 0:
+        return
+    said = [line.strip() for line in done.stderr.splitlines() if line.strip()]
+    if command == "push" and any("rejected" in line for line in said):
+        raise GitexpError(
+            f"{words[0]} has runs that this repository lacks; run `gitexp pull {words[0]}` "
+            "first, then push again"
+        )
+    # git's own reason, not the hints it prints after it
+    reasons = [line for line in said if not line.startswith("hint:")] or ["git failed"]
+    raise GitexpError(f"`git {command} {' '.join(words)}` failed: {reasons[-1]}")
 
 
 def _check_remote(remote: str) -> None:

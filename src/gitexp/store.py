@@ -153,7 +153,15 @@ def _target(ws: Workspace, name: str) -> pygit2.Oid | None:
 def tip(ws: Workspace) -> pygit2.Commit | None:
     """The newest commit of the runs branch, or None before the first run."""
     target = _target(ws, ws.runs_ref)
-    return None if target is None else ws.repo[target].peel(pygit2.Commit)
+    if target is None:
+        return None
+    try:
+        return ws.repo[target].peel(pygit2.Commit)
+    except (KeyError, ValueError, pygit2.GitError) as e:
+        raise Unreadable(
+            f"the runs branch cannot be read: its tip {target} is missing or damaged ({e}); "
+            "restore it from another clone (`gitexp pull`)"
+        ) from None
 
 
 class _Moved(Exception):
@@ -443,8 +451,16 @@ def _folder_files(
 ) -> dict[str, bytes] | None:
     if experiments is None or run_id not in experiments:
         return None
-    folder = experiments[run_id].peel(pygit2.Tree)
-    return {str(entry.name): repo[entry.id].peel(pygit2.Blob).data for entry in folder}
+    where = f"{EXPERIMENTS}/{run_id}"
+    try:
+        folder = experiments[run_id].peel(pygit2.Tree)
+    except (KeyError, ValueError, pygit2.GitError) as e:
+        raise Unreadable(f"{where}: its folder is missing, damaged or not a folder ({e})") from None
+    return {
+        str(entry.name): folder_file(repo, folder, str(entry.name), where=f"{where}/{entry.name}")
+        or b""
+        for entry in folder
+    }
 
 
 def _loose_object_limit(repo: pygit2.Repository) -> int:
