@@ -225,16 +225,18 @@ class _JoinedRun(_LiveRun):
     """Inside `gitexp run`: the wrapper owns the record and commits it when the command ends."""
 
     def __init__(self, asked: _Asked) -> None:
-        from gitexp import workspace
+        from gitexp import secrets_scan, workspace
         from gitexp.config import merge_strict
         from gitexp.pending import parse_utc
 
         folder = Path(os.environ["GITEXP_RUN_DIR"])
+        ws = workspace.open_workspace(Path(os.environ.get("GITEXP_WORKDIR", os.getcwd())))
         wrapper = yamlio.load((folder / CONFIG).read_bytes(), CONFIG) or {}
-        merged = merge_strict(wrapper, asked.config) if asked.config else wrapper
+        # The wrapper's config is already redacted: compare and record the code's likewise.
+        given, redacted = secrets_scan.redact_config(asked.config, ws.settings.secrets)
+        merged = merge_strict(wrapper, given) if asked.config else wrapper
         run = yamlio.load((folder / RUN).read_bytes(), RUN) or {}
         started = parse_utc(str(run["started"])).timestamp()
-        ws = workspace.open_workspace(Path(os.environ.get("GITEXP_WORKDIR", os.getcwd())))
         super().__init__(os.environ["GITEXP_RUN_ID"], merged, folder, ws, started)
         self._write(CONFIG, yamlio.dump(merged))
         allowed = asked.allow_unpinned_data or os.environ.get("GITEXP_ALLOW_UNPINNED_DATA") == "1"
@@ -243,7 +245,7 @@ class _JoinedRun(_LiveRun):
             self._pin_more(asked.data, allowed)
         self._given = {
             "name": asked.name, "tags": list(asked.tags), "notes": asked.notes, "error": None,
-            "inputs": self._inputs,
+            "inputs": self._inputs, "redacted": [dataclasses.asdict(r) for r in redacted],
         }  # fmt: skip
         self._write(FROM_CODE, yamlio.dump(self._given))
         atexit.register(self._settle)

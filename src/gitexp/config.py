@@ -187,10 +187,13 @@ def merge_strict(base: Mapping[str, Any], extra: Mapping[str, Any]) -> dict[str,
     ours, theirs = flatten(base), flatten(extra)
     clashes = sorted(k for k in ours.keys() & theirs.keys() if ours[k] != theirs[k])
     if clashes:
+        from gitexp import secrets_scan  # the values may be secrets: never print those
+
         key = clashes[0]
+        shown, _ = secrets_scan.redact_config({"a": {key: ours[key]}, "b": {key: theirs[key]}})
         raise GitexpError(
-            f"config key {key!r} is {ours[key]!r} on the command line but {theirs[key]!r} in "
-            f"code ({len(clashes)} such keys); set each key in one place"
+            f"config key {key!r} is {shown['a'][key]!r} on the command line but "
+            f"{shown['b'][key]!r} in code ({len(clashes)} such keys); set each key in one place"
         )
     merged: dict[str, Any] = sort_keys(merge(dict(base), extra))
     return merged

@@ -36,6 +36,7 @@ from gitexp.record import (
     SUMMARY,
     RunInfo,
     Status,
+    redactions,
 )
 from gitexp.workspace import Workspace
 
@@ -209,11 +210,16 @@ def _with_code_side(info: RunInfo, folder: Path) -> RunInfo:
         tags=tuple(dict.fromkeys([*info.tags, *(given.get("tags") or [])])),
         error=info.error or given.get("error"),
         inputs=tuple(sorted({*info.inputs, *(given.get("inputs") or [])})),
+        redacted=tuple(dict.fromkeys([*info.redacted, *redactions(given.get("redacted"))])),
     )
 
 
 def _commit(ws: Workspace, folder: Path, info: RunInfo, printed: int | None) -> pygit2.Oid:
     info = _with_code_side(info, folder)
+    if info.error:  # an exception's words can carry a token (an HTTP error's URL, say)
+        from gitexp import secrets_scan
+
+        info = replace(info, error=secrets_scan.redact_value(info.error, ws.settings.secrets)[0])
     files = {RUN: info.to_yaml()}
     for name in _AS_WRITTEN:
         path = folder / name
@@ -223,7 +229,9 @@ def _commit(ws: Workspace, folder: Path, info: RunInfo, printed: int | None) -> 
         files[ENV] = (folder / ENV_PROBE).read_bytes()
     files.setdefault(ENV, _ENV_MISSING)
     if any(folder.glob("output.*")):  # a run started by `gitexp.init` alone has no output
-        files[OUTPUT] = output.assemble(folder, ws.settings.output_limit, printed)
+        files[OUTPUT] = output.assemble(
+            folder, ws.settings.output_limit, printed, ws.settings.secrets
+        )
     files.update(artifacts.record_files(folder))
     series = metrics.record(folder)
     if series is not None:

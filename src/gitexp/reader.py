@@ -36,6 +36,7 @@ from gitexp.record import (
     Annotations,
     Note,
     RunInfo,
+    redactions,
     run_dir,
 )
 
@@ -153,6 +154,7 @@ def run_info(run_id: str, data: bytes | None) -> RunInfo:
         exit_code=_number(found.get("exit_code"), "exit_code", where, whole=True),
         duration_s=_number(found.get("duration_s"), "duration_s", where),
         schema=schema,
+        redacted=redactions(found.get("redacted")),
         **texts,  # type: ignore[arg-type]
         **required,  # type: ignore[arg-type]
     )

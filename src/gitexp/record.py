@@ -176,13 +176,20 @@ class RunInfo:
         values = {k: v for k, v in data.items() if k in known}
         for key in ("command", "tags", "inputs"):
             values[key] = tuple(values.get(key) or ())
-        values["redacted"] = tuple(
-            Redaction(item["where"], item["name"], item["reason"])
-            for item in values.get("redacted") or ()
-            if isinstance(item, Mapping)
-            and all(isinstance(item.get(k), str) for k in ("where", "name", "reason"))
-        )
+        values["redacted"] = redactions(values.get("redacted"))
         return cls(**values)
+
+
+def redactions(items: Any) -> tuple[Redaction, ...]:
+    """The `redacted:` list of run.yaml (where, name, reason), well-formed entries only."""
+    if not isinstance(items, list):
+        return ()
+    return tuple(
+        Redaction(item["where"], item["name"], item["reason"])
+        for item in items
+        if isinstance(item, Mapping)
+        and all(isinstance(item.get(k), str) for k in ("where", "name", "reason"))
+    )
 
 
 @dataclass(frozen=True)

@@ -190,6 +190,14 @@ def record_view(record: Record) -> RenderableType:
             ("note", f"{n.get('text')} ({n.get('author')}, {n.get('date')})")
             for n in later.get("notes") or []
         ),
+        (
+            "kept out",
+            ", ".join(
+                f"{r.get('name')} ({r.get('reason')})"
+                for r in run.get("redacted") or []
+                if isinstance(r, Mapping)
+            ),
+        ),
         ("made from", ", ".join(view["lineage"]["inputs"])),
         ("used by", ", ".join(view["lineage"]["used_by"])),
         ("host", f"{run.get('user')}@{run.get('host')}"),

@@ -569,3 +569,31 @@ def test_settings_rules_reach_output_log_of_the_repository(project: Path) -> Non
         ).encode()
     )
     assert assemble(folder, 10_000, log.total, SecretRules()).startswith(b"ticket corp-0123")
+
+
+def test_config_given_in_code_under_gitexp_run_loses_its_secrets(project: Path) -> None:
+    token = _Fakes().token()
+    (project / "train_args.py").write_text(
+        "import argparse, gitexp\n"
+        "parser = argparse.ArgumentParser()\n"
+        "parser.add_argument('--auth')\n"
+        "parser.add_argument('--lr', type=float, default=0.1)\n"
+        "with gitexp.init(config=parser.parse_args()) as run:\n"
+        "    run.log({'loss': 1.0})\n"
+    )
+    git(project, "add", "train_args.py")
+    git(project, "commit", "-q", "-m", "args")
+
+    result = gitexp("run", "--", sys.executable, "train_args.py", "--auth", token)
+
+    assert result.exit_code == 0, result.output
+    run_id = run_ids(project)[0]
+    record = {
+        name: git(project, "show", f"gitexp/runs:experiments/{run_id}/{name}")
+        for name in ("config.yaml", "run.yaml")
+    }
+    assert token not in record["config.yaml"] and token not in record["run.yaml"]
+    config = yamlio.load(record["config.yaml"], "config.yaml")
+    assert (config["auth"], config["lr"]) == (REDACTED, 0.1)
+    run = yamlio.load(record["run.yaml"], "run.yaml")
+    assert {"where": "config", "name": "auth", "reason": "secret key name"} in run["redacted"]
