@@ -13,5 +13,9 @@ def replace_file(path: Path, data: bytes) -> None:
     starting together, a wrapper and its training script) never share one.
     """
     partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
-    partial.write_bytes(data)
-    os.replace(partial, path)
+    try:
+        partial.write_bytes(data)
+        os.replace(partial, path)
+    except OSError:
+        partial.unlink(missing_ok=True)  # a full disk: leave no half-written file behind
+        raise

@@ -185,7 +185,10 @@ def run(ws: Workspace, request: launch.RunRequest, cwd: Path) -> RunResult:
             )
         except Exception as e:  # a record without its environment beats no record
             found = {"captured_by": f"nobody: reading the environment failed ({e})"}
-        live.write(ENV_PROBE, yamlio.dump(found))  # env.yaml if the code did not say better
+        try:
+            live.write(ENV_PROBE, yamlio.dump(found))  # env.yaml if the code did not say better
+        except OSError:
+            pass  # a full disk: the commit fails too, and says so in one line
 
     env_thread = threading.Thread(target=capture_env, name="gitexp-env", daemon=True)
     env_thread.start()

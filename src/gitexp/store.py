@@ -159,8 +159,8 @@ def tip(ws: Workspace) -> pygit2.Commit | None:
         return ws.repo[target].peel(pygit2.Commit)
     except (KeyError, ValueError, pygit2.GitError) as e:
         raise Unreadable(
-            f"the runs branch cannot be read: its tip {target} is missing or damaged ({e}); "
-            "restore it from another clone (`gitexp pull`)"
+            f"the runs branch cannot be read: object {target}, its tip, is missing or damaged "
+            f"({e}); restore it from another clone (`git fsck` lists what is missing)"
         ) from None
 
 
