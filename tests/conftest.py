@@ -49,6 +49,8 @@ def hermetic_git(
     tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[Path]:
     with sealed(tmp_path_factory.mktemp("home"), monkeypatch) as home:
+        # One cache for the whole session (detect-secrets' rules, read once): not the user's.
+        monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.getbasetemp() / "cache"))
         yield home
 
 
