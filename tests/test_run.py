@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pygit2
@@ -354,3 +356,21 @@ def test_a_line_that_never_ends_is_still_recorded_and_bounded(project: Path) -> 
     assert log.startswith(b"\rprogress 00000")
     assert log.endswith(b"\rprogress 19999\rdone")
     assert len(log) < 101000
+
+
+def test_recover_leaves_a_run_being_started_alone(project: Path) -> None:
+    """A run's folder gets its lock an instant after it is made: recover must not take that
+    instant for death (it once deleted the folders of runs starting beside it)."""
+    assert gitexp("run", "--", sys.executable, "train.py").exit_code == 0
+    starting = project / ".git" / "gitexp" / "pending" / ".20260101-000000-start00"
+    starting.mkdir()
+    (starting / "lock").touch()  # made, not locked yet
+
+    assert gitexp("recover").exit_code == 0
+    assert starting.is_dir()
+
+    long_ago = time.time() - 3600  # its starter died before naming it, an hour ago
+    for path in (starting / "lock", starting):
+        os.utime(path, (long_ago, long_ago))
+    assert gitexp("recover").exit_code == 0
+    assert not starting.exists()

@@ -47,6 +47,7 @@ OWNERS = "owners"  # the processes of a live run: `<role> <pid> <start time>` on
 HEARTBEAT_S = 1.0  # how often a live run says so
 # A run seen from another host (a shared filesystem) is alive while its heartbeat is this fresh.
 _REMOTE_SILENCE_S = 300.0
+_ABANDONED_S = 600.0  # a run folder still unnamed after this long was abandoned
 UNSEEN_END = "the run's process ended unseen (killed, out of memory, or its node lost)"
 # Files written at launch that go into the record as they are.
 _AS_WRITTEN = ("config.yaml", "code.yaml", "code.diff", "env.yaml", "seeds.yaml", "data.yaml")
@@ -300,8 +301,11 @@ def recover(ws: Workspace, failed: dict[str, str] | None = None) -> dict[str, st
             except OSError:
                 continue  # its owner holds the lock: alive
             try:
-                if folder.name.startswith("."):  # its starter died before it was named
-                    shutil.rmtree(folder, ignore_errors=True)
+                if folder.name.startswith("."):
+                    # Being started: its lock may not be taken yet. Only one abandoned long
+                    # ago (its starter died before naming it) is cleared away.
+                    if time.time() - _last_sign_of_life(folder) > _ABANDONED_S:
+                        shutil.rmtree(folder, ignore_errors=True)
                     continue
                 if not folder.exists() or _still_running(folder):
                     continue  # recovered by another process meanwhile, or alive
