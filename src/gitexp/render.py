@@ -179,6 +179,7 @@ def record_view(record: Record) -> RenderableType:
         ("status", status_text(str(run.get("status")))),
         ("exit code", run.get("exit_code")),
         ("signal", run.get("signal")),
+        ("error", run.get("error")),
         ("started", run.get("started")),
         ("finished", run.get("finished")),
         ("duration", duration(run.get("duration_s"))),
