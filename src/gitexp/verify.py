@@ -211,11 +211,15 @@ class _Objects:
         self._entries: dict[pygit2.Oid, list[tuple[str, pygit2.Oid, int]]] = {}
         self._whole: set[pygit2.Oid] = set()  # read, with everything they hold, undamaged
 
-    def commit(self, oid: pygit2.Oid) -> pygit2.Commit:
+    def _read(self, oid: pygit2.Oid) -> pygit2.Object:
+        """An object, or _Unreadable saying how it is missing or damaged."""
         try:
-            found = self.repo[oid]
+            return self.repo[oid]
         except (KeyError, ValueError, pygit2.GitError) as e:
             raise _Unreadable(oid, _damage(e)) from None
+
+    def commit(self, oid: pygit2.Oid) -> pygit2.Commit:
+        found = self._read(oid)
         if found.type != pygit2.enums.ObjectType.COMMIT:
             raise _Unreadable(oid, f"a {found.type_str}, not a commit", wrong_kind=True)
         return found.peel(pygit2.Commit)
@@ -233,10 +237,7 @@ class _Objects:
 
     def listing(self, commit: pygit2.Commit) -> _Listing:
         """`experiments/` of a runs-branch commit."""
-        try:
-            root = self.repo[commit.tree_id].peel(pygit2.Tree)
-        except (KeyError, ValueError, pygit2.GitError) as e:
-            raise _Unreadable(commit.tree_id, _damage(e)) from None
+        root = self._read(commit.tree_id).peel(pygit2.Tree)
         if EXPERIMENTS not in root:
             return _Listing(None)
         oid = root[EXPERIMENTS].id
@@ -255,10 +256,7 @@ class _Objects:
 
     def _tree_entries(self, oid: pygit2.Oid) -> list[tuple[str, pygit2.Oid, int]]:
         if oid not in self._entries:
-            try:
-                tree = self.repo[oid]
-            except (KeyError, ValueError, pygit2.GitError) as e:
-                raise _Unreadable(oid, _damage(e)) from None
+            tree = self._read(oid)
             if tree.type != pygit2.enums.ObjectType.TREE:
                 raise _Unreadable(oid, f"a {tree.type_str}, not a folder", wrong_kind=True)
             self._entries[oid] = [(str(e.name), e.id, e.filemode) for e in tree.peel(pygit2.Tree)]

@@ -71,6 +71,27 @@ def _kill_at(processes: list[subprocess.Popen[str]], delays: list[float]) -> Non
         process.wait(timeout=120)
 
 
+def _survivors(
+    processes: list[subprocess.Popen[str]], trials: Trials, what: str
+) -> list[str]:
+    """Kill each process at a drawn moment; the stderr of those that ended on their own,
+    each of which must have succeeded without a crash report."""
+    delays = [trials.random.uniform(0, LATEST_S) for _ in processes]
+    _kill_at(processes, delays)
+    survived = []
+    for process, delay in zip(processes, delays, strict=True):
+        assert process.stderr is not None
+        err = process.stderr.read()
+        process.stderr.close()
+        if process.returncode == -signal.SIGKILL:
+            trials.kills.append(f"{what} at {delay:.3f} s")
+            continue
+        no_crash_report(err)
+        assert process.returncode == 0, f"{err}\n{trials}"
+        survived.append(err)
+    return survived
+
+
 def _start(args: list[str], cwd: Path) -> subprocess.Popen[str]:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     return subprocess.Popen(
@@ -133,18 +154,8 @@ def test_gitexp_run_and_recover_killed_at_random_moments(project: Path, tmp_path
             )
             for _ in range(AT_ONCE)
         ]
-        delays = [trials.random.uniform(0, LATEST_S) for _ in processes]
-        _kill_at(processes, delays)
-        for process, delay in zip(processes, delays, strict=True):
-            assert process.stderr is not None
-            err = process.stderr.read()
-            process.stderr.close()
-            if process.returncode == -signal.SIGKILL:
-                trials.kills.append(f"round {round_}: gitexp run at {delay:.3f} s")
-                continue
-            no_crash_report(err)
-            assert process.returncode == 0, f"{err}\n{trials}"
-            finished[err.split("gitexp: run ")[-1].split()[0]] = process.returncode
+        for err in _survivors(processes, trials, f"round {round_}: gitexp run"):
+            finished[err.split("gitexp: run ")[-1].split()[0]] = 0
         # Whatever it left, the branch itself is sound before anyone recovers.
         if tip(project) is not None:  # no branch yet is sound too
             try:
@@ -184,17 +195,7 @@ def test_training_scripts_killed_at_random_moments(project: Path, tmp_path: Path
         processes = [
             _start([sys.executable, str(script), str(ran), "200"], project) for _ in range(AT_ONCE)
         ]
-        delays = [trials.random.uniform(0, LATEST_S) for _ in processes]
-        _kill_at(processes, delays)
-        for process, delay in zip(processes, delays, strict=True):
-            assert process.stderr is not None
-            err = process.stderr.read()
-            process.stderr.close()
-            if process.returncode == -signal.SIGKILL:
-                trials.kills.append(f"round {round_}: training at {delay:.3f} s")
-                continue
-            no_crash_report(err)
-            assert process.returncode == 0, f"{err}\n{trials}"
+        for err in _survivors(processes, trials, f"round {round_}: training"):
             ended.add(err.split("gitexp: run ")[-1].split()[0])
         _recover_all(project, trials)
         runs = _check(project, ran, trials, exact=False)
