@@ -5,9 +5,11 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import math
+import shutil
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -345,3 +347,32 @@ def test_a_crashed_runs_metrics_are_recovered_from_the_stream(tmp_path: Path) ->
             "count": 3,
         }
     }
+
+
+def test_a_vanished_run_state_warns_once_and_training_goes_on(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = tmp_path / "run"
+    folder.mkdir()
+    writer = MetricWriter(folder, started=0.0, flush_interval=0.0)
+    writer.log({"loss": 1.0})
+    shutil.rmtree(folder)  # someone cleaned .git/gitexp/ by hand
+
+    for step in range(1, 5):
+        writer.log({"loss": 1.0 / step})  # never raises
+    writer.stop()
+
+    err = capsys.readouterr().err
+    assert err.count("gitexp: cannot write metrics") == 1
+    assert "training goes on, but this run's metrics from here on are not recorded" in err
+
+
+def test_metrics_reach_disk_within_the_bound_without_another_log_call(tmp_path: Path) -> None:
+    writer = MetricWriter(tmp_path, started=0.0, flush_interval=0.05)
+    writer.start()
+    writer.log({"loss": 0.5})  # and then the script logs nothing for a long while
+    deadline = time.monotonic() + 10
+    while "loss\t0.5" not in (tmp_path / "metrics.tsv").read_text():
+        assert time.monotonic() < deadline, "the background flush never came"
+        time.sleep(0.01)
+    writer.stop()
