@@ -14,6 +14,9 @@ from gitexp import yamlio
 
 from .conftest import git, gitexp, run_ids
 
+# Slow as a whole (each test sets up DVC): `make test-quick` leaves it out.
+pytestmark = pytest.mark.slow
+
 
 def _dvc(root: Path, *args: str) -> None:
     subprocess.run([sys.executable, "-m", "dvc", *args], cwd=root, check=True, capture_output=True)

@@ -15,6 +15,9 @@ from gitexp import yamlio
 
 from .conftest import git, gitexp, run_ids
 
+# Slow as a whole (each test trains with torch): `make test-quick` leaves it out.
+pytestmark = pytest.mark.slow
+
 torch = pytest.importorskip("torch")
 
 EXAMPLE = Path(__file__).parent.parent / "examples" / "train_torch.py"

@@ -89,6 +89,8 @@ def env_key(raw: bytes) -> str:
             section = line.split(b":", 1)[0].decode(errors="replace")
             if section == "captured_by":
                 continue
+            if section == "variables":
+                line = b"variables:"  # `{}` when empty: the same as holding only ignored ones
         elif section == "variables":
             name = line.strip().split(b":", 1)[0].decode(errors="replace")
             if name in _NOT_ENV:
