@@ -71,9 +71,7 @@ def _kill_at(processes: list[subprocess.Popen[str]], delays: list[float]) -> Non
         process.wait(timeout=120)
 
 
-def _survivors(
-    processes: list[subprocess.Popen[str]], trials: Trials, what: str
-) -> list[str]:
+def _survivors(processes: list[subprocess.Popen[str]], trials: Trials, what: str) -> list[str]:
     """Kill each process at a drawn moment; the stderr of those that ended on their own,
     each of which must have succeeded without a crash report."""
     delays = [trials.random.uniform(0, LATEST_S) for _ in processes]
