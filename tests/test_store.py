@@ -176,3 +176,19 @@ def _other_run(ws: object) -> pygit2.Oid:
     return ws.repo.create_commit(
         None, ws.repo.default_signature, ws.repo.default_signature, "two", tip.tree.id, [tip.id]
     )
+
+
+def test_without_git_on_path_the_branch_still_moves_by_compare_and_swap(
+    project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ws = open_workspace()
+    store.write_run(ws, "r1", {"run.yaml": b"id: r1\n"}, ("one", ""))
+    snapshot = str(ws.repo.head.target)
+    with monkeypatch.context() as without_git:
+        without_git.setenv("PATH", str(tmp_path / "nothing"))  # a container with no git in it
+        store.protect(ws, "r2", snapshot)
+        store.write_run(ws, "r2", {"run.yaml": b"id: r2\n"}, ("two", ""), snapshot=snapshot)
+
+    names = git(project, "ls-tree", "--name-only", "gitexp/runs:experiments").split()
+    assert names == ["r1", "r2"]
+    assert "refs/gitexp/pending/r2" not in git(project, "for-each-ref")

@@ -233,7 +233,10 @@ def _libgit2_update(ws: Workspace, lines: list[str], message: str) -> None:
             except KeyError:
                 pass
             continue
-        new, old = pygit2.Oid(hex=values[0]), values[1]
+        new, old = pygit2.Oid(hex=values[0]), values[1] if len(values) > 1 else None
+        if old is None:  # whatever it was
+            repo.references.create(name, new, force=True)
+            continue
         if old == _ZERO:
             try:
                 repo.references.create(name, new)
