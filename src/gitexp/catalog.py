@@ -281,7 +281,27 @@ def seen_runs(ws: Workspace, tip: str, on_branch: Sequence[str]) -> dict[str, Se
         _seen_table(db)
         rows = db.execute("SELECT id, first_seen, seen_at FROM seen WHERE ref = ?", (ws.runs_ref,))
         found = {run_id: Seen(when, commit) for run_id, when, commit in rows}
+        written = _written(ws)
+        db.executemany(
+            "INSERT OR IGNORE INTO seen VALUES (?, ?, ?, ?)",
+            ((ws.runs_ref, r, s.when, s.commit) for r, s in written.items() if r not in found),
+        )
+        found = {**written, **found}  # the table's, where both know a run, came first
         _remember(db, ws.runs_ref, tip, [r for r in on_branch if r not in found])
+    return found
+
+
+def _written(ws: Workspace) -> dict[str, Seen]:
+    """The runs gitexp itself committed to this branch, as store.note_seen logged them."""
+    found: dict[str, Seen] = {}
+    try:
+        with open(ws.state_dir / store.SEEN_LOG, encoding="utf-8", errors="replace") as log:
+            for line in log:
+                parts = line.rstrip("\n").split("\t")
+                if len(parts) == 4 and parts[0] == ws.runs_ref and parts[1] not in found:
+                    found[parts[1]] = Seen(parts[2], parts[3])
+    except OSError:
+        pass
     return found
 
 

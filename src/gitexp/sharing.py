@@ -177,5 +177,7 @@ def pull(ws: Workspace, remote: str) -> Shared:
     store.advance(ws, merged, f"gitexp pull {remote}")
     tip = store.tip(ws)
     added = set(store.run_folders(tip)) - before
+    if tip is not None:
+        store.note_seen(ws, sorted(added), str(tip.id))
     objects = data.transfer(ws, referenced_objects(ws, tip), upload=False)
     return Shared(len(added), objects)

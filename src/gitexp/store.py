@@ -345,7 +345,28 @@ def write_run(
 
     done = advance(ws, commit, message[0], release=[pending_ref(run_id)])
     assert done is not None  # the branch holds at least this run now
+    note_seen(ws, [run_id], str(done))
     return done
+
+
+SEEN_LOG = "seen.log"
+
+
+def note_seen(ws: Workspace, run_ids: Sequence[str], tip: str) -> None:
+    """Remember that these runs were on the runs branch at `tip`, the moment it happened.
+
+    One appended line each (`ref id time tip`), cheap enough for every record: the index
+    folds them into its list of runs seen, so that `verify` can name a run a later rewrite
+    dropped even if no other command ran in between.
+    """
+    when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    lines = "".join(f"{ws.runs_ref}\t{run_id}\t{when}\t{tip}\n" for run_id in run_ids)
+    try:
+        ws.state_dir.mkdir(parents=True, exist_ok=True)
+        with open(ws.state_dir / SEEN_LOG, "a") as log:
+            log.write(lines)
+    except OSError:
+        pass  # extra evidence only: the record itself is safe on the branch
 
 
 def update_run(

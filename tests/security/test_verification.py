@@ -521,3 +521,17 @@ def test_a_snapshot_that_is_not_the_second_parent(
         f"code.yaml names snapshot {_short(_snapshot(project, second))} but the second parent "
         f"of commit {_short(signed)} is {_short(other)}",
     )
+
+
+def test_a_run_dropped_before_any_other_command_ran_is_named_too(
+    project: Path, two_runs: list[str]
+) -> None:
+    """No `log`, no `verify` in between: gitexp noted each run as it committed it."""
+    dropped = two_runs[1]
+    git(project, "update-ref", RUNS, f"{RUNS}~1")
+    git(project, "reflog", "expire", "--expire=now", "--all")
+
+    _, runs, _ = _verify()
+
+    assert runs[dropped][0] == "missing"
+    assert runs[dropped][1].startswith("seen in this repository on 20")
