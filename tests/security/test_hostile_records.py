@@ -196,7 +196,7 @@ def test_names_and_notes_cannot_drive_the_terminal(project: Path, honest: str) -
 @pytest.mark.slow
 def test_a_huge_metrics_file_is_streamed_in_flat_memory(project: Path, honest: str) -> None:
     row = b"1000000\t12.345\ttrain/loss\t0.123456789\n"
-    rows = 25_000_000 // len(row)
+    rows = 12_000_000 // len(row)
     metrics = b"step\ttime\tname\tvalue\n" + row * rows
     summary = "train/loss: {last: 0.1, last_step: 1, min: 0.1, min_step: 1, max: 0.1, "
     summary += f"max_step: 1, count: {rows}}}\n"
@@ -208,8 +208,8 @@ def test_a_huge_metrics_file_is_streamed_in_flat_memory(project: Path, honest: s
         out, peak_mib = _peak_memory(args, project)
         if "--json" in args:
             assert len(json.loads(out)["metrics"]) == rows
-        # The whole file (25 MB) as rows would take hundreds of MB.
-        assert peak_mib < 200, (args, peak_mib)
+        # gitexp alone peaks near 45 MiB; the file (12 MB) held as rows would add hundreds.
+        assert peak_mib < 100, (args, peak_mib)
 
 
 # Runs gitexp as its only child and reports that child's peak memory, in KiB, on stderr.
