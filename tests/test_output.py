@@ -4,6 +4,7 @@ import re
 from pathlib import Path
 
 from gitexp.output import OutputLog, assemble
+from gitexp.secrets_scan import NO_RULES
 
 
 def _log(tmp_path: Path, chunks: list[bytes], limit: int) -> OutputLog:
@@ -16,14 +17,14 @@ def _log(tmp_path: Path, chunks: list[bytes], limit: int) -> OutputLog:
 
 def test_short_output_is_kept_whole(tmp_path: Path) -> None:
     log = _log(tmp_path, [b"one\n", b"two\n"], 1000)
-    assert assemble(tmp_path, 1000, log.total) == b"one\ntwo\n"
+    assert assemble(tmp_path, 1000, log.total, NO_RULES) == b"one\ntwo\n"
 
 
 def test_long_output_keeps_head_and_tail_and_says_what_is_missing(tmp_path: Path) -> None:
     lines = [f"{i:04d}\n".encode() for i in range(1000)]
     printed = b"".join(lines)  # 5,000 bytes
     log = _log(tmp_path, lines, 1000)
-    kept = assemble(tmp_path, 1000, log.total)
+    kept = assemble(tmp_path, 1000, log.total, NO_RULES)
     note = re.search(
         rb"\n\[gitexp: (\d+) bytes of output left out here; output.limit is 1000\]\n", kept
     )
@@ -42,7 +43,7 @@ def test_disk_use_stays_bounded_however_much_is_printed(tmp_path: Path) -> None:
 
 def test_output_of_a_killed_writer_still_notes_the_gap(tmp_path: Path) -> None:
     _log(tmp_path, [b"y" * 100] * 50, 1000)
-    assert b"some bytes of output left out" in assemble(tmp_path, 1000, None)
+    assert b"some bytes of output left out" in assemble(tmp_path, 1000, None, NO_RULES)
 
 
 def test_output_without_newlines_reaches_the_log_as_it_streams(tmp_path: Path) -> None:
@@ -62,7 +63,7 @@ def test_output_without_newlines_reaches_the_log_as_it_streams(tmp_path: Path) -
             sizes.append(log.total)
     follower.close()
     log.close()
-    assert assemble(tmp_path, 1_000_000, log.total).endswith(b"00039" * 2000)
+    assert assemble(tmp_path, 1_000_000, log.total, NO_RULES).endswith(b"00039" * 2000)
     assert 0 < sizes[10] < sizes[-1]  # written while streaming, not held until the end
 
 
@@ -80,7 +81,7 @@ def test_output_printed_after_gitexp_died_reaches_the_record(tmp_path: Path) -> 
         follower.drain()
         # gitexp is killed here; the command prints on into its file.
         command_output.write(b"printed later\n")
-    record = assemble(tmp_path, 1_000_000, None)
+    record = assemble(tmp_path, 1_000_000, None, NO_RULES)
     assert record == (
         b"seen by gitexp\n\n[gitexp: printed after gitexp stopped following the output]\n"
         b"printed later\n"

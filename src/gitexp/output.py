@@ -114,15 +114,13 @@ class OutputLog:
             self._tail.close()
 
 
-def assemble(
-    folder: Path, limit: int, total: int | None, secrets: SecretRules | None = None
-) -> bytes:
+def assemble(folder: Path, limit: int, total: int | None, secrets: SecretRules) -> bytes:
     """output.log for the record: the head, a note of what was left out, the tail.
 
     `total` is the number of bytes the run printed, or None when the writer died before it
     could say; then a rotated tail still shows that something was left out. Secrets are
     redacted line by line, and a last line names the lines redacted and why; `secrets` are
-    the repository's own rules (read from the repository that holds `folder` if not given).
+    the repository's own rules.
     """
     head_path = folder / HEAD
     head = head_path.read_bytes() if head_path.exists() else b""
@@ -130,23 +128,8 @@ def assemble(
     unread = _unread(folder, limit)
     if unread:  # gitexp died while the command printed on: its output is all still on disk
         log += b"\n[gitexp: printed after gitexp stopped following the output]\n" + unread
-    rules = secrets if secrets is not None else _repository_secrets(folder)
-    redacted, found = secrets_scan.redact_log(log, rules)
+    redacted, found = secrets_scan.redact_log(log, secrets)
     return redacted + secrets_scan.log_note(found)
-
-
-def _repository_secrets(folder: Path) -> SecretRules:
-    """The secret rules of the repository whose `<git dir>/gitexp/pending/<id>` is `folder`."""
-    import pygit2
-
-    from gitexp import settings
-    from gitexp.errors import GitexpError
-
-    try:
-        workdir = pygit2.Repository(str(folder.resolve().parents[2])).workdir
-        return settings.load(Path(workdir)).secrets if workdir else secrets_scan.NO_RULES
-    except (pygit2.GitError, GitexpError, IndexError, OSError):
-        return secrets_scan.NO_RULES
 
 
 def _assembled(folder: Path, head: bytes, limit: int, total: int | None) -> bytes:

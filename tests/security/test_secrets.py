@@ -23,7 +23,7 @@ import pytest
 from gitexp import secrets_scan, yamlio
 from gitexp.output import OutputLog, assemble
 from gitexp.record import Redaction
-from gitexp.secrets_scan import REDACTED, SecretRules
+from gitexp.secrets_scan import NO_RULES, REDACTED, SecretRules
 
 from ..conftest import git, gitexp, run_ids
 
@@ -361,7 +361,7 @@ def test_a_secret_cut_in_two_where_output_is_truncated_leaves_no_half(tmp_path: 
     for i, token in enumerate(tokens):
         log.write(f"{i:05d} {token}\n".encode())
     log.close()
-    kept = assemble(tmp_path, 2000, log.total).decode()
+    kept = assemble(tmp_path, 2000, log.total, NO_RULES).decode()
     assert "output left out here" in kept and "00299" in kept
     for token in tokens:
         assert not any(token[i : i + 8] in kept for i in range(len(token) - 7)), token
@@ -372,7 +372,7 @@ def test_a_key_block_in_output_is_redacted_line_by_line(tmp_path: Path) -> None:
     log = OutputLog(tmp_path, 100_000)
     log.write(f"loading key\n{key}\ndone\n".encode())
     log.close()
-    lines = assemble(tmp_path, 100_000, log.total).decode().splitlines()
+    lines = assemble(tmp_path, 100_000, log.total, NO_RULES).decode().splitlines()
     assert lines[:7] == [
         "loading key",
         "-----BEGIN OPENSSH PRIVATE KEY-----",
@@ -553,22 +553,21 @@ def test_a_random_token_is_told_from_names_people_choose() -> None:
 
 
 def test_settings_rules_reach_output_log_of_the_repository(project: Path) -> None:
-    """output.log is assembled where only the run's folder is known: the repository's own
-    patterns still apply."""
+    """The repository's own patterns apply to what the script prints."""
     (project / ".gitexp.yaml").write_text("secrets:\n  patterns: ['corp-[0-9a-f]{12}']\n")
-    folder = project / ".git" / "gitexp" / "pending" / "r1"
-    folder.mkdir(parents=True)
-    log = OutputLog(folder, 10_000)
-    log.write(b"ticket corp-0123456789ab\n")
-    log.close()
-    assert (
-        assemble(folder, 10_000, log.total)
-        == (
-            f"ticket {REDACTED}\n\n[gitexp: secrets redacted from this log as {REDACTED}: "
-            "line 1 (matches .gitexp.yaml secrets.patterns)]\n"
-        ).encode()
+    command = [sys.executable, "-c", "print('ticket corp-0123456789ab')"]
+    assert gitexp("run", "--", *command).exit_code == 0
+    log = git(project, "show", f"gitexp/runs:experiments/{run_ids(project)[0]}/output.log")
+    assert log == (
+        f"ticket {REDACTED}\n\n[gitexp: secrets redacted from this log as {REDACTED}: "
+        "line 1 (matches .gitexp.yaml secrets.patterns)]\n"
     )
-    assert assemble(folder, 10_000, log.total, SecretRules()).startswith(b"ticket corp-0123")
+    folder = project / "scratch"
+    folder.mkdir()
+    raw = OutputLog(folder, 10_000)
+    raw.write(b"ticket corp-0123456789ab\n")
+    raw.close()
+    assert assemble(folder, 10_000, raw.total, SecretRules()).startswith(b"ticket corp-0123")
 
 
 def test_config_given_in_code_under_gitexp_run_loses_its_secrets(project: Path) -> None:
