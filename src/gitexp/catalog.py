@@ -260,8 +260,14 @@ def _seen_table(db: sqlite3.Connection) -> None:
 
 def _remember(db: sqlite3.Connection, ref: str, tip: str, run_ids: Sequence[str]) -> None:
     now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    _insert_seen(db, ref, {run_id: Seen(now, tip) for run_id in run_ids})
+
+
+def _insert_seen(db: sqlite3.Connection, ref: str, runs: Mapping[str, Seen]) -> None:
+    """Note runs as seen; a run seen before keeps its first sighting."""
     db.executemany(
-        "INSERT OR IGNORE INTO seen VALUES (?, ?, ?, ?)", ((ref, r, now, tip) for r in run_ids)
+        "INSERT OR IGNORE INTO seen VALUES (?, ?, ?, ?)",
+        ((ref, run_id, seen.when, seen.commit) for run_id, seen in runs.items()),
     )
 
 
@@ -282,10 +288,7 @@ def seen_runs(ws: Workspace, tip: str, on_branch: Sequence[str]) -> dict[str, Se
         rows = db.execute("SELECT id, first_seen, seen_at FROM seen WHERE ref = ?", (ws.runs_ref,))
         found = {run_id: Seen(when, commit) for run_id, when, commit in rows}
         written = _written(ws)
-        db.executemany(
-            "INSERT OR IGNORE INTO seen VALUES (?, ?, ?, ?)",
-            ((ws.runs_ref, r, s.when, s.commit) for r, s in written.items() if r not in found),
-        )
+        _insert_seen(db, ws.runs_ref, written)
         found = {**written, **found}  # the table's, where both know a run, came first
         _remember(db, ws.runs_ref, tip, [r for r in on_branch if r not in found])
     return found
