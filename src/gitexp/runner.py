@@ -58,12 +58,14 @@ class _Follower:
         """Pass on everything written since the last call."""
         moved = False
         for stream in self.streams:
+            before = stream.offset
             while chunk := os.read(stream.source.fileno(), _CHUNK):
-                moved = True
                 stream.offset += len(chunk)
                 self._log_lines(stream, chunk)
                 stream.forward(chunk)
-            output.release(stream.source, stream.offset)
+            if stream.offset != before:  # only new bytes can free more of the file
+                moved = True
+                output.release(stream.source, stream.offset)
         if moved:
             output.save_offsets(self.folder, [s.offset for s in self.streams])
 
