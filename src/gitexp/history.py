@@ -61,6 +61,7 @@ def runs(
 
 def record_files(ws: Workspace, folder: pygit2.Tree, run_id: str) -> dict[str, bytes]:
     """Every file of a record folder but metrics.tsv (streamed instead), within its limit."""
+    store.check_folder_size(ws.repo, folder, run_dir(run_id))
     return {
         str(entry.name): reader.file(ws.repo, folder, run_id, str(entry.name)) or b""
         for entry in folder

@@ -19,7 +19,7 @@ from pygit2.enums import FileMode
 
 from gitexp import signing
 from gitexp.errors import GitexpError, Unreadable
-from gitexp.record import EXPERIMENTS
+from gitexp.record import EXPERIMENTS, METRICS
 from gitexp.workspace import Workspace
 
 README = """\
@@ -480,11 +480,34 @@ def _folder_files(
         folder = experiments[run_id].peel(pygit2.Tree)
     except (KeyError, ValueError, pygit2.GitError) as e:
         raise Unreadable(f"{where}: its folder is missing, damaged or not a folder ({e})") from None
+    check_folder_size(repo, folder, where)
     return {
         str(entry.name): folder_file(repo, folder, str(entry.name), where=f"{where}/{entry.name}")
         or b""
         for entry in folder
     }
+
+
+# A record holds a dozen files and a pointer per artifact; far more is not a record gitexp
+# wrote, and reading it whole would take unbounded memory.
+_FOLDER_FILES = 10_000
+_FOLDER_BYTES = 512 * 1024 * 1024
+
+
+def check_folder_size(repo: pygit2.Repository, folder: pygit2.Tree, where: str) -> None:
+    """Refuse, before reading it, a record folder of too many files or bytes in all."""
+    if len(folder) > _FOLDER_FILES:
+        raise Unreadable(f"{where} holds {len(folder):,} files, more than a record has")
+    total = 0
+    for entry in folder:
+        if entry.name == METRICS:
+            continue  # streamed, never read whole
+        try:
+            total += repo.odb.read_header(entry.id)[1]
+        except (KeyError, ValueError, pygit2.GitError):
+            continue  # a missing object is named when the file is read
+    if total > _FOLDER_BYTES:
+        raise Unreadable(f"{where} holds {total:,} bytes, more than a record may")
 
 
 def _loose_object_limit(repo: pygit2.Repository) -> int:

@@ -228,3 +228,17 @@ def _peak_memory(args: list[str], cwd: Path) -> tuple[str, float]:
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     return done.stdout, int(done.stderr.split()[-1]) / 1024
+
+
+def test_a_record_of_countless_files_is_refused_unread(project: Path, honest: str) -> None:
+    _plant(
+        project, FORGED, {"run.yaml": RUN_YAML, **{f"f{i}.yaml": "x: 1\n" for i in range(10_001)}}
+    )
+
+    shown = gitexp("show", FORGED)
+
+    assert shown.exit_code == 4
+    assert shown.stderr == (
+        f"Error: experiments/{FORGED} holds 10,002 files, more than a record has\n"
+    )
+    assert gitexp("show", honest).exit_code == 0
