@@ -37,7 +37,7 @@ from gitexp.workspace import Workspace
 if TYPE_CHECKING:  # `diff` needs axes; listing runs must not load it
     from gitexp import axes
 
-_VERSION = "7"
+_VERSION = "8"  # 8: env keys treat null as absent
 INVALID = "invalid"  # the status shown for a record whose files cannot be read
 _COLUMNS = (
     "id, tree, name, status, started, duration_s, exit_code, tags, notes, command, config, "
@@ -493,3 +493,42 @@ def inputs(
         )
         for row in found
     ]
+
+
+# --- where runs wrote their artifacts -----------------------------------------------------------
+# A snapshot leaves these paths out of the code (DESIGN.md §1: outputs are never code). Read
+# on first use, and only for runs that made artifacts: a launch asks only when the working
+# tree has files no commit holds.
+
+
+def _artifact_paths_row(repo: pygit2.Repository, run_id: str, tree_id: str) -> tuple[str, ...]:
+    folder = repo[tree_id].peel(pygit2.Tree)
+    try:
+        made = reader.pins(run_id, ARTIFACTS, reader.file(repo, folder, run_id, ARTIFACTS))
+    except Unreadable:
+        made = []
+    return (run_id, tree_id, json.dumps(sorted({pin.path for pin in made})))
+
+
+def artifact_paths(ws: Workspace) -> set[str]:
+    """Every repo-relative path a run on the branch recorded as an artifact (file or folder)."""
+    with _open(ws) as db:
+        if not _sync(ws, db):
+            return set()
+        db.execute(
+            "CREATE TABLE IF NOT EXISTS artifact_paths (id TEXT PRIMARY KEY, tree TEXT NOT NULL, "
+            "paths TEXT NOT NULL)"
+        )
+        todo = db.execute(
+            "SELECT r.id, r.tree FROM runs r LEFT JOIN artifact_paths a ON a.id = r.id "
+            "WHERE r.artifacts != '[]' AND (a.tree IS NULL OR a.tree != r.tree)"
+        ).fetchall()
+        if todo:  # else no write: runs starting together only read
+            rows = [_artifact_paths_row(ws.repo, run_id, tree) for run_id, tree in todo]
+            db.execute("DELETE FROM artifact_paths WHERE id NOT IN (SELECT id FROM runs)")
+            db.executemany("INSERT OR REPLACE INTO artifact_paths VALUES (?, ?, ?)", rows)
+        found = db.execute(
+            "SELECT DISTINCT j.value FROM artifact_paths a, json_each(a.paths) j "
+            "JOIN runs r ON r.id = a.id AND r.tree = a.tree"
+        ).fetchall()
+    return {str(row[0]) for row in found}

@@ -17,6 +17,8 @@ SETTINGS_FILE = ".gitexp.yaml"
 DEFAULT_BRANCH = "gitexp/runs"
 DEFAULT_MAX_FILE_SIZE = 10 * 1024 * 1024
 DEFAULT_OUTPUT_LIMIT = 1024 * 1024
+# Where a run writes what it makes (`run.dir` is outputs/<id>/): never code (DESIGN.md §1).
+OUTPUTS_DIR = "outputs"
 
 # Environment variables worth recording: they change what a run computes or where it ran.
 # Never the whole environment, which holds tokens (DESIGN.md §1).

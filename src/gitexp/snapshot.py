@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+import posixpath
 import stat
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
+from functools import cached_property
+from pathlib import Path, PurePosixPath
 from urllib.parse import urlsplit, urlunsplit
 
 import pygit2
 from pygit2.enums import DeltaStatus, DiffOption, FileMode, FileStatus
 
-from gitexp import secrets_scan
+from gitexp import secrets_scan, yamlio
 from gitexp.errors import GitexpError
 from gitexp.record import CodeState, LeftOut
 from gitexp.secrets_scan import SecretRules
+from gitexp.settings import OUTPUTS_DIR
 from gitexp.signing import identity
 from gitexp.workspace import Workspace
 
@@ -156,6 +159,84 @@ def _submodules(ws: Workspace) -> _Submodules:
     return found
 
 
+_DVC_FILES = ("dvc.yaml", "dvc.lock")
+_DVC_WRITES = ("outs", "metrics", "plots")  # what a stage or a .dvc file says DVC writes
+
+
+def _dvc_paths(pointer: PurePosixPath, content: object) -> Iterator[str]:
+    """The repo-relative paths a `.dvc`, dvc.yaml or dvc.lock file says DVC writes."""
+    if not isinstance(content, dict):
+        return
+    # A .dvc file names its outputs itself; dvc.yaml and dvc.lock name each stage's.
+    bodies: list[object] = [content]
+    if pointer.suffix != ".dvc":
+        stages = content.get("stages")
+        bodies = list(stages.values()) if isinstance(stages, dict) else []
+    for body in bodies:
+        if not isinstance(body, dict):
+            continue
+        base = pointer.parent / str(body.get("wdir") or ".")
+        for key in _DVC_WRITES:
+            entries = body.get(key)
+            for entry in entries if isinstance(entries, list) else []:
+                # dvc.yaml writes `- path` or `- path: {cache: false}`; the others `- path: p`
+                if isinstance(entry, dict):
+                    entry = entry.get("path") if "path" in entry else next(iter(entry), None)
+                if isinstance(entry, str) and "${" not in entry:  # templates: dvc.lock has them
+                    path = posixpath.normpath((base / entry).as_posix())
+                    if path != "." and not path.startswith(("../", "/")):
+                        yield path
+
+
+def _dvc_outputs(ws: Workspace, new_files: Iterable[str]) -> dict[str, str]:
+    """Every path DVC writes, by the files that say so, committed or new."""
+    names = {entry.path for entry in ws.repo.index}
+    names.update(new_files)
+    found: dict[str, str] = {}
+    for name in sorted(names):
+        pointer = PurePosixPath(name)
+        if pointer.suffix != ".dvc" and pointer.name not in _DVC_FILES:
+            continue
+        try:
+            content = yamlio.load((ws.workdir / name).read_bytes(), name)
+        except (OSError, GitexpError):
+            continue  # a missing or broken DVC file names no output; DVC itself says so
+        for path in _dvc_paths(pointer, content):
+            found.setdefault(path, f"a DVC output ({name})")
+    return found
+
+
+class _Outputs:
+    """What runs and DVC write into the working tree: never code (DESIGN.md §1).
+
+    Read on the first question, and only files no commit holds are asked about: a tree
+    without new files never opens the index of runs nor a DVC file.
+    """
+
+    def __init__(self, ws: Workspace, new_files: Iterable[str]) -> None:
+        self.ws = ws
+        self.new_files = tuple(new_files)
+
+    @cached_property
+    def _known(self) -> dict[str, str]:
+        from gitexp import catalog  # SQLite: only when the tree has new files
+
+        made = catalog.artifact_paths(self.ws)
+        recorded = {path: "a run's output (an artifact a run recorded)" for path in made}
+        return {**_dvc_outputs(self.ws, self.new_files), **recorded}
+
+    def reason(self, path: str) -> str | None:
+        """Why `path` is an output, or None when it is code."""
+        if path.startswith(f"{OUTPUTS_DIR}/"):
+            return f"a run's output (in {OUTPUTS_DIR}/)"
+        parts = path.split("/")
+        for end in range(len(parts), 0, -1):  # the file, then each folder holding it
+            reason = self._known.get("/".join(parts[:end]))
+            if reason:
+                return reason
+        return None
+
+
 def _head(repo: pygit2.Repository) -> pygit2.Commit:
     if repo.head_is_unborn:
         raise GitexpError(
@@ -172,6 +253,9 @@ def capture(ws: Workspace, run_id: str, config_files: Iterable[str] = ()) -> Cod
     subs = _submodules(ws)
     submodules = subs.commits
     status = repo.status(untracked_files="all", ignored=False)
+    new_files = tuple(path for path, flags in status.items() if flags & FileStatus.WT_NEW)
+    outputs = _Outputs(ws, new_files)
+    kept_out: set[str] = set()  # outputs left out: they do not make the tree dirty
     tree = pygit2.Index()  # in memory: the user's .git/index is never written
     tree.read_tree(head.tree)
     left_out: list[LeftOut] = list(subs.left_out)
@@ -191,11 +275,16 @@ def capture(ws: Workspace, run_id: str, config_files: Iterable[str] = ()) -> Cod
         untracked = flags == FileStatus.WT_NEW
         # A file no commit holds yet (untracked, or only staged) would reach the runs branch
         # and its remote first through this snapshot: it stays out if it looks secret. A
-        # committed file is kept as it is: git has it already.
+        # committed file is kept as it is: git has it already. So is a committed file that a
+        # run also logged as an artifact: leaving it out would hide edits to code.
         reason = None
         if untracked or path not in head.tree:
-            size = location.lstat().st_size if untracked else 0  # staged: kept whatever its size
-            reason = _new_file_reason(path, location, size, limit, secrets)
+            reason = outputs.reason(path)
+            if reason:
+                kept_out.add(path)
+            else:
+                size = location.lstat().st_size if untracked else 0  # staged: any size is kept
+                reason = _new_file_reason(path, location, size, limit, secrets)
         if reason:
             left_out.append(LeftOut(path, reason))
             continue
@@ -209,7 +298,8 @@ def capture(ws: Workspace, run_id: str, config_files: Iterable[str] = ()) -> Cod
         tree.add(pygit2.IndexEntry(path, pygit2.Oid(hex=commit), FileMode.COMMIT))
 
     tree_id = tree.write_tree(repo)
-    dirty = bool(status) or tree_id != head.tree.id or bool(subs.diffs)
+    changed = any(path not in kept_out for path in status)
+    dirty = changed or tree_id != head.tree.id or bool(subs.diffs)
     if tree_id == head.tree.id:
         snapshot, diff = head.id, b""
     else:
@@ -239,5 +329,4 @@ def capture(ws: Workspace, run_id: str, config_files: Iterable[str] = ()) -> Cod
         left_out=tuple(left_out),
         shallow=repo.is_shallow,
     )
-    new_files = tuple(path for path, flags in status.items() if flags & FileStatus.WT_NEW)
     return Code(state, diff, new_files)
