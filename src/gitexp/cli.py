@@ -92,6 +92,8 @@ def init(remote: Path | None) -> None:
     done = setup.prepare(ws, remote)
     for path in done.created:
         click.echo(f"created {path}")
+    for path in done.changed:
+        click.echo(f"updated {path}")
     if done.remote:
         click.echo(f"DVC remote {setup.REMOTE_NAME!r} -> {done.remote} (the default remote)")
     click.echo(f"runs are recorded on {ws.settings.branch}; commit the files above to share them")
@@ -223,7 +225,9 @@ def log_(
 
     ws = workspace.open_workspace()
     with render.indexing_progress() as progress:
-        found = history.runs(ws, statuses, tags, name, None if verified else max_count, progress)
+        # Live runs are not signed yet: --verified leaves them out.
+        limit = None if verified else max_count
+        found = history.runs(ws, statuses, tags, name, limit, progress, live=not verified)
     if verified:
         from gitexp import verify
 
@@ -237,8 +241,18 @@ def log_(
     elif found:
         out = render.console()
         click.echo(render.runs_table(found, out.color_system if out.is_terminal else None))
+    elif statuses or tags or name or verified:
+        click.echo("no run matches; `gitexp log` with no filter lists every run", err=True)
     else:
         click.echo("no runs yet; record one with `gitexp run -- python train.py`", err=True)
+    waiting = len(history.unrecorded(ws))
+    if waiting:  # not running, so not listed: but not to be forgotten either
+        runs, them = ("1 run has", "it") if waiting == 1 else (f"{waiting} runs have", "them")
+        click.echo(
+            f"note: {runs} ended without being recorded; `gitexp recover` records {them} or "
+            "says why it cannot",
+            err=True,
+        )
 
 
 cli.add_command(log_, "ls")
