@@ -76,7 +76,7 @@ def test_log_json_carries_what_scripts_need(three_runs: list[str]) -> None:
     assert {"id", "name", "status", "tags", "started", "duration_s", "config", "summary"} <= set(
         newest
     )
-    assert newest["config"] == {"argv._": [sys.executable, "train.py"], "argv.lr": 2}
+    assert newest["config"] == {"argv._": ["train.py"], "argv.lr": 2}
     assert oldest["summary"]["loss"] == {
         "last": 0.25,
         "last_step": 2,

@@ -56,7 +56,7 @@ def test_run_records_one_commit_and_exits_with_the_commands_status(project: Path
     assert run["command"] == [sys.executable, "train.py", "--lr", "0.1"]
     assert run["cwd"] == "."
     config = _record(project, run_id, "config.yaml")
-    assert config == {"argv": {"_": [sys.executable, "train.py"], "lr": 0.1}}
+    assert config == {"argv": {"_": ["train.py"], "lr": 0.1}}  # no parser seen: read from argv
     output = git(project, "show", f"gitexp/runs:experiments/{run_id}/output.log")
     assert "training --lr 0.1\n" in output and "a warning\n" in output
 
@@ -174,7 +174,7 @@ def test_environment_is_that_of_the_commands_interpreter(
     gitexp("run", "--", sys.executable, "train.py")
     env = _record(project, run_ids(project)[0], "env.yaml")
     assert isinstance(env, dict)
-    assert env["captured_by"] == "the command's Python interpreter"
+    assert env["captured_by"] == "inside the training process"
     assert env["python"]["version"] == ".".join(map(str, sys.version_info[:3]))
     assert any(p.lower().startswith("pygit2==") for p in env["packages"])
     assert env["variables"] == {"CUDA_VISIBLE_DEVICES": "0,1"}

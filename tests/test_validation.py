@@ -162,7 +162,6 @@ def test_recorded_config_never_holds_yaml_anchors(project: Path) -> None:
         "again: 2024-01-02\n"
         "argv:\n"
         "  _:\n"
-        f"  - {sys.executable}\n"
         "  - -c\n"
         "  - pass\n"
         "base:\n"

@@ -22,6 +22,24 @@ if TYPE_CHECKING:
     from gitexp.seeds import seed_everything
 
 
+def _watch_seeds() -> None:
+    """A training script that imports gitexp has the seeds it sets observed from then on, so
+    `torch.manual_seed(args.seed)` before `gitexp.init` is still in seeds.yaml. Not in
+    gitexp's own command line, and not under `gitexp run`, whose start-up hook does it."""
+    import os
+    import sys
+
+    program = os.path.basename(sys.argv[0]) if sys.argv else ""
+    if os.environ.get("GITEXP_RUN_DIR") or program in ("gitexp", "git-exp", "__main__.py"):
+        return
+    from gitexp import boot
+
+    boot.load().watch()
+
+
+_watch_seeds()
+
+
 def __getattr__(name: str) -> Any:
     if name in ("Run", "current", "init"):
         from gitexp import api

@@ -20,7 +20,7 @@ from pathlib import Path
 from types import FrameType, TracebackType
 from typing import TYPE_CHECKING, Any
 
-from gitexp import ranks, seeds, yamlio
+from gitexp import observed, ranks, seeds, yamlio
 from gitexp.atomic import replace_file
 from gitexp.errors import GitexpError
 from gitexp.metrics import MetricWriter
@@ -162,16 +162,36 @@ class _LiveRun(Run):
         self._writer = MetricWriter(folder, started)
         self._writer.start()  # what `log` accepts is on disk within a second
         self._dir: Path | None = None
-        self._env = threading.Thread(target=self._capture_env, name="gitexp-env", daemon=True)
-        self._env.start()
+        # Under `gitexp run` the start-up hook describes this process; otherwise we do, at
+        # the end (when torch is imported), with what is read around it (GPUs) meanwhile.
+        self._around: dict[str, Any] = {}
+        self._env: threading.Thread | None = None
+        if not observed.hooked():
+            self._env = threading.Thread(target=self._read_around, name="gitexp-env", daemon=True)
+            self._env.start()
         # The writer's own method, bound here: no extra Python call on every step.
         self.log = self._writer.log  # type: ignore[method-assign]
 
-    def _capture_env(self) -> None:
+    def _read_around(self) -> None:
         from gitexp import environment
 
         try:
-            found = environment.capture_here(self.ws.workdir, self.ws.settings.env_allow)
+            self._around = environment.outside(
+                os.environ, self.ws.workdir, self.ws.settings.env_allow
+            )
+        except Exception:
+            pass  # a record without GPUs and variables beats no record
+
+    def _describe_env(self) -> None:
+        from gitexp import environment
+
+        if self._env is None:
+            return
+        self._env.join()
+        try:
+            found = environment.assemble(
+                environment.INSIDE, observed.boot().describe(), self._around
+            )
         except Exception as e:  # a record without its environment beats no record
             found = {"captured_by": f"nobody: reading the environment failed ({e})"}
         try:
@@ -203,10 +223,15 @@ class _LiveRun(Run):
         """Everything the run knows, on disk: metrics, seeds, environment."""
         self._writer.stop()
         try:
-            self._write(SEEDS, seeds.record(None, os.environ, seeds.current()))
+            self._write(SEEDS, seeds.record(None, os.environ, seeds.current(), _seen()))
         except OSError:
             pass  # the run's state is gone; the metrics writer has said so
-        self._env.join()
+        self._describe_env()
+
+
+def _seen() -> dict[str, Any] | None:
+    """The seeds this process was seen to set, unless the start-up hook reports them."""
+    return None if observed.hooked() else observed.boot().seeds_seen()
 
 
 @dataclass(frozen=True)
@@ -238,7 +263,10 @@ class _JoinedRun(_LiveRun):
         run = yamlio.load((folder / RUN).read_bytes(), RUN) or {}
         started = parse_utc(str(run["started"])).timestamp()
         super().__init__(os.environ["GITEXP_RUN_ID"], merged, folder, ws, started)
-        self._write(CONFIG, yamlio.dump(merged))
+        if asked.config:  # the record's config: the command's options are not counted twice
+            self._write(observed.CODE_CONFIG, yamlio.dump(given))
+        if observed.hooked():
+            observed.boot().note_init()
         allowed = asked.allow_unpinned_data or os.environ.get("GITEXP_ALLOW_UNPINNED_DATA") == "1"
         self._inputs: list[str] = []
         if asked.data:
@@ -303,6 +331,8 @@ class _OwnRun(_LiveRun):
             live.run_id, self._launched.config, live.folder, ws, self._launched.started.timestamp()
         )
         self._write(SEEDS, seeds.record(None, os.environ, seeds.current()))
+        for warning in self._launched.warnings:
+            print(f"gitexp: warning: {warning}", file=sys.stderr)
         self._hook_exits()
 
     def _hook_exits(self) -> None:
@@ -337,6 +367,11 @@ class _OwnRun(_LiveRun):
             return
         self.finished = True
         self._settle()
+        seen = observed.boot().seeds_seen()
+        given = seeds.current().seed
+        rngs = {**seeds.current().rngs, **seen.get("seeds", {})}
+        for warning in seeds.warnings(given, rngs, seen.get("drawn_before_seeding", ())):
+            print(f"gitexp: warning: {warning}", file=sys.stderr)
         launched = self._launched
         ended = launched.info.finish(
             status, datetime.now(timezone.utc), launched.started, error=error
@@ -379,6 +414,8 @@ def init(
                 f"seed={seed} in code but --seed {wrapper_seed} on `gitexp run`; give one"
             )
         seed = wrapper_seed
+    if not observed.hooked():
+        observed.boot().watch()  # seeds set from here on are seen, whoever sets them
     if seed is not None:
         seeds.seed_everything(seed, deterministic)
 

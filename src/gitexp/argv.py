@@ -41,6 +41,21 @@ def _interpreter_words(command: Sequence[str]) -> int:
     return i
 
 
+def program(command: Sequence[str]) -> list[str]:
+    """What a command runs, without the interpreter that runs it (the interpreter is env):
+    `python -u train.py --lr 1` → [train.py], `python -m pkg.train` → [-m, pkg.train],
+    `./train.sh --lr 1` → [./train.sh]."""
+    if not command:
+        return []
+    if not is_python(command[0]):
+        return [command[0]]
+    words = list(command[1 : _interpreter_words(command)])
+    for i, word in enumerate(words):
+        if word in _PYTHON_PROGRAM:
+            return words[i : i + 2]
+    return words[-1:] if words and not words[-1].startswith("-") else []
+
+
 def is_option(word: str) -> bool:
     """Whether a word is an option (`-k`, `--lr=1`) rather than a value (`-1e-3`, `-`)."""
     return word.startswith("-") and word not in ("-", "--") and not _NUMBER.match(word)
@@ -50,14 +65,16 @@ def parse(command: Sequence[str]) -> dict[str, Any]:
     """Read `command` as configuration.
 
     Options of the program become keys (`--lr 0.1`, `--lr=0.1`, `-k 3`), bare flags are
-    true, a repeated option becomes a list, and every other word, the program and script
+    true, a repeated option becomes a list, and every other word, the program or script
     included, goes in order to the `_` list so that `python a.py` and `python b.py` differ.
+    The interpreter and its own options are not there: `python` against `/usr/bin/python3`
+    is a difference of environment, not of configuration.
     A bare flag followed by a positional word cannot be told from an option with a value;
     it is read as the latter, so write `--flag=true` or put positionals first to be exact.
     """
     head = _interpreter_words(command)
     options: dict[str, Any] = {}
-    positionals: list[str] = list(command[:head])
+    positionals: list[str] = program(command)
     words = list(command[head:])
     i = 0
     while i < len(words):

@@ -95,6 +95,8 @@ def env_key(raw: bytes) -> str:
             name = line.strip().split(b":", 1)[0].decode(errors="replace")
             if name in _NOT_ENV:
                 continue
+        if line.endswith(b": null"):
+            continue  # absent and null are the same value
         kept.append(line)
     return hashlib.sha1(b"\n".join(kept)).hexdigest()
 
@@ -186,6 +188,7 @@ def code_files(repo: pygit2.Repository, a: Inputs, b: Inputs) -> list[str]:
 
 
 def _config_changes(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[Change]:
+    a, b = ({k: v for k, v in side.items() if v is not None} for side in (a, b))  # null: absent
     changes = [
         Change(f"config.{key}", a.get(key, ABSENT), b.get(key, ABSENT))
         for key in sorted(a.keys() | b.keys())
@@ -328,7 +331,7 @@ def _flat_env(loaded: Any) -> dict[str, Any]:
     env["variables"] = {
         k: v for k, v in (loaded.get("variables") or {}).items() if k not in _NOT_ENV
     }
-    flat = flatten(env)
+    flat = {k: v for k, v in flatten(env).items() if v is not None}  # null is absent
     for item in loaded.get("packages") or []:
         name, _, version = str(item).partition("==")
         flat[f"packages.{name}"] = version

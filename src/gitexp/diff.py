@@ -71,7 +71,7 @@ def _side(ws: Workspace, tip: pygit2.Commit, ref: str, progress: catalog.Progres
 
 def _unseeded(side: Side) -> bool:
     loaded = reader.mapping(side.run_id, SEEDS, side.files.get(SEEDS))
-    return loaded.get("seed") is None and not loaded.get("variables")
+    return loaded.get("seed") is None and not loaded.get("variables") and not loaded.get("rngs")
 
 
 def compare(

@@ -8,14 +8,12 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 from collections.abc import Mapping, Sequence
-from importlib import resources
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from gitexp import argv
+from gitexp import argv, boot
 
 # Lock files whose hash pins an environment more exactly than a package list can.
 LOCK_FILES = (
@@ -60,10 +58,10 @@ def interpreter_of(command: Sequence[str], env: Mapping[str, str]) -> str | None
 
 
 def _probe(interpreter: str, env: Mapping[str, str]) -> dict[str, Any] | None:
-    source = resources.files("gitexp").joinpath("probe.py").read_text()
+    """Ask `interpreter` to describe itself, running gitexp's observing module as a program."""
     try:
         done = subprocess.run(
-            [interpreter, "-c", source],
+            [interpreter, str(boot.FOLDER / f"{boot.MODULE}.py")],
             env=dict(env),
             capture_output=True,
             timeout=_PROBE_TIMEOUT_S,
@@ -106,76 +104,81 @@ def lock_file_hashes(workdir: Path) -> dict[str, str]:
 
 
 def allowed_variables(env: Mapping[str, str], allow: Sequence[str]) -> dict[str, str]:
-    """The variables named (or matched by a `NAME_*` pattern) in the allow-list, and no others."""
-    return {
+    """The variables named (or matched by a `NAME_*` pattern) in the allow-list, and no others.
+
+    PYTHONPATH, if allowed, is the user's: without the folder of gitexp's start-up hook.
+    """
+    found = {
         name: env[name]
         for name in sorted(env)
         if any(fnmatch.fnmatchcase(name, pattern) for pattern in allow)
     }
+    if "PYTHONPATH" in found:
+        kept = boot.user_pythonpath(found.pop("PYTHONPATH"))
+        if kept is not None:
+            found["PYTHONPATH"] = kept
+    return found
 
 
-def _assemble(
-    source: str,
-    described: Mapping[str, Any],
-    env: Mapping[str, str],
-    workdir: Path,
-    allow: Sequence[str],
-) -> dict[str, Any]:
+def outside(env: Mapping[str, str], workdir: Path, allow: Sequence[str]) -> dict[str, Any]:
+    """What is read from outside the training process: GPUs, chosen variables, lock files."""
     return {
+        "gpus": gpus(),
+        "variables": allowed_variables(env, allow),
+        "lock_files": lock_file_hashes(workdir),
+    }
+
+
+def assemble(
+    source: str, described: Mapping[str, Any], around: Mapping[str, Any]
+) -> dict[str, Any]:
+    """env.yaml: an interpreter's own description and what was read around it.
+
+    A value that is not known is left out: absent and null are the same value.
+    """
+    found = {
         "captured_by": source,
         "python": described.get("python"),
         "platform": described.get("platform"),
         "torch": described.get("torch"),
-        "gpus": gpus(),
-        "variables": allowed_variables(env, allow),
-        "lock_files": lock_file_hashes(workdir),
-        "packages": described.get("packages", []),
+        "gpus": around.get("gpus") or [],
+        "variables": around.get("variables") or {},
+        "lock_files": around.get("lock_files") or {},
+        "packages": described.get("packages") or [],
     }
+    return {k: v for k, v in found.items() if v is not None}
+
+
+INSIDE = "inside the training process"
 
 
 def capture(
     command: Sequence[str], env: Mapping[str, str], workdir: Path, allow: Sequence[str]
 ) -> dict[str, Any]:
-    """Describe the environment of `command`: its interpreter if it has one, else gitexp's."""
+    """Describe the environment of `command` from outside: its interpreter if it has one,
+    else gitexp's. Used only when no process of the run described itself."""
     interpreter = interpreter_of(command, env)
     described = _probe(interpreter, env) if interpreter else None
     if described is not None:
-        source = "the command's Python interpreter"
+        source = "the command's Python interpreter, asked after the run"
     else:
-        from gitexp import probe
-
-        described = probe.describe()
+        described = boot.load().describe()
         source = "gitexp's own interpreter: the command is not a Python program"
         if interpreter:
             source = "gitexp's own interpreter: asking the command's interpreter failed"
-    return _assemble(source, described, env, workdir, allow)
+    return assemble(source, described, outside(env, workdir, allow))
 
 
 def capture_here(workdir: Path, allow: Sequence[str]) -> dict[str, Any]:
-    """Describe the running interpreter from inside it, as `gitexp.init` does.
+    """Describe the running interpreter from inside it, as `gitexp.init` does at the end.
 
-    If the training script has imported torch, its CUDA, cuDNN and GPU details come from
-    torch itself; torch is never imported for this.
+    If the training script has imported torch, its CUDA and cuDNN details come from torch
+    itself; torch is never imported for this.
     """
-    from gitexp import probe
-
-    described = dict(probe.describe())
-    torch = sys.modules.get("torch")
-    if torch is not None:
-        described["torch"] = describe_torch(torch)
-    return _assemble("inside the training process", described, os.environ, workdir, allow)
+    return assemble(INSIDE, boot.load().describe(), outside(os.environ, workdir, allow))
 
 
 def describe_torch(torch: ModuleType) -> dict[str, Any]:
-    """torch, CUDA and cuDNN versions and the GPUs torch sees, asked of an imported torch."""
-    info: dict[str, Any] = {"version": str(torch.__version__)}
-    info["cuda"] = torch.version.cuda
-    cudnn = torch.backends.cudnn
-    info["cudnn"] = cudnn.version() if cudnn.is_available() else None
-    if torch.cuda.is_available():
-        count = torch.cuda.device_count()
-        info["gpu_count"] = count
-        info["gpus"] = [torch.cuda.get_device_name(i) for i in range(count)]
-    else:
-        info["gpu_count"] = 0
-    return info
+    """torch, CUDA and cuDNN versions, asked of an imported torch (see gitexp/boot)."""
+    found: dict[str, Any] = boot.load().describe_torch(torch)
+    return found

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import getpass
+import hashlib
 import os
 import socket
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from gitexp import (
     argv,
     data,
     ids,
+    observed,
     pending,
     secrets_scan,
     signing,
@@ -58,6 +60,7 @@ class Launched:
     info: RunInfo
     started: datetime
     config: dict[str, Any]
+    warnings: tuple[str, ...] = ()  # for the user to read at launch
 
 
 def _user() -> str:
@@ -102,6 +105,23 @@ def _snapshot(ws: Workspace, run_id: str, config_files: Sequence[str]) -> snapsh
     raise AssertionError("unreachable")  # pragma: no cover
 
 
+def outside_scripts(ws: Workspace, cwd: Path, command: Sequence[str]) -> dict[str, str]:
+    """The script a Python command runs, if it lies outside the repository: path → sha256."""
+    if not command or not argv.is_python(command[0]):
+        return {}
+    words = argv.program(command)
+    if not words or words[0].startswith("-"):
+        return {}  # `-m module`, `-c code`: an installed module or code on the command line
+    path = (cwd / words[0]).resolve()
+    if not path.is_file() or path.is_relative_to(ws.workdir.resolve()):
+        return {}
+    try:
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        digest = "unreadable"
+    return {str(path): f"sha256:{digest}"}
+
+
 def _artifact_makers(ws: Workspace) -> Mapping[str, str]:
     from gitexp import catalog  # SQLite: loaded only when a launch pins a dataset
 
@@ -132,13 +152,24 @@ def begin(
     files, inside = _config_files(ws, cwd, request.config_files, options)
     resolved = config_mod.resolve(files, request.params, options)
     if extra_config:
-        resolved = config_mod.merge_strict(resolved, extra_config)
+        # The script's own config is the run's config: its options are not counted twice.
+        base = {k: v for k, v in resolved.items() if k != config_mod.ARGV}
+        config_mod.merge_strict(base, extra_config)  # a key set twice, two ways, is an error
+        resolved = observed.settle_config(resolved, extra_config, None, command, ws.workdir, cwd)
     # What the record keeps; the script goes on with its own configuration, secrets and all.
     recorded, config_redacted = secrets_scan.redact_config(resolved, secrets)
 
+    warnings: list[str] = []
     live = pending.PendingRun.start(ws, run_id, role)
     try:
         code = _snapshot(ws, run_id, inside)
+        outside = outside_scripts(ws, cwd, command)
+        if outside:
+            code = replace(code, state=replace(code.state, not_captured=outside))
+            warnings.append(
+                f"{next(iter(outside))} lies outside the repository, so its code is not in the "
+                "record (code.yaml says so); move it into the repository to record it"
+            )
         if code.state.dirty and (request.require_clean or ws.settings.require_clean):
             raise Refused(
                 "the working tree has uncommitted changes and this run requires a clean tree; "
@@ -173,4 +204,4 @@ def begin(
     except BaseException:
         live.release(ws)
         raise
-    return Launched(live, info, started, resolved)
+    return Launched(live, info, started, resolved, tuple(warnings))

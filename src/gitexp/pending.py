@@ -21,7 +21,7 @@ from typing import IO
 
 import pygit2
 
-from gitexp import artifacts, metrics, output, store, yamlio
+from gitexp import artifacts, metrics, observed, output, store, yamlio
 from gitexp.atomic import replace_file
 from gitexp.errors import GitexpError
 from gitexp.record import (
@@ -221,11 +221,16 @@ def _commit(ws: Workspace, folder: Path, info: RunInfo, printed: int | None) -> 
         from gitexp import secrets_scan
 
         info = replace(info, error=secrets_scan.redact_value(info.error, ws.settings.secrets)[0])
-    files = {RUN: info.to_yaml()}
+    files = {}
     for name in _AS_WRITTEN:
         path = folder / name
         if path.exists():
             files[name] = path.read_bytes()
+    # What the training process reported from inside: its parsed arguments, seeds, interpreter.
+    redacted = observed.settle(folder, files, info.command, ws.workdir, ws.settings.secrets)
+    if redacted:
+        info = replace(info, redacted=tuple(dict.fromkeys([*info.redacted, *redacted])))
+    files[RUN] = info.to_yaml()
     if ENV not in files and (folder / ENV_PROBE).exists():
         files[ENV] = (folder / ENV_PROBE).read_bytes()
     files.setdefault(ENV, _ENV_MISSING)
@@ -238,10 +243,10 @@ def _commit(ws: Workspace, folder: Path, info: RunInfo, printed: int | None) -> 
     if series is not None:
         files[METRICS], files[SUMMARY] = series
     snapshot = yamlio.load(files[CODE], CODE).get("snapshot") if CODE in files else None
-    label = f" ({info.name})" if info.name else ""
-    summary = yamlio.text(f"gitexp: run {info.id} {info.status}{label}")
-    body = yamlio.text("command: " + " ".join(info.command))
-    return store.write_run(ws, info.id, files, (summary, body), snapshot=snapshot)
+    from gitexp.message import record_message
+
+    message = record_message(info, files.get(METRICS))
+    return store.write_run(ws, info.id, files, message, snapshot=snapshot)
 
 
 def _owners(folder: Path) -> tuple[str | None, dict[str, list[tuple[int, str | None]]]]:
@@ -359,3 +364,25 @@ def _ended_in_code(folder: Path) -> Status | None:
         return None
     ended = (yamlio.load(path.read_bytes(), str(path)) or {}).get("ended")
     return ended if ended in ("succeeded", "failed", "interrupted") else None
+
+
+def in_progress(ws: Workspace) -> list[tuple[Path, bool]]:
+    """The folder of every run not yet recorded, newest first, and whether a process of it
+    still lives (else it waits for `recover`).
+
+    Read-only and lock-free, for listings: it never disturbs a run that trains, and never
+    recovers one. Folders being made or deleted, and folders not made by gitexp, are left out.
+    """
+    try:
+        folders = sorted((ws.state_dir / PENDING).iterdir(), reverse=True)
+    except OSError:
+        return []
+    found = []
+    for folder in folders:
+        if folder.name.startswith(".") or not (folder / LOCK).is_file():
+            continue
+        try:
+            found.append((folder, _still_running(folder)))
+        except (OSError, ValueError):  # removed as we looked: recorded meanwhile
+            continue
+    return found

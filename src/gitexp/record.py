@@ -83,9 +83,16 @@ class CodeState:
     config_files: tuple[str, ...] = ()  # their changes are config, not code (DESIGN.md §4)
     left_out: tuple[LeftOut, ...] = ()
     shallow: bool = False
+    # A script the command ran from outside the repository → sha256 of its bytes: its code is
+    # not in the snapshot, but a change to it is still a change of code.
+    not_captured: Mapping[str, str] = field(default_factory=dict)
 
     def to_yaml(self) -> bytes:
         data = asdict(self)
+        if self.not_captured:
+            data["not_captured"] = dict(sorted(self.not_captured.items()))
+        else:
+            del data["not_captured"]
         data["config_files"] = list(self.config_files)
         data["left_out"] = [asdict(item) for item in self.left_out]
         data["remotes"] = dict(sorted(self.remotes.items()))

@@ -15,10 +15,10 @@ from pathlib import Path
 from types import FrameType
 from typing import IO, Any
 
-from gitexp import artifacts, environment, launch, output, pending, seeds, yamlio
+from gitexp import artifacts, boot, environment, launch, observed, output, pending, seeds, yamlio
 from gitexp.errors import GitexpError
 from gitexp.output import OutputLog
-from gitexp.record import ENV_PROBE, RUN, SEEDS, Status
+from gitexp.record import ENV, ENV_PROBE, RUN, SEEDS, Status
 from gitexp.workspace import Workspace
 
 # Signals that stop a run on purpose: the run is `interrupted`, not `crashed`.
@@ -166,12 +166,16 @@ def run(ws: Workspace, request: launch.RunRequest, cwd: Path) -> RunResult:
     """Run `request.command` in `cwd` and commit its record; return how it ended."""
     launched = launch.begin(ws, request, cwd)
     live, info, started = launched.live, launched.info, launched.started
+    _warn(launched.warnings)
     try:
         child_env = dict(os.environ)
         child_env.update(seeds.child_variables(request.seed))
         child_env.update(
             GITEXP_RUN_ID=info.id, GITEXP_RUN_DIR=str(live.folder), GITEXP_WORKDIR=str(ws.workdir)
         )
+        # The start-up hook: each Python process of the command reports what it used.
+        child_env["PYTHONPATH"] = boot.child_pythonpath(child_env)
+        child_env.pop(observed.DEPTH, None)  # a run started inside another run starts afresh
         if request.allow_unpinned_data:  # gitexp.init(data=…) in the command may pin more
             child_env["GITEXP_ALLOW_UNPINNED_DATA"] = "1"
         child_env.setdefault("PYTHONUNBUFFERED", "1")  # a pipe must not delay what users see
@@ -181,14 +185,14 @@ def run(ws: Workspace, request: launch.RunRequest, cwd: Path) -> RunResult:
         raise
 
     def capture_env() -> None:
+        """What is read around the training process while it runs (GPUs, variables)."""
         try:
-            found = environment.capture(
-                request.command, child_env, ws.workdir, ws.settings.env_allow
-            )
+            around = environment.outside(child_env, ws.workdir, ws.settings.env_allow)
+            found = {"captured_by": _UNDESCRIBED, **around}
         except Exception as e:  # a record without its environment beats no record
             found = {"captured_by": f"nobody: reading the environment failed ({e})"}
         try:
-            live.write(ENV_PROBE, yamlio.dump(found))  # env.yaml if the code did not say better
+            live.write(ENV_PROBE, yamlio.dump(found))
         except OSError:
             pass  # a full disk: the commit fails too, and says so in one line
 
@@ -218,6 +222,8 @@ def run(ws: Workspace, request: launch.RunRequest, cwd: Path) -> RunResult:
             live.write(RUN, ended.to_yaml())
             missing = _collect_outputs(ws, live.folder, cwd, request.outputs)
             env_thread.join()
+            _describe_if_unobserved(ws, request.command, child_env, live)
+            _warn(observed.seed_warnings(live.folder))
             live.commit(ws, ended, log.total)
         except pending.NotRecorded as e:
             return RunResult(info.id, status, exit_status, kept=str(e))
@@ -226,6 +232,32 @@ def run(ws: Workspace, request: launch.RunRequest, cwd: Path) -> RunResult:
             kept = f"{e}; run {info.id} is kept, and `gitexp recover` will record it"
             return RunResult(info.id, status, exit_status, kept=kept)
     return RunResult(info.id, status, exit_status, missing)
+
+
+_UNDESCRIBED = "outside the training process: no Python process of the run described itself"
+
+
+def _warn(warnings: Sequence[str]) -> None:
+    for warning in warnings:
+        print(f"gitexp: warning: {warning}", file=sys.stderr)
+
+
+def _describe_if_unobserved(
+    ws: Workspace, command: Sequence[str], env: dict[str, str], live: pending.PendingRun
+) -> None:
+    """Ask the command's interpreter about itself when no process of the run could say (it
+    is not Python, or it was killed before its end): the one case that costs a second
+    interpreter, after the run rather than beside it."""
+    if (live.folder / ENV).exists():
+        return  # gitexp.init described it, the hook being off
+    report = observed.training(live.folder)
+    if report is not None and report.described is not None:
+        return
+    try:
+        found = environment.capture(command, env, ws.workdir, ws.settings.env_allow)
+        live.write(ENV_PROBE, yamlio.dump(found))
+    except Exception:
+        pass  # what was read around the run stays: a record without its interpreter
 
 
 def _start(

@@ -5,14 +5,12 @@ gitexp records seeds; it never invents one.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import random
-import sys
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from importlib.machinery import ModuleSpec
+from functools import partial
 from types import ModuleType
 from typing import Any
 
@@ -91,40 +89,6 @@ def _seed_torch(module: ModuleType, seed: int) -> None:
 _SEEDERS = {"numpy": _seed_numpy, "torch": _seed_torch}
 
 
-class _SeedOnImport:  # an import-system finder (sys.meta_path protocol)
-    """Seeds numpy or torch the moment the training script imports it.
-
-    `seed_everything` must not import torch itself (a second of start-up for scripts that
-    never use it), yet a script that imports torch after seeding must get a seeded torch.
-    """
-
-    def find_spec(
-        self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None
-    ) -> ModuleSpec | None:
-        if fullname not in _SEEDERS or _STATE.seed is None:
-            return None
-        sys.meta_path.remove(self)
-        try:
-            spec = importlib.util.find_spec(fullname)
-        finally:
-            sys.meta_path.insert(0, self)
-        if spec is None or spec.loader is None:
-            return None
-        loader = spec.loader
-        original = loader.exec_module
-
-        def exec_and_seed(module: ModuleType) -> None:
-            original(module)
-            if _STATE.seed is not None:
-                _SEEDERS[fullname](module, _STATE.seed)
-
-        loader.exec_module = exec_and_seed  # type: ignore[method-assign]
-        return spec
-
-
-_HOOK = _SeedOnImport()
-
-
 def seed_everything(seed: int, deterministic: bool = False) -> Seeding:
     """Seed python's `random`, numpy, torch (CPU and CUDA) and PYTHONHASHSEED for children.
 
@@ -143,32 +107,92 @@ def seed_everything(seed: int, deterministic: bool = False) -> Seeding:
         if deterministic:
             os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", CUBLAS_WORKSPACE)
             _STATE.deterministic["CUBLAS_WORKSPACE_CONFIG"] = os.environ["CUBLAS_WORKSPACE_CONFIG"]
+        from gitexp import boot
+
+        # Seeded now if imported, else the moment the script imports it: importing torch
+        # here would cost scripts that never use it a second of start-up.
         for name, seeder in _SEEDERS.items():
-            module = sys.modules.get(name)
-            if module is not None:
-                seeder(module, seed)
-        if _HOOK not in sys.meta_path:
-            sys.meta_path.insert(0, _HOOK)
+            boot.load().after_import(name, partial(_seed_if_wanted, seeder))
     return _STATE
 
 
-def record(seed: int | None, env: Mapping[str, str], seeding: Seeding | None = None) -> bytes:
-    """seeds.yaml: the seed given, the seed variables the run saw, and the RNGs seeded."""
+def _seed_if_wanted(seeder: Callable[[ModuleType, int], None], module: ModuleType) -> None:
+    if _STATE.seed is not None:
+        seeder(module, _STATE.seed)
+
+
+def record(
+    seed: int | None,
+    env: Mapping[str, str],
+    seeding: Seeding | None = None,
+    seen: Mapping[str, Any] | None = None,
+) -> bytes:
+    """seeds.yaml: the seed the run was given, the seed variables it saw, the seed each RNG
+    was set to (as observed in the process, `seen`, or by seed_everything), RNGs drawn from
+    before they were seeded, and determinism flags."""
     variables = {name: env[name] for name in SEED_VARIABLES if name in env}
-    rngs = dict(seeding.rngs) if seeding else {}
+    seen = seen or {}
+    rngs = {**(seeding.rngs if seeding else {}), **(seen.get("seeds") or {})}
+    rngs = {name: value for name, value in rngs.items() if value is not None}
     deterministic = dict(seeding.deterministic) if seeding else {}
     if DETERMINISM_VARIABLE in env:  # set by hand or by seed_everything: a determinism flag
         deterministic.setdefault(DETERMINISM_VARIABLE, env[DETERMINISM_VARIABLE])
-    if seeding is not None and seeding.seed is not None:
-        seed = seeding.seed
+    given = seeding.seed if seeding is not None and seeding.seed is not None else seed
+    seed = given
+    if seed is None:
+        values = {v for v in rngs.values() if isinstance(v, int)}
+        seed = values.pop() if len(values) == 1 else None  # the script seeded itself
     data: dict[str, Any] = {
         "seed": seed,
         "variables": variables,
         "rngs": dict(sorted(rngs.items())),
         "deterministic": dict(sorted(deterministic.items())),
     }
-    if seed is None and not variables:
-        data["note"] = (
-            "unseeded: no seed was given, so differences from another unseeded run may be noise"
-        )
+    for key in ("reseeded", "later_seeds"):
+        if seen.get(key):
+            data[key] = dict(sorted(seen[key].items()))
+    drawn = sorted(set(seen.get("drawn_before_seeding") or ()))
+    if drawn:
+        data["drawn_before_seeding"] = drawn
+    notes = warnings(given, rngs, drawn)
+    if seed is None and not variables and not rngs:
+        notes.insert(0, UNSEEDED)
+    if notes:
+        data["note"] = "; ".join(notes)
     return yamlio.dump(data)
+
+
+UNSEEDED = "unseeded: no seed was set, so differences from another unseeded run may be noise"
+
+
+def warnings(given: int | None, rngs: Mapping[str, Any], drawn: Sequence[str]) -> list[str]:
+    """What makes a run's seed not reproduce it: another seed set by the script, an RNG used
+    before it was seeded."""
+    found = []
+    other = {n: v for n, v in rngs.items() if isinstance(v, int) and v != given}
+    if given is not None and other:
+        names = ", ".join(f"{n} with {v}" for n, v in sorted(other.items()))
+        found.append(
+            f"the run was given seed {given}, but the script seeded {names}; seeds.yaml keeps both"
+        )
+    if drawn:
+        found.append(
+            f"{' and '.join(drawn)} drew random numbers before being seeded (a model built "
+            "before the seed, say), so the seed alone does not reproduce this run; seed first"
+        )
+    return found
+
+
+def with_seen(recorded: Mapping[str, Any], seen: Mapping[str, Any]) -> bytes:
+    """seeds.yaml as recorded at launch (the seed given, its variables), with the seeds the
+    training process was observed to set."""
+    variables = recorded.get("variables")
+    env = {str(k): str(v) for k, v in variables.items()} if isinstance(variables, dict) else {}
+    rngs, flags = recorded.get("rngs"), recorded.get("deterministic")
+    given = recorded.get("seed")
+    seeding = Seeding(
+        seed=given if isinstance(given, int) and not isinstance(given, bool) else None,
+        rngs=dict(rngs) if isinstance(rngs, dict) else {},
+        deterministic=dict(flags) if isinstance(flags, dict) else {},
+    )
+    return record(seeding.seed, env, seeding, seen)

@@ -1,0 +1,234 @@
+"""What a run's training process reported from inside (gitexp/boot), made into its record.
+
+`gitexp run` starts the command with gitexp's start-up hook on its PYTHONPATH; each Python
+process of the run then writes `observed/<pid>.json` into the run's folder: the namespace
+its argparse parser produced, the seeds it set, and its interpreter. Here those reports
+become config.yaml, seeds.yaml and env.yaml: one configuration, the one the script used,
+seeds as they happened, and the environment of the process that trained.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from gitexp import argv, limits
+from gitexp import boot as boot_folder
+from gitexp import config as config_mod
+
+if TYPE_CHECKING:
+    from gitexp.record import Redaction
+    from gitexp.secrets_scan import SecretRules
+
+BOOT = boot_folder.FOLDER  # put first on the command's PYTHONPATH
+REPORTS = "observed"  # as in the observing module, which cannot import gitexp
+DEPTH = "GITEXP_BOOT_DEPTH"
+CODE_CONFIG = "config.code.yaml"  # the config given to gitexp.init, when the script gave one
+_REPORT_BYTES = 16 << 20  # a namespace is small; a report past this is not read
+_MAX_REPORTS = 256  # a shell loop starting thousands of interpreters: the first are enough
+boot = boot_folder.load  # the observing module, one instance per process
+
+
+def hooked() -> bool:
+    """Whether this process is observed by the start-up hook of `gitexp run`."""
+    module = sys.modules.get(boot_folder.MODULE)
+    return module is not None and bool(getattr(module, "_path", None)) and module._observing()
+
+
+@dataclass(frozen=True)
+class Report:
+    """What one Python process of the run saw."""
+
+    pid: int
+    depth: int = 0  # observed Python processes above it: torchrun's workers are at 1
+    rank: str | None = None
+    argv: tuple[str, ...] = ()
+    cwd: str = ""
+    init: bool = False  # it called gitexp.init
+    namespace: Mapping[str, Any] | None = None
+    seeds: Mapping[str, Any] = field(default_factory=dict)
+    reseeded: Mapping[str, int] = field(default_factory=dict)
+    later_seeds: Mapping[str, Any] = field(default_factory=dict)
+    drawn_before_seeding: tuple[str, ...] = ()
+    described: Mapping[str, Any] | None = None
+
+    @property
+    def seen(self) -> dict[str, Any]:
+        """Its seeds, in the shape of the observing module's `seeds_seen()`."""
+        found: dict[str, Any] = {
+            "seeds": dict(self.seeds),
+            "reseeded": dict(self.reseeded),
+            "later_seeds": dict(self.later_seeds),
+            "drawn_before_seeding": list(self.drawn_before_seeding),
+        }
+        return {k: v for k, v in found.items() if v}
+
+    @property
+    def weight(self) -> tuple[bool, bool, bool, int, bool]:
+        """How surely this is the training process: rank 0 (or no ranks), the one that
+        called gitexp.init, one that parsed arguments, the deepest (torchrun's worker
+        rather than torchrun), one that set seeds."""
+        return (
+            self.rank in (None, "0"),
+            self.init,
+            self.namespace is not None,
+            self.depth,
+            bool(self.seeds),
+        )
+
+
+def _mapping(value: Any) -> dict[str, Any]:
+    return {str(k): v for k, v in value.items()} if isinstance(value, dict) else {}
+
+
+def _report(path: Path) -> Report | None:
+    try:
+        with path.open("rb") as f:
+            raw = f.read(_REPORT_BYTES + 1)
+        if len(raw) > _REPORT_BYTES:
+            return None
+        data = json.loads(raw)
+        if not isinstance(data, dict) or not isinstance(data.get("pid"), int):
+            return None
+        namespace = data.get("namespace")
+        return Report(
+            pid=data["pid"],
+            depth=int(data.get("depth") or 0),
+            rank=None if data.get("rank") is None else str(data["rank"]),
+            argv=tuple(str(w) for w in data.get("argv") or ()),
+            cwd=str(data.get("cwd") or ""),
+            init=data.get("init") is True,
+            namespace=(
+                limits.plain(namespace, f"the parsed arguments of process {data['pid']}")
+                if isinstance(namespace, dict) else None
+            ),
+            seeds=_mapping(data.get("seeds")),
+            reseeded=_mapping(data.get("reseeded")),
+            later_seeds=_mapping(data.get("later_seeds")),
+            drawn_before_seeding=tuple(str(r) for r in data.get("drawn_before_seeding") or ()),
+            described=_mapping(data.get("described")) or None,
+        )  # fmt: skip
+    except (OSError, ValueError, TypeError, RecursionError):
+        return None  # half-written by a process killed mid-write, or not a report
+    except Exception:  # limits.plain refused it: too large or too deep to be a namespace
+        return None
+
+
+def reports(folder: Path) -> list[Report]:
+    """Every readable report of the run, oldest process first."""
+    found = []
+    try:
+        paths = sorted((folder / REPORTS).glob("*.json"), key=lambda p: p.stat().st_mtime)
+    except OSError:
+        return []
+    for path in paths[:_MAX_REPORTS]:
+        report = _report(path)
+        if report is not None:
+            found.append(report)
+    return found
+
+
+def training(folder: Path) -> Report | None:
+    """The report of the process that trained; the first of equals."""
+    found = reports(folder)
+    return max(found, key=lambda r: r.weight) if found else None
+
+
+def program(
+    report: Report | None, command: Sequence[str], workdir: Path, cwd: Path | None = None
+) -> list[str]:
+    """What `argv._` holds once a parser or gitexp.init gave the options: the script alone,
+    repo-relative where it lies in the repository, so `python a.py` and `python b.py`
+    differ and where it was started from does not."""
+    words = argv.program(list(report.argv) if report and report.argv else list(command))
+    if words and not words[0].startswith("-"):
+        base = Path(report.cwd) if report and report.cwd else (cwd or workdir)
+        path = (base / words[0]).resolve()
+        root = workdir.resolve()
+        if path.is_file() and path.is_relative_to(root):
+            words[0] = path.relative_to(root).as_posix()
+    return words
+
+
+def settle_config(
+    launched: Mapping[str, Any],
+    code_config: Mapping[str, Any] | None,
+    report: Report | None,
+    command: Sequence[str],
+    workdir: Path,
+    cwd: Path | None = None,
+) -> dict[str, Any]:
+    """The record's one configuration: config files and `-p` overrides merged with the
+    config given to gitexp.init, else with the namespace the script's parser produced, else
+    (no parser seen) with the command's options read from argv."""
+    base = {k: v for k, v in launched.items() if k != config_mod.ARGV}
+    if code_config is not None:
+        merged = config_mod.merge(base, code_config)
+    elif report is not None and report.namespace is not None:
+        merged = config_mod.merge(base, report.namespace)  # what the script used wins
+    else:
+        return dict(launched)
+    merged[config_mod.ARGV] = {argv.POSITIONAL: program(report, command, workdir, cwd)}
+    settled: dict[str, Any] = config_mod.sort_keys(merged)
+    return settled
+
+
+def _load(data: bytes | None, name: str) -> dict[str, Any]:
+    from gitexp import yamlio
+
+    loaded = yamlio.load(data, name) if data else None
+    return loaded if isinstance(loaded, dict) else {}
+
+
+def settle(
+    folder: Path,
+    files: dict[str, bytes],
+    command: Sequence[str],
+    workdir: Path,
+    secrets: SecretRules,
+) -> list[Redaction]:
+    """Make the launch-time config.yaml, seeds.yaml and env.yaml of a finished run say what
+    its training process reported; return what was redacted from its parsed arguments."""
+    from gitexp import environment, secrets_scan, seeds, yamlio
+    from gitexp.record import CONFIG, ENV, ENV_PROBE, SEEDS
+
+    report = training(folder)
+    redacted: list[Redaction] = []
+    if CONFIG in files:
+        code_path = folder / CODE_CONFIG
+        code = _load(code_path.read_bytes(), CODE_CONFIG) if code_path.exists() else None
+        if code is None and report is not None and report.namespace is not None:
+            namespace, redacted = secrets_scan.redact_config(report.namespace, secrets)
+            report = replace(report, namespace=namespace)
+        launched = _load(files[CONFIG], CONFIG)
+        settled = settle_config(launched, code, report, command, workdir)
+        files[CONFIG] = yamlio.dump(settled)
+    if report is None:
+        return redacted
+    seen = report.seen
+    if seen:
+        files[SEEDS] = seeds.with_seen(_load(files.get(SEEDS), SEEDS), seen)
+    if report.described is not None:
+        probe = folder / ENV_PROBE
+        around = _load(probe.read_bytes(), ENV_PROBE) if probe.exists() else {}
+        env = environment.assemble(environment.INSIDE, report.described, around)
+        files[ENV] = yamlio.dump(env)
+    return redacted
+
+
+def seed_warnings(folder: Path) -> list[str]:
+    """What the run's seed does not explain, for `gitexp run` to say when the run ends."""
+    from gitexp import seeds
+    from gitexp.record import SEEDS
+
+    report = training(folder)
+    if report is None:
+        return []
+    path = folder / SEEDS
+    given = _load(path.read_bytes(), SEEDS).get("seed") if path.exists() else None
+    given = given if isinstance(given, int) and not isinstance(given, bool) else None
+    return seeds.warnings(given, report.seeds, report.drawn_before_seeding)
