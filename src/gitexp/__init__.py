@@ -30,7 +30,7 @@ def _watch_seeds() -> None:
     import sys
 
     program = os.path.basename(sys.argv[0]) if sys.argv else ""
-    if os.environ.get("GITEXP_RUN_DIR") or program in ("gitexp", "git-exp", "__main__.py"):
+    if os.environ.get("GITEXP_RUN_DIR") or program in ("gitexp", "git-exp", "-m", "__main__.py"):
         return
     from gitexp import boot
 

@@ -8,8 +8,6 @@ from __future__ import annotations
 import errno
 import os
 import sys
-import tempfile
-import traceback
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +23,9 @@ _STORAGE_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.E
 
 def _crash_log(error: BaseException) -> Path:
     """Write the traceback of an unexpected error where the user can attach it to a report."""
+    import tempfile  # only when something went wrong: start-up time matters
+    import traceback
+
     fd, name = tempfile.mkstemp(prefix="gitexp-error-", suffix=".log")
     with os.fdopen(fd, "w") as f:
         f.write(f"gitexp {__version__}, python {sys.version.split()[0]}\n")

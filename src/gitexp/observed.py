@@ -1,7 +1,7 @@
 """What a run's training process reported from inside (gitexp/boot), made into its record.
 
 `gitexp run` starts the command with gitexp's start-up hook on its PYTHONPATH; each Python
-process of the run then writes `observed/<pid>.json` into the run's folder: the namespace
+process of the run then writes `observed/<pid>.report` into the run's folder: the namespace
 its argparse parser produced, the seeds it set, and its interpreter. Here those reports
 become config.yaml, seeds.yaml and env.yaml: one configuration, the one the script used,
 seeds as they happened, and the environment of the process that trained.
@@ -9,7 +9,6 @@ seeds as they happened, and the environment of the process that trained.
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -91,7 +90,9 @@ def _report(path: Path) -> Report | None:
             raw = f.read(_REPORT_BYTES + 1)
         if len(raw) > _REPORT_BYTES:
             return None
-        data = json.loads(raw)
+        import ast  # a literal, never code: literal_eval builds values and calls nothing
+
+        data = ast.literal_eval(raw.decode("utf-8", "surrogateescape"))
         if not isinstance(data, dict) or not isinstance(data.get("pid"), int):
             return None
         namespace = data.get("namespace")
@@ -112,7 +113,7 @@ def _report(path: Path) -> Report | None:
             drawn_before_seeding=tuple(str(r) for r in data.get("drawn_before_seeding") or ()),
             described=_mapping(data.get("described")) or None,
         )  # fmt: skip
-    except (OSError, ValueError, TypeError, RecursionError):
+    except (OSError, ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
         return None  # half-written by a process killed mid-write, or not a report
     except Exception:  # limits.plain refused it: too large or too deep to be a namespace
         return None
@@ -122,7 +123,7 @@ def reports(folder: Path) -> list[Report]:
     """Every readable report of the run, oldest process first."""
     found = []
     try:
-        paths = sorted((folder / REPORTS).glob("*.json"), key=lambda p: p.stat().st_mtime)
+        paths = sorted((folder / REPORTS).glob("*.report"), key=lambda p: p.stat().st_mtime)
     except OSError:
         return []
     for path in paths[:_MAX_REPORTS]:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import getpass
 import os
 import subprocess
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -87,6 +86,8 @@ class Signer:
         literal = self.key.removeprefix("key::")
         if literal != self.key or literal.startswith(("ssh-", "ecdsa-", "sk-")):
             # A public key written into the configuration: the agent holds the private half.
+            import tempfile  # a key given in the config: rare, and not worth start-up time
+
             with tempfile.NamedTemporaryFile("w", suffix=".pub", delete=False) as f:
                 f.write(literal + "\n")
             try:

@@ -7,7 +7,6 @@ through `load`, so that one instance of it serves a process, however it was load
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import sys
 from collections.abc import Mapping
@@ -22,6 +21,8 @@ def load() -> ModuleType:
     """The observing module: the instance the start-up hook loaded, else a new one."""
     module = sys.modules.get(MODULE)
     if module is None:
+        import importlib.util
+
         spec = importlib.util.spec_from_file_location(MODULE, FOLDER / f"{MODULE}.py")
         assert spec is not None and spec.loader is not None
         module = importlib.util.module_from_spec(spec)

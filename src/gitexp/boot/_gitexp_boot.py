@@ -10,7 +10,7 @@ makes the call (the script, a framework, `gitexp.seed_everything`):
   before it was seeded (a model built before the seed: the seed does not reproduce it);
 - the interpreter, its packages and torch, described from inside.
 
-Each process writes what it saw to `<run dir>/observed/<pid>.json`; `gitexp run` picks the
+Each process writes what it saw to `<run dir>/observed/<pid>.report`; `gitexp run` picks the
 training process among them (see gitexp.observed). Forked children (DataLoader workers)
 and multiprocessing's helpers observe nothing: their seeds are not the run's. Nothing here
 is imported that the script would not import itself, and nothing is written per step.
@@ -116,7 +116,10 @@ def after_import(name: str, action: Callable[[ModuleType], None]) -> None:
 
 
 def _plain(value: Any, depth: int = 0) -> Any:
-    """A value JSON and YAML can hold; anything else as its text (a path, an enum, a file)."""
+    """A value YAML can hold and `repr` writes as a literal; anything else as its text (a
+    path, an enum, a file; NaN and infinities too, which have no literal)."""
+    if isinstance(value, float) and value - value != 0:
+        return str(value)
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
     if depth > 32:
@@ -302,30 +305,26 @@ def seeds_seen() -> dict[str, Any]:
 
 
 def _torch_files() -> dict[str, str] | None:
-    """torch's version and CUDA, read from its files: torch is never imported for this."""
-    from importlib.util import find_spec
-
-    try:
-        spec = find_spec("torch")
-    except (ImportError, ValueError):
-        return None
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    import re
-
-    info: dict[str, str] = {}
-    for folder in spec.submodule_search_locations:
-        path = os.path.join(folder, "version.py")
-        if os.path.isfile(path):
+    """torch's version and CUDA, read from its version.py: torch is never imported for this,
+    nor `importlib.util` or `re`, which would cost a short script a tenth of its start-up."""
+    for entry in sys.path:
+        path = os.path.join(entry or ".", "torch", "version.py")
+        try:
             with open(path, encoding="utf-8") as f:
-                text = f.read()
-            for key, name in (("__version__", "version"), ("cuda", "cuda"), ("hip", "hip")):
-                pattern = r"^" + key + r"\s*(?::\s*\S+\s*)?=\s*['\"]([^'\"]*)['\"]"
-                found = re.search(pattern, text, re.M)
-                if found:
-                    info[name] = found.group(1)
-            break
-    return info or None
+                text = f.read(65536)
+        except OSError:
+            continue
+        info: dict[str, str] = {}
+        for line in text.splitlines():
+            key, equals, value = line.partition("=")
+            name = {"__version__": "version", "cuda": "cuda", "hip": "hip"}.get(
+                key.split(":")[0].strip()
+            )
+            value = value.strip()
+            if name and equals and value[:1] in ("'", '"') and value[-1:] == value[:1]:
+                info[name] = value[1:-1]
+        return info or None
+    return None
 
 
 def describe_torch(torch: ModuleType) -> dict[str, Any]:
@@ -400,14 +399,14 @@ def describe() -> dict[str, Any]:
 
 
 def _save() -> None:
+    """Write the report as a Python literal (gitexp reads it with ast.literal_eval): json
+    would import `re`, a tenth of a short script's start-up."""
     if _path is None or not _observing():
         return
-    import json  # on the first thing seen, not at start-up
-
-    temporary = f"{_path}.{_pid}.tmp"
+    temporary = f"{_path}.tmp"
     try:
-        with open(temporary, "w", encoding="utf-8") as f:
-            json.dump(_report, f, default=str)
+        with open(temporary, "w", encoding="utf-8", errors="surrogatepass") as f:
+            f.write(repr(_report))
         os.replace(temporary, _path)
     except (OSError, ValueError, TypeError):
         pass  # a full disk or an odd value: the run goes on, its record says less
@@ -468,7 +467,7 @@ def start() -> None:
     except OSError:
         return
     _pid = os.getpid()
-    _path = os.path.join(reports, f"{_pid}.json")
+    _path = os.path.join(reports, f"{_pid}.report")
     _report.update(
         pid=_pid,
         ppid=os.getppid(),

@@ -13,10 +13,12 @@ import sys
 
 def _chain(here: str) -> None:
     """Load the `sitecustomize` that would have run without us, if there is one."""
+    rest = [p for p in sys.path if os.path.realpath(p or ".") != here]
+    if not any(os.path.exists(os.path.join(p or ".", "sitecustomize.py")) for p in rest):
+        return  # most interpreters have none: importlib.util costs a short script 5 ms
     from importlib.machinery import PathFinder
     from importlib.util import module_from_spec
 
-    rest = [p for p in sys.path if os.path.realpath(p or ".") != here]
     spec = PathFinder.find_spec("sitecustomize", rest)
     if spec is None or spec.loader is None:
         return
