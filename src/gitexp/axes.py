@@ -136,9 +136,15 @@ def inputs_of(run_id: str, files: Mapping[str, bytes]) -> Inputs:
 
 
 def dirty_submodules(code: Mapping[str, Any]) -> dict[str, str]:
-    """code.yaml's `dirty_submodules`: path → digest of the submodule's uncommitted changes."""
-    found = code.get("dirty_submodules")
-    return {str(k): str(v) for k, v in found.items()} if isinstance(found, dict) else {}
+    """Code the snapshot cannot hold, path → digest: each dirty submodule's uncommitted
+    changes (`dirty_submodules`) and each script run from outside the repository
+    (`not_captured`). Two runs whose digests differ differ in code."""
+    found: dict[str, str] = {}
+    for key in ("dirty_submodules", "not_captured"):
+        given = code.get(key)
+        if isinstance(given, dict):
+            found.update({str(k): str(v) for k, v in given.items()})
+    return found
 
 
 def is_code(path: str, config_files: Iterable[str]) -> bool:

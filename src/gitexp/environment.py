@@ -59,10 +59,11 @@ def interpreter_of(command: Sequence[str], env: Mapping[str, str]) -> str | None
 
 def _probe(interpreter: str, env: Mapping[str, str]) -> dict[str, Any] | None:
     """Ask `interpreter` to describe itself, running gitexp's observing module as a program."""
+    quiet = {k: v for k, v in env.items() if k != "GITEXP_RUN_DIR"}  # not a process of the run
     try:
         done = subprocess.run(
             [interpreter, str(boot.FOLDER / f"{boot.MODULE}.py")],
-            env=dict(env),
+            env=quiet,
             capture_output=True,
             timeout=_PROBE_TIMEOUT_S,
             check=False,
