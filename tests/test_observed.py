@@ -35,11 +35,14 @@ random.seed(args.seed)
 np.random.seed(args.seed)
 rng = np.random.default_rng(args.seed)
 """
-INSTRUMENTED = SCRIPT + """\
+INSTRUMENTED = (
+    SCRIPT
+    + """\
 import gitexp
 with gitexp.init(config=args) as run:
     run.log({"loss": args.lr * rng.random()}, step=0)
 """
+)
 
 
 def _commit(root: Path, name: str, text: str) -> None:
@@ -186,14 +189,14 @@ def test_the_interpreter_is_environment_not_config(
 
 def test_the_training_process_is_the_deepest_rank_zero_parser(project: Path) -> None:
     # A launcher with its own parser starts two workers, as torchrun does: rank 0 is the run.
-    launcher = f"""\
+    launcher = """\
         import argparse, os, subprocess, sys
         parser = argparse.ArgumentParser()
         parser.add_argument("--nproc", type=int, default=2)
         parser.parse_args(sys.argv[1:2])
         workers = [
-            subprocess.Popen([sys.executable, "train.py", f"--lr={{0.5 + rank}}"],
-                             env={{**os.environ, "RANK": str(rank)}})
+            subprocess.Popen([sys.executable, "train.py", f"--lr={0.5 + rank}"],
+                             env={**os.environ, "RANK": str(rank)})
             for rank in range(2)
         ]
         sys.exit(max(w.wait() for w in workers))
