@@ -319,3 +319,32 @@ def test_torch_seeds_and_a_model_built_before_the_seed(project: Path) -> None:
     assert seeds["drawn_before_seeding"] == ["torch"]
     torch_env = _yaml(project, run_id, "env.yaml")["torch"]
     assert isinstance(torch_env, dict) and "version" in torch_env  # asked of torch itself
+
+
+@pytest.mark.slow
+def test_torchrun_records_rank_zero_and_its_own_options(project: Path) -> None:
+    pytest.importorskip("torch")
+    torchrun = Path(sys.executable).parent / "torchrun"
+    if not torchrun.exists():
+        pytest.skip("torchrun is not installed beside this interpreter")
+    script = """\
+        import argparse, torch, torch.distributed as dist
+        parser = argparse.ArgumentParser()
+        parser.add_argument("--lr", type=float, default=0.1)
+        parser.add_argument("--seed", type=int, default=4)
+        args = parser.parse_args()
+        dist.init_process_group("gloo")
+        torch.manual_seed(args.seed + dist.get_rank())  # rank 1 seeds 5: not the run's seed
+        dist.destroy_process_group()
+    """
+    _commit(project, "ddp.py", script)
+    two = _run("--", str(torchrun), "--nproc_per_node", "2", "ddp.py", "--lr", "0.3")
+    one = _run("--", str(torchrun), "--nproc_per_node", "1", "ddp.py", "--lr", "0.3")
+
+    assert _yaml(project, two, "config.yaml") == {
+        "argv": {"_": ["torchrun", "ddp.py"], "nproc_per_node": 2},
+        "lr": 0.3,
+        "seed": 4,
+    }
+    assert _yaml(project, two, "seeds.yaml")["rngs"] == {"cuda": 4, "torch": 4}
+    assert _axes(two, one) == ["config.argv.nproc_per_node"]

@@ -9,6 +9,7 @@ seeds as they happened, and the environment of the process that trained.
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -155,6 +156,27 @@ def program(
     return words
 
 
+def launcher(report: Report | None, command: Sequence[str]) -> dict[str, Any]:
+    """A launcher's own options, read from the command's words before the script that the
+    training process ran: `torchrun --nproc_per_node 2 train.py` → {nproc_per_node: 2,
+    _: [torchrun]}. Empty when the command runs the script itself."""
+    if report is None or not report.argv:
+        return {}
+    script = argv.program(list(report.argv))
+    if not script or script[0].startswith("-"):
+        return {}
+    if script[0] not in command[1:]:
+        return {}  # started by a shell script, say: its words are not the script's
+    head = list(command[: list(command).index(script[0], 1)])
+    if argv.is_python(head[0]) and argv.program([*head, script[0]]) == script[:1]:
+        return {}  # `python -u train.py`: the interpreter is no launcher
+    found = argv.parse(head)
+    program = found[argv.POSITIONAL][0]
+    if "/" in program and not argv.is_python(program):  # where a tool is installed is env
+        found[argv.POSITIONAL][0] = os.path.basename(program)
+    return found
+
+
 def settle_config(
     launched: Mapping[str, Any],
     code_config: Mapping[str, Any] | None,
@@ -173,7 +195,10 @@ def settle_config(
         merged = config_mod.merge(base, report.namespace)  # what the script used wins
     else:
         return dict(launched)
-    merged[config_mod.ARGV] = {argv.POSITIONAL: program(report, command, workdir, cwd)}
+    # The script, and a launcher's own options: `--nproc_per_node 4` is a change too.
+    options = launcher(report, command)
+    words = [*options.pop(argv.POSITIONAL, []), *program(report, command, workdir, cwd)]
+    merged[config_mod.ARGV] = {**options, argv.POSITIONAL: words}
     settled: dict[str, Any] = config_mod.sort_keys(merged)
     return settled
 

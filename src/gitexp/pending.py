@@ -13,6 +13,7 @@ import fcntl
 import os
 import shutil
 import socket
+import sys
 import time
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
@@ -227,7 +228,15 @@ def _commit(ws: Workspace, folder: Path, info: RunInfo, printed: int | None) -> 
         if path.exists():
             files[name] = path.read_bytes()
     # What the training process reported from inside: its parsed arguments, seeds, interpreter.
-    redacted = observed.settle(folder, files, info.command, ws.workdir, ws.settings.secrets)
+    try:
+        redacted = observed.settle(folder, files, info.command, ws.workdir, ws.settings.secrets)
+    except Exception as e:  # a record of what gitexp saw at launch beats no record
+        redacted = []
+        print(
+            f"gitexp: warning: what run {info.id}'s process reported could not be read ({e!r}); "
+            "its record keeps what gitexp saw at launch",
+            file=sys.stderr,
+        )
     if redacted:
         info = replace(info, redacted=tuple(dict.fromkeys([*info.redacted, *redacted])))
     files[RUN] = info.to_yaml()
