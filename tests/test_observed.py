@@ -348,3 +348,23 @@ def test_torchrun_records_rank_zero_and_its_own_options(project: Path) -> None:
     }
     assert _yaml(project, two, "seeds.yaml")["rngs"] == {"cuda": 4, "torch": 4}
     assert _axes(two, one) == ["config.argv.nproc_per_node"]
+
+
+def test_a_key_whose_value_is_the_seed_set_is_the_seed_axis(project: Path) -> None:
+    _commit(
+        project,
+        "train.py",
+        "import argparse, random\n"
+        "parser = argparse.ArgumentParser()\n"
+        "parser.add_argument('--rs', type=int, default=3)\n"
+        "parser.add_argument('--lr', type=float, default=0.1)\n"
+        "random.seed(parser.parse_args().rs)\n",
+    )
+    three = _run("--", sys.executable, "train.py")
+    four = _run("--", sys.executable, "train.py", "--rs", "4")
+    both = _run("--", sys.executable, "train.py", "--rs", "4", "--lr", "0.2")
+
+    assert _axes(three, four) == ["seed"]  # not config.rs and seed: one change, once
+    assert _axes(three, both) == ["config.lr", "seed"]
+    found = json.loads(gitexp("diff", three, both, "--json").stdout)
+    assert [(n["run"], n["axis"]) for n in found["neighbours"]] == [(four, "seed")]

@@ -61,6 +61,7 @@ class Inputs:
     seeds_key: str  # equal for equally seeded runs
     # Each dirty submodule's path → a digest of its changes: code the snapshot cannot hold.
     dirty_submodules: Mapping[str, str] = field(default_factory=dict)
+    seed_values: frozenset[int] = frozenset()  # the seeds the run set (seeds.yaml)
 
 
 @dataclass(frozen=True)
@@ -132,7 +133,17 @@ def inputs_of(run_id: str, files: Mapping[str, bytes]) -> Inputs:
         env_key=env_key(files.get(ENV, b"")),
         seeds_key=_blob_key(files.get(SEEDS, b"")),
         dirty_submodules=dirty_submodules(code),
+        seed_values=seed_values(_load(files, SEEDS, run_id)),
     )
+
+
+def seed_values(seeds: Any) -> frozenset[int]:
+    """The seeds a run set, from seeds.yaml: the one it was given and each RNG's."""
+    if not isinstance(seeds, dict):
+        return frozenset()
+    rngs = seeds.get("rngs")
+    values = [seeds.get("seed"), *(rngs.values() if isinstance(rngs, dict) else ())]
+    return frozenset(v for v in values if isinstance(v, int) and not isinstance(v, bool))
 
 
 def dirty_submodules(code: Mapping[str, Any]) -> dict[str, str]:
@@ -237,7 +248,7 @@ def record_changes(a: Inputs, b: Inputs) -> list[Change]:
     changes: list[Change] = []
     seeds: list[Change] = []  # config keys that are seeds: `--seed 1` is the seed axis, not config
     for change in _config_changes(a.config, b.config):
-        (seeds if is_seed_key(change.axis) else changes).append(change)
+        (seeds if carries_seed(change, a, b) else changes).append(change)
     for path in sorted(a.data.keys() | b.data.keys()):
         if a.data.get(path) != b.data.get(path):
             changes.append(
@@ -258,9 +269,22 @@ def record_changes(a: Inputs, b: Inputs) -> list[Change]:
 
 
 def is_seed_key(axis: str) -> bool:
-    """Whether a config axis holds a seed: `config.argv.seed`, `config.data_seed`, …"""
+    """Whether a config axis is named as a seed: `config.seed`, `config.data_seed`,
+    `config.random_state`, …"""
     last = axis.rsplit(".", 1)[-1].lower().replace("-", "_")
-    return axis.startswith("config.") and (last == "seed" or last.endswith("_seed"))
+    return axis.startswith("config.") and ("seed" in last or last == "random_state")
+
+
+def is_seed_value(value: Any, seeds: frozenset[int]) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value in seeds
+
+
+def carries_seed(change: Change, a: Inputs, b: Inputs) -> bool:
+    """Whether a config change is a change of seed: a key named as one, or one whose value is,
+    in each run, a seed that run set (`--rs 3` that seeded torch with 3)."""
+    if is_seed_key(change.axis):
+        return True
+    return is_seed_value(change.a, a.seed_values) and is_seed_value(change.b, b.seed_values)
 
 
 def _config_pattern(pattern: str) -> bool:

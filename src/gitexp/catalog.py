@@ -37,7 +37,7 @@ from gitexp.workspace import Workspace
 if TYPE_CHECKING:  # `diff` needs axes; listing runs must not load it
     from gitexp import axes
 
-_VERSION = "8"  # 8: env keys treat null as absent
+_VERSION = "8"  # 8: env keys treat null as absent; seeds set, for keys that carry one
 INVALID = "invalid"  # the status shown for a record whose files cannot be read
 _COLUMNS = (
     "id, tree, name, status, started, duration_s, exit_code, tags, notes, command, config, "
@@ -110,7 +110,7 @@ def _schema(db: sqlite3.Connection) -> None:
     db.execute(
         "CREATE TABLE IF NOT EXISTS inputs (id TEXT PRIMARY KEY, tree TEXT NOT NULL, "
         "snapshot TEXT, config_files TEXT, data TEXT, env_key TEXT, seeds_key TEXT, "
-        "plain_config TEXT, seed_config TEXT, dirty_submodules TEXT)"
+        "plain_config TEXT, seed_config TEXT, dirty_submodules TEXT, seed_values TEXT)"
     )
 
 
@@ -414,8 +414,6 @@ def _inputs_row(
 
     folder = repo[tree_id].peel(pygit2.Tree)
     config = json.loads(config_json)
-    # Config keys that are seeds count on the seed axis: kept apart for the `near` filter.
-    seed_keys = {key for key in config if axes.is_seed_key(f"config.{key}")}
     try:
         code = reader.mapping(run_id, CODE, reader.file(repo, folder, run_id, CODE))
         data = {
@@ -423,8 +421,17 @@ def _inputs_row(
             for p in reader.pins(run_id, DATA, reader.file(repo, folder, run_id, DATA))
         }
         env = reader.file(repo, folder, run_id, ENV) or b""
+        seeded = axes.seed_values(
+            reader.mapping(run_id, SEEDS, reader.file(repo, folder, run_id, SEEDS))
+        )
     except Unreadable:
-        code, data, env = {}, {}, b""
+        code, data, env, seeded = {}, {}, b"", frozenset()
+    # Config keys that are seeds count on the seed axis: kept apart for the `near` filter.
+    seed_keys = {
+        key
+        for key, value in config.items()
+        if axes.is_seed_key(f"config.{key}") or axes.is_seed_value(value, seeded)
+    }
     seeds = str(folder[SEEDS].id) if SEEDS in folder else str(pygit2.hash(b""))
     return (
         run_id,
@@ -437,6 +444,7 @@ def _inputs_row(
         json.dumps({k: v for k, v in config.items() if k not in seed_keys}),
         json.dumps({k: v for k, v in config.items() if k in seed_keys}),
         json.dumps(axes.dirty_submodules(code)),
+        json.dumps(sorted(seeded)),
     )
 
 
@@ -464,10 +472,12 @@ def inputs(
             if progress is not None and (done % 100 == 0 or done == len(todo)):
                 progress(done, len(todo))
         db.execute("DELETE FROM inputs WHERE id NOT IN (SELECT id FROM runs)")
-        db.executemany("INSERT OR REPLACE INTO inputs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+        db.executemany(
+            "INSERT OR REPLACE INTO inputs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows
+        )
         sql = (
             "SELECT r.id, r.config, i.snapshot, i.config_files, i.data, i.env_key, i.seeds_key, "
-            "i.dirty_submodules "
+            "i.dirty_submodules, i.seed_values "
             "FROM runs r JOIN inputs i ON i.id = r.id WHERE r.status != ?"
         )
         args: list[Any] = [INVALID]
@@ -490,6 +500,7 @@ def inputs(
             env_key=row[5],
             seeds_key=row[6],
             dirty_submodules=json.loads(row[7]),
+            seed_values=frozenset(json.loads(row[8])),
         )
         for row in found
     ]
