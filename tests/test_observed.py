@@ -368,3 +368,25 @@ def test_a_key_whose_value_is_the_seed_set_is_the_seed_axis(project: Path) -> No
     assert _axes(three, both) == ["config.lr", "seed"]
     found = json.loads(gitexp("diff", three, both, "--json").stdout)
     assert [(n["run"], n["axis"]) for n in found["neighbours"]] == [(four, "seed")]
+
+
+def test_a_staged_parse_records_both_parsers(project: Path) -> None:
+    # A config parser reads its option first, the main parser the rest (as timm does).
+    _commit(
+        project,
+        "train.py",
+        "import argparse\n"
+        "first = argparse.ArgumentParser(add_help=False)\n"
+        "first.add_argument('-c', '--config', default='')\n"
+        "known, remaining = first.parse_known_args()\n"
+        "main = argparse.ArgumentParser()\n"
+        "main.add_argument('--lr', type=float, default=0.1)\n"
+        "main.parse_args(remaining)\n"
+        "other = argparse.ArgumentParser()\n"
+        "other.add_argument('--fake', default=1)\n"
+        "other.parse_args(['--fake', '2'])  # a list made up in code: not the command line\n",
+    )
+    run_id = _run("--", sys.executable, "train.py", "-c", "exp")
+    assert _yaml(project, run_id, "config.yaml") == {
+        "argv": {"_": ["train.py"]}, "config": "exp", "lr": 0.1,
+    }  # fmt: skip

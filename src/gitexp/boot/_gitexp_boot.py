@@ -146,7 +146,9 @@ def _from_command_line(args: Any) -> bool:
     if words is None:
         return False
     if not words:
-        return not given
+        # Nothing left for a second parser, as in a config parser's parse_known_args then
+        # the main parser's parse_args(remaining); otherwise, defaults asked for in code.
+        return not given or "namespace" in _report
     return all(isinstance(w, str) and w in given for w in words)
 
 
