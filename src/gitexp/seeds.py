@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import random
+import sys
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -112,7 +113,11 @@ def seed_everything(seed: int, deterministic: bool = False) -> Seeding:
         # Seeded now if imported, else the moment the script imports it: importing torch
         # here would cost scripts that never use it a second of start-up.
         for name, seeder in _SEEDERS.items():
-            boot.load().after_import(name, partial(_seed_if_wanted, seeder))
+            module = sys.modules.get(name)
+            if module is not None:
+                seeder(module, seed)
+            else:
+                boot.load().after_import(name, partial(_seed_if_wanted, seeder))
     return _STATE
 
 

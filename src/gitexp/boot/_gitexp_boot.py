@@ -92,7 +92,7 @@ class _AfterImport:  # an import-system finder (the sys.meta_path protocol)
         def exec_module(module: ModuleType) -> None:
             original(module)
             for action in actions:
-                action(module)
+                _quietly(action, module)
 
         spec.loader.exec_module = exec_module  # type: ignore[method-assign]
         return spec
@@ -101,11 +101,20 @@ class _AfterImport:  # an import-system finder (the sys.meta_path protocol)
 _HOOK = _AfterImport()
 
 
+def _quietly(action: Callable[[ModuleType], None], module: ModuleType) -> None:
+    """Observing must never break the script: a library that changed its API is just not
+    observed."""
+    try:
+        action(module)
+    except Exception:
+        pass
+
+
 def after_import(name: str, action: Callable[[ModuleType], None]) -> None:
     """Run `action(module)` once `name` is imported: now, if it already is."""
     module = sys.modules.get(name)
     if module is not None and getattr(module, "__spec__", None) is not None:
-        action(module)
+        _quietly(action, module)
         return
     _HOOK.actions.setdefault(name, []).append(action)
     if _HOOK not in sys.meta_path:
