@@ -3,7 +3,8 @@
     make bench            # or: .venv/bin/python benchmarks/run.py [--quick]
 
 Measures, in scratch repositories under a temporary directory:
-- `gitexp run -- python -c pass` against a bare `python -c pass` (whole processes);
+- `gitexp run -- python -c pass` against a bare `python -c pass` (whole processes), and
+  what the start-up hook alone costs the command;
 - one record commit with 10, 1,000 and 10,000 runs already on the branch, against a bare
   pygit2 commit of the same files on the same branch (the floor).
 Prints a Markdown table; nothing here is a pass/fail test.
@@ -110,6 +111,27 @@ def launch_overhead(base: Path, repeats: int) -> tuple[float, float]:
         repeats,
     )
     return bare, tracked
+
+
+def hook_overhead(base: Path, repeats: int) -> tuple[float, float]:
+    """`python -c pass` and an argparse script, each with the start-up hook of `gitexp run`
+    against without it: what observing the training process costs it."""
+    from gitexp import boot
+
+    folder = base / "hook-run"
+    folder.mkdir()
+    hooked = {**ENV, "PYTHONPATH": boot.child_pythonpath(ENV), "GITEXP_RUN_DIR": str(folder)}
+    parse = "import argparse; p = argparse.ArgumentParser(); p.add_argument('--lr'); p.parse_args()"
+    costs = []
+    for code in ("pass", parse):
+        times: dict[str, list[float]] = {"bare": [], "hooked": []}
+        for _ in range(repeats):  # in turn, so that drift weighs on both
+            for name, env in (("bare", ENV), ("hooked", hooked)):
+                start = time.perf_counter()
+                subprocess.run([sys.executable, "-c", code], check=True, env=env)
+                times[name].append((time.perf_counter() - start) * 1000)
+        costs.append(statistics.median(times["hooked"]) - statistics.median(times["bare"]))
+    return costs[0], costs[1]
 
 
 def data_launch_overhead(base: Path, repeats: int, gigabytes: float) -> float:
@@ -261,6 +283,9 @@ def main() -> None:
         print(f"| `python -c pass` | {bare:.0f} ms |")
         print(f"| `gitexp run -- python -c pass` | {tracked:.0f} ms |")
         print(f"| gitexp run overhead | {tracked - bare:.0f} ms |")
+        empty, parsing = hook_overhead(base, repeats * 3)
+        print(f"| start-up hook in `python -c pass` | {empty:+.1f} ms |")
+        print(f"| start-up hook in a script that parses its arguments | {parsing:+.1f} ms |")
         gigabytes = 0.1 if args.quick else 1.0
         with_data = data_launch_overhead(base, repeats, gigabytes)
         print(
