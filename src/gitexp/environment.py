@@ -62,7 +62,7 @@ def _probe(interpreter: str, env: Mapping[str, str]) -> dict[str, Any] | None:
     quiet = {k: v for k, v in env.items() if k != "GITEXP_RUN_DIR"}  # not a process of the run
     try:
         done = subprocess.run(
-            [interpreter, str(boot.FOLDER / f"{boot.MODULE}.py")],
+            [interpreter, os.path.join(boot.FOLDER, f"{boot.MODULE}.py")],
             env=quiet,
             capture_output=True,
             timeout=_PROBE_TIMEOUT_S,

@@ -24,7 +24,6 @@ if TYPE_CHECKING:
     from gitexp.record import Redaction
     from gitexp.secrets_scan import SecretRules
 
-BOOT = boot_folder.FOLDER  # put first on the command's PYTHONPATH
 REPORTS = "observed"  # as in the observing module, which cannot import gitexp
 DEPTH = "GITEXP_BOOT_DEPTH"
 CODE_CONFIG = "config.code.yaml"  # the config given to gitexp.init, when the script gave one

@@ -10,10 +10,9 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Mapping
-from pathlib import Path
 from types import ModuleType
 
-FOLDER = Path(__file__).parent
+FOLDER = os.path.dirname(os.path.abspath(__file__))  # os.path: `import gitexp` stays cheap
 MODULE = "_gitexp_boot"
 
 
@@ -23,7 +22,7 @@ def load() -> ModuleType:
     if module is None:
         import importlib.util
 
-        spec = importlib.util.spec_from_file_location(MODULE, FOLDER / f"{MODULE}.py")
+        spec = importlib.util.spec_from_file_location(MODULE, os.path.join(FOLDER, f"{MODULE}.py"))
         assert spec is not None and spec.loader is not None
         module = importlib.util.module_from_spec(spec)
         sys.modules[MODULE] = module
@@ -34,10 +33,10 @@ def load() -> ModuleType:
 def child_pythonpath(env: Mapping[str, str]) -> str:
     """PYTHONPATH for a command of `gitexp run`: this folder first, the user's own after it."""
     rest = env.get("PYTHONPATH", "")
-    return f"{FOLDER}{os.pathsep}{rest}" if rest else str(FOLDER)
+    return f"{FOLDER}{os.pathsep}{rest}" if rest else FOLDER
 
 
 def user_pythonpath(value: str) -> str | None:
     """PYTHONPATH as the user set it, without this folder (for env.yaml)."""
-    parts = [p for p in value.split(os.pathsep) if p != str(FOLDER)]
+    parts = [p for p in value.split(os.pathsep) if p != FOLDER]
     return os.pathsep.join(parts) or None
