@@ -390,3 +390,14 @@ def test_a_staged_parse_records_both_parsers(project: Path) -> None:
     assert _yaml(project, run_id, "config.yaml") == {
         "argv": {"_": ["train.py"]}, "config": "exp", "lr": 0.1,
     }  # fmt: skip
+
+
+def test_a_parameter_the_script_never_read_is_recorded_as_the_script_used_it(
+    project: Path,
+) -> None:
+    _commit(project, "train.py", SCRIPT)
+    result = gitexp("run", "-p", "lr=0.3", "-p", "note=x", "--", sys.executable, "train.py")
+    assert result.exit_code == 0, result.output
+    assert "config lr set by --config or -p differ from what the script's parser" in result.stderr
+    config = _yaml(project, run_ids(project)[0], "config.yaml")
+    assert (config["lr"], config["note"]) == (1.0, "x")  # the parser's value; -p's own key kept

@@ -245,6 +245,27 @@ def settle(
     return redacted
 
 
+def config_warnings(folder: Path) -> list[str]:
+    """Keys that `--config` files or `-p` set to one value and the script's parser to
+    another: the record keeps the parser's, which is what the script read."""
+    from gitexp.record import CONFIG
+
+    report = training(folder)
+    if report is None or report.namespace is None or (folder / CODE_CONFIG).exists():
+        return []
+    launched = _load((folder / CONFIG).read_bytes(), CONFIG)
+    given = config_mod.flatten({k: v for k, v in launched.items() if k != config_mod.ARGV})
+    parsed = config_mod.flatten(report.namespace)
+    clashes = sorted(k for k in given.keys() & parsed.keys() if given[k] != parsed[k])
+    if not clashes:
+        return []
+    named = ", ".join(clashes[:5]) + (f" and {len(clashes) - 5} more" if len(clashes) > 5 else "")
+    return [
+        f"config {named} set by --config or -p differ from what the script's parser produced; "
+        "the record keeps the parser's values (pass them as the script's own options instead)"
+    ]
+
+
 def seed_warnings(folder: Path) -> list[str]:
     """What the run's seed does not explain, for `gitexp run` to say when the run ends."""
     from gitexp import seeds

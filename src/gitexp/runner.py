@@ -223,7 +223,7 @@ def run(ws: Workspace, request: launch.RunRequest, cwd: Path) -> RunResult:
             missing = _collect_outputs(ws, live.folder, cwd, request.outputs)
             env_thread.join()
             _describe_if_unobserved(ws, request.command, child_env, live)
-            _warn(observed.seed_warnings(live.folder))
+            _warn([*observed.config_warnings(live.folder), *observed.seed_warnings(live.folder)])
             live.commit(ws, ended, log.total)
         except pending.NotRecorded as e:
             return RunResult(info.id, status, exit_status, kept=str(e))
