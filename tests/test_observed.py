@@ -401,3 +401,36 @@ def test_a_parameter_the_script_never_read_is_recorded_as_the_script_used_it(
     assert "config lr set by --config or -p differ from what the script's parser" in result.stderr
     config = _yaml(project, run_ids(project)[0], "config.yaml")
     assert (config["lr"], config["note"]) == (1.0, "x")  # the parser's value; -p's own key kept
+
+
+def test_a_reseed_every_epoch_is_not_a_seed_change(project: Path) -> None:
+    _commit(
+        project,
+        "train.py",
+        "import argparse, random\n"
+        "parser = argparse.ArgumentParser()\n"
+        "parser.add_argument('--epochs', type=int, default=2)\n"
+        "parser.add_argument('--lr', type=float, default=20)  # an int default, as is common\n"
+        "for epoch in range(parser.parse_args().epochs):\n"
+        "    random.seed(0)\n",
+    )
+    two = _run("--", sys.executable, "train.py")
+    five = _run("--", sys.executable, "train.py", "--epochs", "5")
+    typed = _run("--", sys.executable, "train.py", "--lr", "20")
+
+    assert _axes(two, five) == ["config.epochs"]  # reseeded 1 and 4 times: the same seeds
+    assert _axes(two, typed) == []  # 20 and 20.0: the script computes the same
+
+
+def test_options_read_from_argv_name_the_script_from_the_repository_root(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (project / "sub").mkdir()
+    _commit(project, "sub/train.py", "print('no parser')\n")
+    at_root = _run("--", sys.executable, "sub/train.py", "--lr", "1")
+    monkeypatch.chdir(project / "sub")
+    assert gitexp("run", "--", sys.executable, "train.py", "--lr", "1").exit_code == 0
+    inside = run_ids(project)[0]
+
+    assert _yaml(project, inside, "config.yaml") == {"argv": {"_": ["sub/train.py"], "lr": 1}}
+    assert _axes(at_root, inside) == []

@@ -370,7 +370,8 @@ class _OwnRun(_LiveRun):
         seen = observed.boot().seeds_seen()
         given = seeds.current().seed
         rngs = {**seeds.current().rngs, **seen.get("seeds", {})}
-        for warning in seeds.warnings(given, rngs, seen.get("drawn_before_seeding", ())):
+        drawn = seen.get("drawn_before_seeding", ())
+        for warning in seeds.warnings(given, rngs, drawn, seen.get("later_seeds")):
             print(f"gitexp: warning: {warning}", file=sys.stderr)
         launched = self._launched
         ended = launched.info.finish(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import fnmatch
 import hashlib
+import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -74,8 +75,16 @@ class Change:
     members: tuple[str, ...] = ()  # the raw axes a group or a folded option gathers
 
 
-def _blob_key(data: bytes) -> str:
-    return str(pygit2.hash(data))
+def seeds_key(seeds: Any) -> str:
+    """A digest of what seeded a run: the seed given, its variables, each RNG's seeds and the
+    determinism flags. How often it reseeded, or whether it drew first, follow from the
+    code and config (`--epochs 5` reseeds more often) and are not counted again."""
+    kept = {}
+    if isinstance(seeds, dict):
+        kept = {k: seeds.get(k) for k in ("seed", "variables", "rngs", "later_seeds")}
+        kept["deterministic"] = seeds.get("deterministic")
+    kept = {k: v for k, v in kept.items() if v not in (None, {}, [])}  # absent is null is empty
+    return hashlib.sha1(json.dumps(kept, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def env_key(raw: bytes) -> str:
@@ -120,6 +129,7 @@ def inputs_of(run_id: str, files: Mapping[str, bytes]) -> Inputs:
     """The comparable inputs of a run, from its record's files."""
     config = _load(files, CONFIG, run_id) or {}
     code = _load(files, CODE, run_id) or {}
+    seeds = _load(files, SEEDS, run_id)
     if not isinstance(config, dict) or not isinstance(code, dict) or "snapshot" not in code:
         raise GitexpError(
             f"run {run_id} has no readable config.yaml and code.yaml, so it cannot be compared"
@@ -131,9 +141,9 @@ def inputs_of(run_id: str, files: Mapping[str, bytes]) -> Inputs:
         config_files=tuple(code.get("config_files") or ()),
         data=data_pins(_load(files, DATA, run_id)),
         env_key=env_key(files.get(ENV, b"")),
-        seeds_key=_blob_key(files.get(SEEDS, b"")),
+        seeds_key=seeds_key(seeds),
         dirty_submodules=dirty_submodules(code),
-        seed_values=seed_values(_load(files, SEEDS, run_id)),
+        seed_values=seed_values(seeds),
     )
 
 
@@ -209,9 +219,19 @@ def _config_changes(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[Change]:
     changes = [
         Change(f"config.{key}", a.get(key, ABSENT), b.get(key, ABSENT))
         for key in sorted(a.keys() | b.keys())
-        if a.get(key, ABSENT) != b.get(key, ABSENT) or type(a.get(key)) is not type(b.get(key))
+        if not same_value(a.get(key, ABSENT), b.get(key, ABSENT))
     ]
     return _fold_options(changes)
+
+
+def same_value(a: Any, b: Any) -> bool:
+    """Equal config values: `20` and `20.0` are (argparse leaves an int default of a float
+    option as it is), `1` and `true` or `"1"` are not."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return type(a) is type(b) and a == b
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
+        return a == b or (a != a and b != b)  # NaN twice is the same
+    return type(a) is type(b) and a == b
 
 
 def _fold_options(changes: list[Change]) -> list[Change]:

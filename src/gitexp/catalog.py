@@ -37,7 +37,7 @@ from gitexp.workspace import Workspace
 if TYPE_CHECKING:  # `diff` needs axes; listing runs must not load it
     from gitexp import axes
 
-_VERSION = "8"  # 8: env keys treat null as absent; seeds set, for keys that carry one
+_VERSION = "9"  # 9: null is absent in env keys; seed keys and the seeds each run set
 INVALID = "invalid"  # the status shown for a record whose files cannot be read
 _COLUMNS = (
     "id, tree, name, status, started, duration_s, exit_code, tags, notes, command, config, "
@@ -421,18 +421,16 @@ def _inputs_row(
             for p in reader.pins(run_id, DATA, reader.file(repo, folder, run_id, DATA))
         }
         env = reader.file(repo, folder, run_id, ENV) or b""
-        seeded = axes.seed_values(
-            reader.mapping(run_id, SEEDS, reader.file(repo, folder, run_id, SEEDS))
-        )
+        seeds = reader.mapping(run_id, SEEDS, reader.file(repo, folder, run_id, SEEDS))
     except Unreadable:
-        code, data, env, seeded = {}, {}, b"", frozenset()
+        code, data, env, seeds = {}, {}, b"", {}
+    seeded = axes.seed_values(seeds)
     # Config keys that are seeds count on the seed axis: kept apart for the `near` filter.
     seed_keys = {
         key
         for key, value in config.items()
         if axes.is_seed_key(f"config.{key}") or axes.is_seed_value(value, seeded)
     }
-    seeds = str(folder[SEEDS].id) if SEEDS in folder else str(pygit2.hash(b""))
     return (
         run_id,
         tree_id,
@@ -440,7 +438,7 @@ def _inputs_row(
         json.dumps(list(code.get("config_files") or [])),
         json.dumps(data),
         axes.env_key(env),
-        seeds,
+        axes.seeds_key(seeds),
         json.dumps({k: v for k, v in config.items() if k not in seed_keys}),
         json.dumps({k: v for k, v in config.items() if k in seed_keys}),
         json.dumps(axes.dirty_submodules(code)),

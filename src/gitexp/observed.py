@@ -176,6 +176,25 @@ def launcher(report: Report | None, command: Sequence[str]) -> dict[str, Any]:
     return found
 
 
+def _script_named(
+    config: dict[str, Any], command: Sequence[str], workdir: Path, cwd: Path | None
+) -> dict[str, Any]:
+    """Options read from argv, with the script named as a parsed run names it
+    (repo-relative), so where the command was started from is not a difference."""
+    options = config.get(config_mod.ARGV)
+    if not isinstance(options, dict):
+        return config
+    words = options.get(argv.POSITIONAL)
+    script = argv.program(command)
+    if not isinstance(words, list) or not words or not script or words[0] != script[0]:
+        return config
+    if script[0].startswith("-"):
+        return config  # `-m module`: named the same from anywhere
+    named = program(None, command, workdir, cwd)[0]
+    config[config_mod.ARGV] = {**options, argv.POSITIONAL: [named, *words[1:]]}
+    return config
+
+
 def settle_config(
     launched: Mapping[str, Any],
     code_config: Mapping[str, Any] | None,
@@ -193,7 +212,7 @@ def settle_config(
     elif report is not None and report.namespace is not None:
         merged = config_mod.merge(base, report.namespace)  # what the script used wins
     else:
-        return dict(launched)
+        return _script_named(dict(launched), command, workdir, cwd)
     # The script, and a launcher's own options: `--nproc_per_node 4` is a change too.
     options = launcher(report, command)
     words = [*options.pop(argv.POSITIONAL, []), *program(report, command, workdir, cwd)]
@@ -215,6 +234,7 @@ def settle(
     command: Sequence[str],
     workdir: Path,
     secrets: SecretRules,
+    cwd: Path | None = None,
 ) -> list[Redaction]:
     """Make the launch-time config.yaml, seeds.yaml and env.yaml of a finished run say what
     its training process reported; return what was redacted from its parsed arguments."""
@@ -230,7 +250,7 @@ def settle(
             namespace, redacted = secrets_scan.redact_config(report.namespace, secrets)
             report = replace(report, namespace=namespace)
         launched = _load(files[CONFIG], CONFIG)
-        settled = settle_config(launched, code, report, command, workdir)
+        settled = settle_config(launched, code, report, command, workdir, cwd)
         files[CONFIG] = yamlio.dump(settled)
     if report is None:
         return redacted
@@ -277,4 +297,4 @@ def seed_warnings(folder: Path) -> list[str]:
     path = folder / SEEDS
     given = _load(path.read_bytes(), SEEDS).get("seed") if path.exists() else None
     given = given if isinstance(given, int) and not isinstance(given, bool) else None
-    return seeds.warnings(given, report.seeds, report.drawn_before_seeding)
+    return seeds.warnings(given, report.seeds, report.drawn_before_seeding, report.later_seeds)

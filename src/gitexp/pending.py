@@ -229,7 +229,10 @@ def _commit(ws: Workspace, folder: Path, info: RunInfo, printed: int | None) -> 
             files[name] = path.read_bytes()
     # What the training process reported from inside: its parsed arguments, seeds, interpreter.
     try:
-        redacted = observed.settle(folder, files, info.command, ws.workdir, ws.settings.secrets)
+        cwd = ws.workdir / info.cwd
+        redacted = observed.settle(
+            folder, files, info.command, ws.workdir, ws.settings.secrets, cwd
+        )
     except Exception as e:  # a record of what gitexp saw at launch beats no record
         redacted = []
         print(

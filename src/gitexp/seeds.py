@@ -159,7 +159,7 @@ def record(
     drawn = sorted(set(seen.get("drawn_before_seeding") or ()))
     if drawn:
         data["drawn_before_seeding"] = drawn
-    notes = warnings(given, rngs, drawn)
+    notes = warnings(given, rngs, drawn, seen.get("later_seeds"))
     if seed is None and not variables and not rngs:
         notes.insert(0, UNSEEDED)
     if notes:
@@ -170,15 +170,23 @@ def record(
 UNSEEDED = "unseeded: no seed was set, so differences from another unseeded run may be noise"
 
 
-def warnings(given: int | None, rngs: Mapping[str, Any], drawn: Sequence[str]) -> list[str]:
+def warnings(
+    given: int | None,
+    rngs: Mapping[str, Any],
+    drawn: Sequence[str],
+    later: Mapping[str, Any] | None = None,
+) -> list[str]:
     """What makes a run's seed not reproduce it: another seed set by the script, an RNG used
     before it was seeded."""
     found = []
     other = {n: v for n, v in rngs.items() if isinstance(v, int) and v != given}
     if given is not None and other:
         names = ", ".join(f"{n} with {v}" for n, v in sorted(other.items()))
+        then = sorted(n for n, v in (later or {}).items() if v == given)
+        after = f" (and only later {', '.join(then)} with {given})" if then else ""
         found.append(
-            f"the run was given seed {given}, but the script seeded {names}; seeds.yaml keeps both"
+            f"the run was given seed {given}, but the script seeded {names}{after}; "
+            "seeds.yaml keeps both"
         )
     if drawn:
         found.append(
