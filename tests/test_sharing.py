@@ -166,3 +166,29 @@ def test_a_push_behind_the_remote_says_to_pull_first(
     )
     assert gitexp("pull").exit_code == 0
     assert gitexp("push").exit_code == 0
+
+
+@pytest.mark.slow
+def test_runs_travel_without_a_dvc_remote_and_say_their_data_stayed(
+    project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert gitexp("init").exit_code == 0  # DVC, with a local cache and no remote
+    git(project, "add", "-A")
+    git(project, "commit", "-q", "-m", "gitexp init")
+    git(tmp_path, "init", "-q", "--bare", "shared.git")
+    git(project, "remote", "add", "origin", str(tmp_path / "shared.git"))
+    git(project, "push", "-q", "origin", "HEAD")
+    made = gitexp("run", "--output", "model.bin", "--", "sh", "-c", "echo w > model.bin")
+    assert made.exit_code == 0, made.output
+
+    pushed = gitexp("push")
+
+    assert pushed.exit_code == 0, pushed.output
+    assert pushed.stdout.startswith("pushed 1 runs to origin; no DVC remote is configured")
+    other = tmp_path / "other"
+    git(tmp_path, "clone", "-q", str(tmp_path / "shared.git"), str(other))
+    monkeypatch.chdir(other)
+    pulled = gitexp("pull")
+    assert pulled.exit_code == 0, pulled.output
+    assert "no DVC remote is configured" in pulled.stdout
+    assert len(run_ids(other)) == 1

@@ -433,6 +433,16 @@ def checkout(run_id: str, paths: tuple[str, ...], with_data: bool, with_artifact
         click.echo("nothing to restore: every path already holds the run's version")
 
 
+def _objects(moved: int | None, new: str) -> str:
+    """What a push or pull says of the DVC objects it moved."""
+    if moved is None:
+        return (
+            "; no DVC remote is configured, so the data and artifacts the runs name stayed "
+            "behind (`dvc remote add -d NAME PATH` to share them)"
+        )
+    return f", {moved} {new}DVC objects"
+
+
 @cli.command()
 @click.argument("remote", default="origin")
 def push(remote: str) -> None:
@@ -440,7 +450,7 @@ def push(remote: str) -> None:
     from gitexp import sharing, workspace
 
     done = sharing.push(workspace.open_workspace(), remote)
-    click.echo(f"pushed {done.runs} runs to {remote}, {done.objects} new DVC objects")
+    click.echo(f"pushed {done.runs} runs to {remote}{_objects(done.objects, 'new ')}")
 
 
 @cli.command()
@@ -450,7 +460,7 @@ def pull(remote: str) -> None:
     from gitexp import sharing, workspace
 
     done = sharing.pull(workspace.open_workspace(), remote)
-    click.echo(f"pulled {done.runs} new runs from {remote}, {done.objects} DVC objects")
+    click.echo(f"pulled {done.runs} new runs from {remote}{_objects(done.objects, '')}")
 
 
 @cli.command()

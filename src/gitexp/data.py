@@ -309,9 +309,11 @@ def init_dvc(
     return tuple(created), url
 
 
-def transfer(ws: Workspace, md5s: Iterable[str], upload: bool) -> int:
-    """Copy objects between the DVC cache and the default remote; return how many moved."""
-    from dvc.exceptions import DvcException
+def transfer(ws: Workspace, md5s: Iterable[str], upload: bool) -> int | None:
+    """Copy objects between the DVC cache and the default remote; return how many moved, or
+    None when no DVC remote is configured (the runs still travel; their data stays)."""
+    from dvc.config import NoRemoteError
+    from dvc.exceptions import DvcException, NotDvcRepoError
     from dvc.repo import Repo
     from dvc_data.hashfile.hash_info import HashInfo
     from dvc_data.hashfile.transfer import transfer as copy_objects
@@ -325,6 +327,8 @@ def transfer(ws: Workspace, md5s: Iterable[str], upload: bool) -> int:
             source, target = (cache, remote) if upload else (remote, cache)
             present = {h for h in wanted if source.exists(h.value)}
             result = copy_objects(source, target, present, hardlink=False, shallow=False)
+    except (NoRemoteError, NotDvcRepoError):  # a clone that never set DVC up has no remote
+        return None
     except DvcException as e:
         raise GitexpError(f"DVC could not move the runs' data: {e}") from None
     return len(result.transferred)

@@ -25,7 +25,7 @@ class Shared:
     """What a push or pull moved."""
 
     runs: int  # runs new on the receiving side
-    objects: int  # DVC objects (files and folder listings) copied
+    objects: int | None  # DVC objects (files and folder listings) copied; None: no remote
 
 
 def _git(ws: Workspace, command: str, *options: str, words: Sequence[str]) -> None:
