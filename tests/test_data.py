@@ -356,7 +356,7 @@ def test_checkout_of_a_lost_object_names_it_and_where_it_looked(tracked: Path) -
     assert result.exit_code == 1
     assert result.stderr.startswith(
         f"Error: data/train.csv (md5 {md5}) is in neither the DVC cache "
-        f"({tracked / '.dvc' / 'cache' / 'files' / 'md5'}) nor the remote at "
+        f"({tracked / '.dvc' / 'cache' / 'files' / 'md5'}) nor the DVC remote at "
     )
 
 

@@ -378,11 +378,11 @@ def restore(ws: Workspace, wanted: Sequence[tuple[str, str]]) -> list[Restored]:
         cache = repo.cache.local
         absent = [(path, HashInfo("md5", md5)) for path, md5 in wanted]
         absent = [(path, h) for path, h in absent if not _present(cache, h)]
-        remote_url = "no DVC remote is configured"
+        remote_url = "any DVC remote (none is configured)"
         if absent:
             try:
                 remote = repo.cloud.get_remote_odb()
-                remote_url = f"the remote at {remote.path}"
+                remote_url = f"the DVC remote at {remote.path}"
                 transfer(remote, cache, {h for _, h in absent}, hardlink=False, shallow=False)
             except DvcException:
                 pass
