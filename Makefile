@@ -26,8 +26,8 @@ lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks examples
 	$(BIN)/mypy src
 
-test: lint
-	$(BIN)/python -m pytest
+test: lint  # both cores: the whole suite in about 3 minutes instead of 4.5
+	$(BIN)/python -m pytest -n 2
 
 test-quick: $(STAMP)
 	$(BIN)/python -m pytest -m "not slow" -n 2
