@@ -26,9 +26,11 @@ step gitexp run --name too-fast --tag demo --seed 0 -- python train.py --lr 50 -
 step git log --first-parent --format='%h %s' gitexp/runs
 snapshots=($(git log --first-parent --format='%P' gitexp/runs -n 3 | awk '{print $2}'))
 step git diff --stat "${snapshots[2]}" "${snapshots[1]}"
-# Compare runs one axis at a time: the uncommitted edit alone is a valid comparison...
+# Compare runs one axis at a time: the edited default alone is a valid comparison (one
+# change, config.samples, shown in the code and in the config)...
 step gitexp diff --no-pager baseline more-data
-# ...code and learning rate together are not: gitexp refuses (exit 3) and names both.
+# ...the edit and the learning rate together are not: gitexp refuses (exit 3), names both,
+# and points at the run that differs from the baseline on one of them alone.
 step gitexp diff --no-pager baseline too-fast || echo "(exit $?)"
 
 # Data: `gitexp init` sets up DVC with a directory remote; the dataset is pinned by DVC.

@@ -434,3 +434,50 @@ def test_options_read_from_argv_name_the_script_from_the_repository_root(
 
     assert _yaml(project, inside, "config.yaml") == {"argv": {"_": ["sub/train.py"], "lr": 1}}
     assert _axes(at_root, inside) == []
+
+
+def test_an_edited_default_is_one_change_shown_in_code_and_config(project: Path) -> None:
+    _commit(project, "train.py", SCRIPT)
+    before = _run("--", sys.executable, "train.py")
+    (project / "train.py").write_text(SCRIPT.replace("default=3)", "default=5)"))
+    edited = _run("--", sys.executable, "train.py")  # uncommitted: in the snapshot
+
+    result = gitexp("diff", before, edited)
+
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[1] == "  config.epochs: 3 → 5 (also code)"
+    files = {h.rsplit("/", 1)[-1] for h in result.stdout.splitlines() if h.startswith("diff --git")}
+    assert files == {"train.py", "config.yaml"}  # both sides of the one change are shown
+
+
+def test_an_edited_default_with_another_edit_is_two_changes(project: Path) -> None:
+    _commit(project, "train.py", SCRIPT)
+    before = _run("--", sys.executable, "train.py")
+    edited = SCRIPT.replace("default=3)", "default=5)").replace("np.random.seed", "np.random.seed")
+    (project / "train.py").write_text(edited + "print('also this')\n")
+    both = _run("--", sys.executable, "train.py")
+    (project / "train.py").write_text(SCRIPT.replace("default=3)", "default=5)  # 5: more"))
+    commented = _run("--", sys.executable, "train.py")
+
+    assert _axes(before, both) == ["code", "config.epochs"]
+    assert _axes(before, commented) == ["code", "config.epochs"]  # a comment is not a literal
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "swap"),
+    [
+        (
+            "p.add_argument('--lr', default=0.1)",
+            "p.add_argument('--lr', default=1e-3)",
+            ("0.1", "1e-3"),
+        ),
+        ('    default="LSTM",', '    default="GRU",', ('"LSTM"', '"GRU"')),
+        ("x = f(200, 200)", "x = f(400, 400)", None),  # two places
+        ("same", "same", None),
+        ("lr = -0.5", "lr = 0.5", ("-0.5", "0.5")),
+    ],
+)
+def test_literal_swap_finds_the_one_literal_that_changed(
+    old: str, new: str, swap: tuple[str, str] | None
+) -> None:
+    assert axes.literal_swap(old, new) == swap

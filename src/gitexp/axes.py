@@ -214,6 +214,93 @@ def code_files(repo: pygit2.Repository, a: Inputs, b: Inputs) -> list[str]:
     return sorted(path for path in paths if counts(path))
 
 
+_LITERAL = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-+'\"")
+
+
+def _token_bounds(line: str, start: int, end: int) -> tuple[int, int]:
+    """Widen [start, end) to whole tokens: a number, a name or a quoted string."""
+    while start > 0 and line[start - 1] in _LITERAL:
+        start -= 1
+    while end < len(line) and line[end] in _LITERAL:
+        end += 1
+    return start, end
+
+
+def literal_swap(old: str, new: str) -> tuple[str, str] | None:
+    """The one literal in which two lines differ (`default=200` → `default=400` gives
+    ("200", "400")), or None when they differ in more than one place or not at all."""
+    if old == new:
+        return None
+    head = 0
+    while head < min(len(old), len(new)) and old[head] == new[head]:
+        head += 1
+    tail = 0
+    while tail < min(len(old), len(new)) - head and old[-1 - tail] == new[-1 - tail]:
+        tail += 1
+    a_start, a_end = _token_bounds(old, head, len(old) - tail)
+    b_start, b_end = _token_bounds(new, head, len(new) - tail)
+    before, after = old[a_start:a_end], new[b_start:b_end]
+    if old[:a_start] != new[:b_start] or old[a_end:] != new[b_end:]:
+        return None
+    if not (before and after and _LITERAL.issuperset(before + after)):
+        return None  # more than one token changed
+    return before, after
+
+
+def _spells(token: str, value: Any) -> bool:
+    """Whether a literal in code spells a config value: `1e-3` is 0.001, `'GRU'` is GRU."""
+    token = token.strip()
+    if isinstance(value, bool):
+        return token == str(value)
+    if isinstance(value, (int, float)):
+        try:
+            return float(token.rstrip(",")) == value
+        except ValueError:
+            return False
+    if isinstance(value, str):
+        quoted = len(token) >= 2 and token[0] == token[-1] and token[0] in "'\""
+        return quoted and token[1:-1] == value
+    return False
+
+
+def code_explained(
+    repo: pygit2.Repository, a: Inputs, b: Inputs, changes: Sequence[Change]
+) -> list[str] | None:
+    """The config axes whose change is the whole code change, when the code differs only in
+    the literals that set them: an argparse default edited from 200 to 400 is one change,
+    `config.samples`, not also `code`. None when the code differs in anything else.
+    Each config change explains one changed line at most."""
+    if a.dirty_submodules != b.dirty_submodules:
+        return None
+    diff = code_diff(repo, a, b)
+    counts = code_paths(a, b)
+    unused = [c for c in changes if c.axis.startswith("config.")]
+    used: list[str] = []
+    for patch in diff or []:
+        if patch is None:
+            return None
+        delta = patch.delta
+        if not (counts(delta.old_file.path) or counts(delta.new_file.path)):
+            continue
+        if delta.old_file.path != delta.new_file.path or delta.is_binary:
+            return None
+        for hunk in patch.hunks:
+            removed = [line.content for line in hunk.lines if line.origin == "-"]
+            added = [line.content for line in hunk.lines if line.origin == "+"]
+            if len(removed) != len(added):
+                return None
+            for old, new in zip(removed, added, strict=True):
+                swap = literal_swap(old.rstrip("\n"), new.rstrip("\n"))
+                match = swap and next(
+                    (c for c in unused if _spells(swap[0], c.a) and _spells(swap[1], c.b)), None
+                )
+                if not match:
+                    return None
+                unused.remove(match)
+                used.append(match.axis)
+    return used or None
+
+
 def _config_changes(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[Change]:
     a, b = ({k: v for k, v in side.items() if v is not None} for side in (a, b))  # null: absent
     changes = [

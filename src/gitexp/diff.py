@@ -86,10 +86,16 @@ def compare(
     rules = Rules.of(ws.settings)
     ids = (a.run_id, b.run_id)
     code_files = axes.code_files(ws.repo, a.inputs, b.inputs)
-    code = [Change(axes.CODE_AXIS, a.inputs.snapshot, b.inputs.snapshot)] if code_files else []
-    raw = code + [
-        axes.describe(c, a.files, b.files, ids) for c in axes.record_changes(a.inputs, b.inputs)
-    ]
+    changes = axes.record_changes(a.inputs, b.inputs)
+    explained = axes.code_explained(ws.repo, a.inputs, b.inputs, changes) if code_files else None
+    if explained:  # an edited default: the config change is the code change, counted once
+        changes = [
+            replace(c, members=(*c.members, axes.CODE_AXIS)) if c.axis in explained else c
+            for c in changes
+        ]
+    code = [Change(axes.CODE_AXIS, a.inputs.snapshot, b.inputs.snapshot)]
+    code = code if code_files and not explained else []
+    raw = code + [axes.describe(c, a.files, b.files, ids) for c in changes]
     counted, ignored = rules.apply(raw)
     comparison = Comparison(
         a=a,
@@ -136,9 +142,10 @@ def _neighbours(
         key = (other.snapshot, other.config_files, tuple(sorted(other.dirty_submodules.items())))
         if key not in code_memo:
             code_memo[key] = bool(axes.code_files(ws.repo, base, other))
-        if code_memo[key]:
-            counted, _ = rules.apply([Change(axes.CODE_AXIS, base.snapshot, other.snapshot),
-                                      *axes.record_changes(base, other)])  # fmt: skip
+        changes = axes.record_changes(base, other)
+        if code_memo[key] and not axes.code_explained(ws.repo, base, other, changes):
+            code = Change(axes.CODE_AXIS, base.snapshot, other.snapshot)
+            counted, _ = rules.apply([code, *changes])
         if len(counted) == 1 and counted[0].axis in wanted:
             # env and seed values are digests here: of no use to a reader
             value = ABSENT if counted[0].axis in (axes.ENV_AXIS, axes.SEED_AXIS) else counted[0].b
