@@ -110,6 +110,7 @@ def test_log_lists_a_live_run_as_running_newest_first(live: Live, recorded: str)
         "config": now["config"],  # whatever the script's config was: not this test's concern
         "summary": {"loss": loss},
         "inputs": [],
+        "archived": False,
     }
 
     table = gitexp("log").stdout.splitlines()

@@ -1,4 +1,5 @@
-"""Tags and notes added to a run after it ended: annotations.yaml, a record's only mutable file.
+"""Tags, notes and the archived mark added to a run after it ended: annotations.yaml, a
+record's only mutable file.
 
 Each change is one new (signed) commit that rewrites annotations.yaml alone, so `verify`
 still finds every other file byte for byte as the run's own commit wrote it.
@@ -28,8 +29,10 @@ def annotate(
     remove_tags: Sequence[str] = (),
     add_note: str | None = None,
     remove_note: str | None = None,
+    archive: bool | None = None,
 ) -> tuple[str, Annotations]:
-    """Change a run's tags or notes in one commit; return the run id and its annotations."""
+    """Change a run's tags, notes or archived mark (`archive`: True to hide the run from
+    listings, False to show it again) in one commit; return the run id and its annotations."""
     _check_tags([*add_tags, *remove_tags])
     if add_note is not None and not add_note.strip():
         raise GitexpError("a note needs some text: gitexp note ID 'why this run matters'")
@@ -47,19 +50,21 @@ def annotate(
         if add_note is not None:
             author = f"{who.name} <{who.email}>"
             notes.append(Note(add_note, author, utc_iso(datetime.now(timezone.utc))))
-        after = Annotations(tuple(tags), tuple(notes))
+        archived = before.archived if archive is None else archive
+        after = Annotations(tuple(tags), tuple(notes), archived)
         result[:] = [after]
         if after == before:
             return None
         updated = {name: data for name, data in files.items() if name != ANNOTATIONS}
-        if after.tags or after.notes:
+        if after.tags or after.notes or after.archived:
             updated[ANNOTATIONS] = after.to_yaml()
         return updated
 
     summary = f"gitexp: annotate run {run_id}"
-    store.update_run(
-        ws, run_id, change, (summary, _describe(add_tags, remove_tags, add_note, remove_note))
-    )
+    described = _describe(add_tags, remove_tags, add_note, remove_note)
+    if archive is not None:
+        described = "\n".join(filter(None, [described, "archived" if archive else "unarchived"]))
+    store.update_run(ws, run_id, change, (summary, described))
     return run_id, result[0]
 
 

@@ -461,6 +461,31 @@ class Rules:
         return (change.axis, *change.members)
 
 
+CodeMemo = dict[tuple[Any, ...], bool]  # a run's code key → whether its code differs from base's
+
+
+def counted_changes(
+    repo: pygit2.Repository, rules: Rules, base: Inputs, other: Inputs, code_memo: CodeMemo
+) -> list[Change]:
+    """The axes `other` differs from `base` on, as the repository counts them (groups and
+    ignores applied), code included.
+
+    Cheapest test first: when more than one axis differs before code is looked at, the code
+    is not looked at and the list leaves it out (it is long enough to refuse either way).
+    `code_memo` caches, for one `base`, whether each code key differs from base's code.
+    """
+    changes = record_changes(base, other)
+    counted, _ = rules.apply(changes)
+    if len(counted) > 1:
+        return counted
+    key = (other.snapshot, other.config_files, tuple(sorted(other.dirty_submodules.items())))
+    if key not in code_memo:
+        code_memo[key] = bool(code_files(repo, base, other))
+    if code_memo[key] and not code_explained(repo, base, other, changes):
+        counted, _ = rules.apply([Change(CODE_AXIS, base.snapshot, other.snapshot), *changes])
+    return counted
+
+
 def _flat_env(loaded: Any) -> dict[str, Any]:
     if not isinstance(loaded, dict):
         return {}

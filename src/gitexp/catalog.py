@@ -30,6 +30,7 @@ from gitexp.record import (
     RUN,
     SEEDS,
     SUMMARY,
+    RunInfo,
     run_dir,
 )
 from gitexp.workspace import Workspace
@@ -37,12 +38,14 @@ from gitexp.workspace import Workspace
 if TYPE_CHECKING:  # `diff` needs axes; listing runs must not load it
     from gitexp import axes
 
-_VERSION = "9"  # 9: null is absent in env keys; seed keys and the seeds each run set
+_VERSION = "10"  # 10: record fields (code.*, host, …) and archived, for `log --where`
 INVALID = "invalid"  # the status shown for a record whose files cannot be read
 _COLUMNS = (
     "id, tree, name, status, started, duration_s, exit_code, tags, notes, command, config, "
-    "summary, inputs, artifacts, problem"
+    "summary, inputs, artifacts, problem, fields, archived"
 )
+# Record fields beyond run.yaml's identity that `log --columns/--where` can name, by key.
+_CODE_FIELDS = ("commit", "branch", "snapshot", "dirty")
 
 
 @dataclass(frozen=True)
@@ -64,6 +67,8 @@ class RunSummary:
     # neither, and decoding them all would double its cost.
     command_json: str = "[]"
     config_json: str = "{}"
+    fields_json: str = "{}"  # host, user, cwd, finished, code.commit, code.branch, …
+    archived: bool = False  # hidden from listings unless asked for (`gitexp archive`)
 
     @property
     def command(self) -> tuple[str, ...]:
@@ -73,6 +78,12 @@ class RunSummary:
     def config(self) -> dict[str, Any]:
         """The resolved configuration, flattened to dotted keys."""
         loaded: dict[str, Any] = json.loads(self.config_json)
+        return loaded
+
+    @property
+    def fields(self) -> dict[str, Any]:
+        """Record fields by dotted name (`code.branch`, `host`), as the index keeps them."""
+        loaded: dict[str, Any] = json.loads(self.fields_json)
         return loaded
 
     def as_dict(self) -> dict[str, Any]:
@@ -90,6 +101,7 @@ class RunSummary:
             "config": self.config,
             "summary": dict(self.summary),
             "inputs": list(self.inputs),
+            "archived": self.archived,
         }
 
 
@@ -104,7 +116,8 @@ def _schema(db: sqlite3.Connection) -> None:
     db.execute(
         "CREATE TABLE IF NOT EXISTS runs (id TEXT PRIMARY KEY, tree TEXT NOT NULL, name TEXT, "
         "status TEXT, started TEXT, duration_s REAL, exit_code INTEGER, tags TEXT, notes TEXT, "
-        "command TEXT, config TEXT, summary TEXT, inputs TEXT, artifacts TEXT, problem TEXT)"
+        "command TEXT, config TEXT, summary TEXT, inputs TEXT, artifacts TEXT, problem TEXT, "
+        "fields TEXT, archived INTEGER)"
     )
     # What `diff` compares runs by; filled on first use, so that listing never pays for it.
     db.execute(
@@ -157,7 +170,7 @@ def _read_row(repo: pygit2.Repository, run_id: str, tree_id: pygit2.Oid) -> tupl
         # One damaged or hostile record must not hide the others: it is listed as such.
         empty = json.dumps([])
         return (run_id, str(tree_id), None, INVALID, "", None, None, empty, None, empty, "{}",
-                "{}", empty, empty, str(e))  # fmt: skip
+                "{}", empty, empty, str(e), "{}", 0)  # fmt: skip
     return (
         run_id,
         str(tree_id),
@@ -174,7 +187,26 @@ def _read_row(repo: pygit2.Repository, run_id: str, tree_id: pygit2.Oid) -> tupl
         json.dumps(list(info.inputs)),
         json.dumps(sorted({pin.md5 for pin in made})),
         None,
+        json.dumps(_fields(info, folder, repo), default=str),
+        int(later.archived),
     )
+
+
+def _fields(info: RunInfo, folder: pygit2.Tree, repo: pygit2.Repository) -> dict[str, Any]:
+    """Record fields for `log --columns/--where`; code.yaml's are left out when it cannot be
+    read, which listing the run does not need."""
+    found: dict[str, Any] = {
+        "host": info.host,
+        "user": info.user,
+        "cwd": info.cwd,
+        "finished": info.finished,
+    }
+    try:
+        code = reader.mapping(info.id, CODE, reader.file(repo, folder, info.id, CODE))
+    except Unreadable:
+        code = {}
+    found.update({f"code.{key}": code.get(key) for key in _CODE_FIELDS})
+    return found
 
 
 def _summary(row: Sequence[Any]) -> RunSummary:
@@ -192,7 +224,35 @@ def _summary(row: Sequence[Any]) -> RunSummary:
         summary=json.loads(row[11]),
         inputs=tuple(json.loads(row[12])),
         problem=row[14],
+        fields_json=row[15],
+        archived=bool(row[16]),
     )
+
+
+def _summaries(rows: Sequence[Sequence[Any]]) -> list[RunSummary]:
+    """_summary of each row, with the JSON of all rows decoded in one call: for 10,000 runs,
+    a call per column costs more than the decoding itself."""
+    decoded = json.loads("[" + ",".join(f"[{r[7]},{r[11]},{r[12]}]" for r in rows) + "]")
+    return [
+        RunSummary(
+            id=row[0],
+            name=row[2],
+            status=row[3],
+            started=row[4],
+            duration_s=row[5],
+            exit_code=row[6],
+            tags=tuple(tags),
+            notes=row[8],
+            command_json=row[9],
+            config_json=row[10],
+            summary=summary,
+            inputs=tuple(inputs),
+            problem=row[14],
+            fields_json=row[15],
+            archived=bool(row[16]),
+        )
+        for row, (tags, summary, inputs) in zip(rows, decoded, strict=True)
+    ]
 
 
 @dataclass(frozen=True)
@@ -204,6 +264,7 @@ class RunQuery:
     name: str | None = None
     run_id: str | None = None
     limit: int | None = None
+    archived: bool = True  # False: leave archived runs out, as listings do by default
 
 
 Progress = Callable[[int, int], None]  # (records read, records to read)
@@ -230,7 +291,7 @@ def _sync(ws: Workspace, db: sqlite3.Connection, progress: Progress | None = Non
     gone = [(run_id,) for run_id in indexed if run_id not in folders]
     db.executemany("DELETE FROM runs WHERE id = ?", gone)
     db.executemany(
-        f"INSERT OR REPLACE INTO runs ({_COLUMNS}) VALUES ({', '.join('?' * 15)})", changed
+        f"INSERT OR REPLACE INTO runs ({_COLUMNS}) VALUES ({', '.join('?' * 17)})", changed
     )
     db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, str(tip.id)))
     return True
@@ -331,6 +392,8 @@ def runs(
     if query.run_id is not None:
         where.append("id = ?")
         args.append(query.run_id)
+    if not query.archived:
+        where.append("NOT archived")
     sql = f"SELECT {_COLUMNS} FROM runs"
     if where:
         sql += " WHERE " + " AND ".join(where)
@@ -341,7 +404,7 @@ def runs(
     with _open(ws) as db:
         if not _sync(ws, db, progress):
             return []
-        return [_summary(row) for row in db.execute(sql, args)]
+        return _summaries(db.execute(sql, args).fetchall())
 
 
 def resolve(ws: Workspace, ref: str, progress: Progress | None = None) -> RunSummary:

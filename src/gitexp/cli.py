@@ -212,23 +212,66 @@ def run(
     help="Only runs whose record, tags and notes verify: made by commits signed by a trusted "
     "key (slower: checks signatures, as `gitexp verify` does).",
 )
+@click.option(
+    "-w",
+    "--where",
+    "wheres",
+    multiple=True,
+    metavar="KEY OP VALUE",
+    help="Only runs where this holds, OP one of = != < <= > >=: config.optim.lr<=1e-3, "
+    "summary.val/acc.last>0.9, status=failed, tag=best, code.branch=main, "
+    "started>2026-01-01; repeat for more (all must hold).",
+)
+@click.option(
+    "-c",
+    "--columns",
+    "column_texts",
+    multiple=True,
+    metavar="KEY,…",
+    help="Show these columns: config.KEY, summary.METRIC.AGG (or METRIC.AGG; AGG: last, min, "
+    "max, …) and record fields (status, name, started, duration, tags, code.branch, …).",
+)
+@click.option(
+    "-s",
+    "--sort",
+    "sorts",
+    multiple=True,
+    metavar="[-]KEY",
+    help="Sort by KEY (any column key), -KEY for descending; repeat to break ties. Runs "
+    "without a value come last.",
+)
+@click.option("--all", "every", is_flag=True, help="Also list archived runs (`gitexp archive`).")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array for scripts.")
+@click.option("--csv", "as_csv", is_flag=True, help="Print CSV, a header line first.")
 def log_(
     statuses: tuple[str, ...],
     tags: tuple[str, ...],
     name: str | None,
     max_count: int | None,
     verified: bool,
+    wheres: tuple[str, ...],
+    column_texts: tuple[str, ...],
+    sorts: tuple[str, ...],
+    every: bool,
     as_json: bool,
+    as_csv: bool,
 ) -> None:
-    """List runs, newest first."""
+    """List runs, newest first; archived runs only with --all."""
     from gitexp import history, render, workspace
+    from gitexp.comparison import table
 
+    if as_json and as_csv:
+        raise click.UsageError("give --json or --csv, not both")
+    keys = table.columns(column_texts) if column_texts else None
+    if keys is not None and table.Key("field", "id") not in keys:
+        keys.insert(0, table.Key("field", "id"))  # a row must say which run it is
+    where, order = table.parse_where(wheres), table.parse_sort(sorts)
     ws = workspace.open_workspace()
     with render.indexing_progress() as progress:
         # Live runs are not signed yet: --verified leaves them out.
         limit = None if verified else max_count
-        found = history.runs(ws, statuses, tags, name, limit, progress, live=not verified)
+        found = table.select(ws, where, order, limit, every, progress, not verified, statuses,
+                             tags, name)  # fmt: skip
     if verified:
         from gitexp import verify
 
@@ -238,11 +281,17 @@ def log_(
         if run.status == "invalid":
             click.echo(f"warning: {render.unreadable(run)}", err=True)
     if as_json:
-        click.echo(render.runs_json(found))
+        click.echo(render.runs_json(found) if keys is None else render.columns_json(found, keys))
+    elif as_csv:
+        click.echo(render.runs_csv(found, keys), nl=False)
     elif found:
         out = render.console()
-        click.echo(render.runs_table(found, out.color_system if out.is_terminal else None))
-    elif statuses or tags or name or verified:
+        colours = out.color_system if out.is_terminal else None
+        if keys is None:
+            click.echo(render.runs_table(found, colours))
+        else:
+            click.echo(render.columns_table(found, keys, colours))
+    elif statuses or tags or name or verified or wheres:
         click.echo("no run matches; `gitexp log` with no filter lists every run", err=True)
     else:
         click.echo("no runs yet; record one with `gitexp run -- python train.py`", err=True)
@@ -318,11 +367,17 @@ def diff(
     ws = workspace.open_workspace()
     with render.indexing_progress() as progress:
         comparison = diffs.compare(ws, run_a, run_b, progress)
-    if as_json:
-        click.echo(render.comparison_json(comparison))
-        return
-    if comparison.confounded and not force:
+    if comparison.confounded and not force and not as_json:
         raise Refused(render.refusal(comparison))
+    from gitexp.comparison.outcomes import outcomes
+
+    outcome = outcomes(ws, comparison.a.run_id, comparison.b.run_id)
+    if as_json:
+        click.echo(render.comparison_json(comparison, outcome))
+        return
+    # What the change did, after what changed: each metric, and whether beyond seed noise.
+    head = render.diff_preamble(comparison)
+    head += "\n" + render.outcomes_text(outcome) if outcome.metrics else ""
     for warning in render.diff_warnings(comparison):
         click.echo(f"warning: {warning}", err=True)
     shown = diffs.selected(comparison, axis_names)
@@ -333,7 +388,7 @@ def diff(
     if name_only:
         output = "".join(f"{patch.path}\n" for patch in patches).encode()
     elif stat:
-        output = (render.diff_preamble(comparison) + render.diffstat(patches)).encode()
+        output = (head + render.diffstat(patches)).encode()
     else:
         body = b"".join(patch.data for patch in patches)
         if terminal:
@@ -341,7 +396,7 @@ def diff(
         colour = color == "always" or (color == "auto" and terminal and _colour_wanted())
         if colour:
             body = render.colour_patch(body)
-        output = render.diff_preamble(comparison).encode() + (b"\n" + body if body else b"")
+        output = head.encode() + (b"\n" + body if body else b"")
     pager.write(output, pager.command(ws.repo) if terminal and not no_pager else None)
 
 
@@ -413,6 +468,29 @@ def note(run_id: str, text: str, remove: bool) -> None:
     _annotate(run_id, **({"remove_note": text} if remove else {"add_note": text}))
 
 
+def _archive(run_ids: tuple[str, ...], archive: bool) -> None:
+    from gitexp import annotation, workspace
+
+    ws = workspace.open_workspace()
+    for run_id in run_ids:
+        found, _ = annotation.annotate(ws, run_id, archive=archive)
+        click.echo(f"{'archived' if archive else 'unarchived'} run {found}")
+
+
+@cli.command()
+@click.argument("run_ids", metavar="ID...", nargs=-1, required=True)
+def archive(run_ids: tuple[str, ...]) -> None:
+    """Hide runs from `gitexp log` (`log --all` still lists them); their records stay."""
+    _archive(run_ids, True)
+
+
+@cli.command()
+@click.argument("run_ids", metavar="ID...", nargs=-1, required=True)
+def unarchive(run_ids: tuple[str, ...]) -> None:
+    """List archived runs in `gitexp log` again."""
+    _archive(run_ids, False)
+
+
 @cli.command()
 @click.argument("run_id")
 @click.argument("paths", nargs=-1)
@@ -478,6 +556,226 @@ def recover() -> None:
         raise GitexpError(f"{len(failed)} runs are kept for a later `gitexp recover`")
     if not recovered:
         click.echo("nothing to recover")
+
+
+@cli.command()
+@click.argument("run_ids", nargs=-1)
+@click.option(
+    "-w",
+    "--where",
+    "conditions",
+    multiple=True,
+    metavar="KEY OP VALUE",
+    help="Also draw the runs this keeps (as `gitexp log --where`); repeatable.",
+)
+@click.option("-m", "--metric", required=True, help="The metric to draw, as logged (train/loss).")
+@click.option(
+    "--smooth",
+    type=click.IntRange(1, 100_000),
+    default=1,
+    metavar="N",
+    help="Draw the moving average of the last N logged values (trailing window).",
+)
+@click.option("--logy", is_flag=True, help="A logarithmic y axis (values <= 0 are left out).")
+@click.option(
+    "--steps",
+    "step_range",
+    metavar="FIRST:LAST",
+    help="Only these steps, both ends included: 100:500, :500 or 100:.",
+)
+@click.option(
+    "--separate", is_flag=True, help="Draw each run of a seed group, not their mean and band."
+)
+@click.option(
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write a .png or .svg image instead (needs `pip install 'gitexp[plot]'`).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the curves' points as JSON.")
+def plot(
+    run_ids: tuple[str, ...],
+    conditions: tuple[str, ...],
+    metric: str,
+    smooth: int,
+    logy: bool,
+    step_range: str | None,
+    separate: bool,
+    output: Path | None,
+    as_json: bool,
+) -> None:
+    """Draw METRIC for each run; runs that differ only by seed as a mean and a ±1 sd band."""
+    import shutil
+
+    from gitexp import render, workspace
+    from gitexp.comparison import compare as comparing
+    from gitexp.comparison import plot as plots
+
+    if not run_ids and not conditions:
+        raise click.UsageError("name the runs to draw, or choose them with --where")
+
+    try:
+        steps = plots.parse_steps(step_range) if step_range else plots.StepRange()
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="--steps") from None
+    if output is not None:
+        plots.check_image(output)
+    width, height = shutil.get_terminal_size()
+    ws = workspace.open_workspace()
+    with render.indexing_progress() as progress:
+        chosen = [run.id for run in comparing.select(ws, run_ids, conditions, progress)]
+        points = plots.MAX_POINTS if output or as_json else max(width * 2, 20)
+        fig = plots.figure(ws, chosen, metric, smooth=smooth, steps=steps, logy=logy,
+                           separate=separate, points=points, progress=progress)  # fmt: skip
+    for warning in fig.warnings:
+        click.echo(f"warning: {warning}", err=True)
+    if as_json:
+        click.echo(fig.as_json())
+    elif output is not None:
+        plots.save_image(fig, output)
+        click.echo(f"wrote {output}", err=True)
+    else:
+        colour = sys.stdout.isatty() and _colour_wanted()
+        click.echo(plots.terminal(fig, width, min(max(height - 3, 12), 40), colour))
+
+
+@cli.command()
+@click.option(
+    "--interval",
+    type=click.FloatRange(0.1, 3600),
+    default=2.0,
+    show_default=True,
+    help="Seconds between refreshes.",
+)
+@click.option(
+    "-m", "--metric", "metrics", multiple=True, help="A metric to show; repeatable (default: "
+    "the first four by name)."
+)  # fmt: skip
+@click.option("--once", is_flag=True, help="Print the table once and exit.")
+@click.option("--json", "as_json", is_flag=True, help="Print the running runs once, as JSON.")
+def watch(interval: float, metrics: tuple[str, ...], once: bool, as_json: bool) -> None:
+    """Show the running runs in a table refreshed in place, until they end or Ctrl-C."""
+    import json
+    import time
+
+    from rich.live import Live
+
+    from gitexp import render, workspace
+    from gitexp import watch as watching
+
+    watcher = watching.Watcher(workspace.open_workspace(), metrics)
+    runs = watcher.poll()
+    if as_json:
+        click.echo(json.dumps([run.as_dict() for run in runs], indent=2))
+        return
+    if not runs:
+        click.echo("no run is running; start one with `gitexp run -- python train.py`", err=True)
+        return
+    out = render.console()
+    if once:
+        out.print(render.watch_table(runs))
+        return
+    try:
+        with Live(render.watch_table(runs), console=out, auto_refresh=False) as live:
+            count = f"{len(runs)} running run{'s' if len(runs) != 1 else ''}"
+            click.echo(f"watching {count}; Ctrl-C to stop", err=True)
+            while True:
+                time.sleep(interval)
+                runs = watcher.poll()
+                if not runs:
+                    break  # the last table stays on screen
+                live.update(render.watch_table(runs), refresh=True)
+    except KeyboardInterrupt:
+        return  # Ctrl-C is how one stops watching: not an error
+    click.echo("no run is running any more", err=True)
+
+
+@cli.command()
+@click.argument("run_ids", nargs=-1)
+@click.option(
+    "--where",
+    "conditions",
+    multiple=True,
+    metavar="KEY OP VALUE",
+    help="Also compare the runs this keeps (as `gitexp log --where`); repeatable.",
+)
+@click.option(
+    "-m",
+    "--metric",
+    "metrics",
+    multiple=True,
+    metavar="METRIC[.AGG]",
+    help="A metric to show (its last value, or .min/.max); repeatable. Default: all.",
+)
+@click.option(
+    "--baseline",
+    metavar="RUN",
+    help="Show each row's change against this run's row (default: the first row).",
+)
+@click.option(
+    "--group-seeds/--no-group-seeds",
+    default=True,
+    show_default=True,
+    help="One row per seed group (runs identical but for seed), as mean ± sd.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the table as JSON.")
+@click.option("--csv", "as_csv", is_flag=True, help="Print the table as CSV.")
+@click.option("--markdown", is_flag=True, help="Print the table as Markdown, for a pull request.")
+def compare(
+    run_ids: tuple[str, ...],
+    conditions: tuple[str, ...],
+    metrics: tuple[str, ...],
+    baseline: str | None,
+    group_seeds: bool,
+    as_json: bool,
+    as_csv: bool,
+    markdown: bool,
+) -> None:
+    """Compare runs side by side: the config keys that differ, metrics, seed statistics.
+
+    RUN_IDS name runs as `show` does; with none and no --where, every run is compared."""
+    from gitexp import render, workspace
+    from gitexp.comparison import compare as comparing
+
+    if as_json + as_csv + markdown > 1:
+        raise click.UsageError("choose one of --json, --csv and --markdown")
+    ws = workspace.open_workspace()
+    with render.indexing_progress() as progress:
+        runs = comparing.select(ws, run_ids, conditions, progress)
+        table = comparing.compare(ws, runs, metrics, baseline, group_seeds, progress)
+    if as_json:
+        click.echo(render.as_json(table.as_dict()))
+    elif as_csv:
+        click.echo(render.compare_csv(table), nl=False)
+    elif markdown:
+        click.echo(render.compare_markdown(table), nl=False)
+    else:
+        render.console().print(render.compare_view(table))
+
+
+@cli.command()
+@click.argument("baseline")
+@click.option(
+    "-m",
+    "--metric",
+    "metrics",
+    multiple=True,
+    metavar="METRIC[.AGG]",
+    help="A metric to show (its last value, or .min/.max); repeatable. Default: all.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the ablation as JSON.")
+def ablate(baseline: str, metrics: tuple[str, ...], as_json: bool) -> None:
+    """List every run that differs from BASELINE on exactly one axis, by axis, with the
+    change of each metric: the valid comparisons at a glance."""
+    from gitexp import render, workspace
+    from gitexp.comparison import ablate as ablating
+
+    ws = workspace.open_workspace()
+    with render.indexing_progress() as progress:
+        found = ablating.ablate(ws, baseline, metrics, progress)
+    if as_json:
+        click.echo(render.as_json(found.as_dict()))
+    else:
+        click.echo(render.ablation_text(found), nl=False)
 
 
 def main() -> None:

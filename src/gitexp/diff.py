@@ -110,19 +110,20 @@ def compare(
     if not comparison.confounded:
         return comparison
     wanted = {change.axis for change in counted}
-    found = tuple(_neighbours(ws, rules, a.run_id, {b.run_id}, wanted, progress))
+    found = tuple(neighbours(ws, rules, a.run_id, {b.run_id}, wanted, progress))
     return replace(comparison, neighbours=found)
 
 
-def _neighbours(
+def neighbours(
     ws: Workspace,
     rules: Rules,
     run_id: str,
     skip: set[str],
-    wanted: set[str],
+    wanted: set[str] | None,
     progress: catalog.Progress | None,
 ) -> list[Neighbour]:
-    """Runs that differ from `run_id` on exactly one axis, and that axis one of `wanted`.
+    """Runs that differ from `run_id` on exactly one axis, and that axis one of `wanted`
+    (any axis when `wanted` is None), newest first.
 
     Read from the index, cheapest test first: most runs of a sweep differ on several config
     keys and are dropped before their code is looked at.
@@ -131,22 +132,13 @@ def _neighbours(
     base = next((run for run in everyone if run.run_id == run_id), None)
     if base is None:
         return []
-    code_memo: dict[tuple[Any, ...], bool] = {}
+    code_memo: axes.CodeMemo = {}
     found = []
     for other in everyone:
         if other.run_id == run_id or other.run_id in skip:
             continue
-        counted, _ = rules.apply(axes.record_changes(base, other))
-        if len(counted) > 1:
-            continue
-        key = (other.snapshot, other.config_files, tuple(sorted(other.dirty_submodules.items())))
-        if key not in code_memo:
-            code_memo[key] = bool(axes.code_files(ws.repo, base, other))
-        changes = axes.record_changes(base, other)
-        if code_memo[key] and not axes.code_explained(ws.repo, base, other, changes):
-            code = Change(axes.CODE_AXIS, base.snapshot, other.snapshot)
-            counted, _ = rules.apply([code, *changes])
-        if len(counted) == 1 and counted[0].axis in wanted:
+        counted = axes.counted_changes(ws.repo, rules, base, other, code_memo)
+        if len(counted) == 1 and (wanted is None or counted[0].axis in wanted):
             # env and seed values are digests here: of no use to a reader
             value = ABSENT if counted[0].axis in (axes.ENV_AXIS, axes.SEED_AXIS) else counted[0].b
             found.append(Neighbour(other.run_id, counted[0].axis, value))

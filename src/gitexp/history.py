@@ -59,11 +59,12 @@ def runs(
     limit: int | None = None,
     progress: catalog.Progress | None = None,
     live: bool = True,
+    archived: bool = True,
 ) -> list[RunSummary]:
     """Runs newest first, keeping those matching every filter given; with `live`, the runs
-    training now among them (status `running`)."""
+    training now among them (status `running`); without `archived`, not archived runs."""
     pending.recover(ws)
-    query = catalog.RunQuery(statuses=status, tags=tags, name=name, limit=limit)
+    query = catalog.RunQuery(statuses=status, tags=tags, name=name, limit=limit, archived=archived)
     found = catalog.runs(ws, query, progress)
     if not live or (status and "running" not in status):
         return found

@@ -167,12 +167,16 @@ def annotated(run_id: str, data: bytes | None) -> Annotations:
     notes = found.get("notes") or []
     if not isinstance(notes, list) or not all(isinstance(n, dict) for n in notes):
         raise Unreadable(f"{where}: `notes` must be a list of notes")
+    archived = found.get("archived") or False
+    if not isinstance(archived, bool):
+        raise Unreadable(f"{where}: `archived` must be true or false")
     return Annotations(
         _texts(found.get("tags"), "tags", where),
         tuple(
             Note(*(str(_text(n.get(k, ""), k, where, False)) for k in ("text", "author", "date")))
             for n in notes
         ),
+        archived,
     )
 
 

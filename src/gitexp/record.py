@@ -214,11 +214,13 @@ class Annotations:
 
     tags: tuple[str, ...] = ()
     notes: tuple[Note, ...] = ()
+    archived: bool = False  # hidden from listings (`gitexp archive`); the record stays
 
     def to_yaml(self) -> bytes:
-        return yamlio.dump(
-            {
-                "tags": list(self.tags),
-                "notes": [{"text": n.text, "author": n.author, "date": n.date} for n in self.notes],
-            }
-        )
+        found: dict[str, object] = {
+            "tags": list(self.tags),
+            "notes": [{"text": n.text, "author": n.author, "date": n.date} for n in self.notes],
+        }
+        if self.archived:  # written only when set: older annotations keep their bytes
+            found["archived"] = True
+        return yamlio.dump(found)

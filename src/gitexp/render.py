@@ -23,14 +23,21 @@ from rich.text import Text
 
 from gitexp import yamlio
 from gitexp.catalog import RunSummary
+from gitexp.comparison.table import Key
 from gitexp.history import Record
 from gitexp.reader import MetricRow
 from gitexp.reader import terminal_safe as safe
 
 if TYPE_CHECKING:  # `gitexp log` need not load what diff and verify use
     from gitexp.axes import Change
+    from gitexp.comparison.ablate import Ablation
+    from gitexp.comparison.compare import Row as CompareRow
+    from gitexp.comparison.compare import Table as CompareTable
+    from gitexp.comparison.outcomes import Outcomes
+    from gitexp.comparison.stats import Difference, Spread
     from gitexp.diff import Comparison, FilePatch
     from gitexp.verify import Report
+    from gitexp.watch import LiveRun
 
 _STATUS_STYLE = {
     "succeeded": "green",
@@ -69,7 +76,34 @@ def as_json(value: Any) -> str:
 
 
 def runs_json(runs: Sequence[RunSummary]) -> str:
-    return as_json([run.as_dict() for run in runs])
+    """`gitexp log --json`: RunSummary.as_dict of each run, one run per line.
+
+    Not indented: json's C encoder, which `indent` turns off, and the config spliced in as
+    the index keeps it, put 10,000 runs within DESIGN.md §8's budget (1.5 s indented)."""
+    if not runs:
+        return "[]"
+    encode = json.JSONEncoder().encode
+    lines = []
+    for run in runs:
+        head = {
+            "id": run.id,
+            "name": run.name,
+            "status": run.status,
+            "started": run.started,
+            "duration_s": run.duration_s,
+            "exit_code": run.exit_code,
+            "tags": run.tags,
+            "notes": run.notes,
+        }
+        tail = {"summary": run.summary, "inputs": run.inputs, "archived": run.archived}
+        line = (
+            f'{encode(head)[:-1]}, "command": {run.command_json}, "config": {run.config_json}, '
+            f"{encode(tail)[1:]}"
+        )
+        if "NaN" in line or "Infinity" in line:  # JSON has no spelling for them: slowly
+            line = json.dumps(_json_safe(run.as_dict()))
+        lines.append(line)
+    return "[\n" + ",\n".join(lines) + "\n]"
 
 
 def duration(seconds: float | None) -> str:
@@ -127,7 +161,7 @@ def runs_table(runs: Sequence[RunSummary], color_system: str | None) -> str:
         [
             safe(run.id),
             safe(run.name or ""),
-            run.status,
+            _status_cell(run),
             safe(started(run.started)),
             duration(run.duration_s),
             safe(", ".join(run.tags)),
@@ -153,6 +187,98 @@ def runs_table(runs: Sequence[RunSummary], color_system: str | None) -> str:
         return "  ".join(parts).rstrip()
 
     return "\n".join([line(header, heading=True), *(line(row) for row in rows)])
+
+
+# --- gitexp log --columns / --csv ----------------------------------------------------------
+
+
+def _status_cell(run: RunSummary) -> str:
+    return f"{run.status} (archived)" if run.archived else run.status
+
+
+def _plain(value: Any, number: Callable[[float], str]) -> str:
+    """A value of the runs table as text: lists joined, null empty, floats by `number`."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return number(value)
+    if isinstance(value, (list, tuple)):
+        return ", ".join(_plain(v, number) for v in value)
+    if isinstance(value, Mapping):
+        return json.dumps(_json_safe(value), sort_keys=True)
+    return str(value)
+
+
+def _column_cell(key: Key, run: RunSummary) -> str:
+    value = key.value(run)
+    if key.kind == "field" and key.name in ("started", "finished"):
+        return safe(started(value or ""))
+    if key.kind == "field" and key.name == "duration":
+        return duration(value)
+    if key == Key("field", "status"):
+        return _status_cell(run)
+    return safe(_plain(value, _number))
+
+
+def _numeric(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def columns_table(runs: Sequence[RunSummary], keys: Sequence[Key], color_system: str | None) -> str:
+    """The `gitexp log --columns` table: one column per key, numbers right-aligned."""
+    header = [safe(key.text) for key in keys]
+    rows = [[_column_cell(key, run) for key in keys] for run in runs]
+    right = {
+        i
+        for i, key in enumerate(keys)
+        if all(_numeric(v) for v in (key.value(run) for run in runs) if v is not None)
+    }
+    widths = [max(_width(row[i]) for row in [header, *rows]) for i in range(len(header))]
+    bold = Style(bold=True)
+    system = _COLOR_SYSTEMS.get(color_system or "")
+    styled = {
+        i for i, key in enumerate(keys) if key in (Key("field", "id"), Key("field", "status"))
+    }
+
+    def line(cells: Sequence[str], heading: bool = False) -> str:
+        parts = []
+        for i, cell in enumerate(cells):
+            pad = " " * (widths[i] - _width(cell))
+            if system and heading:
+                cell = bold.render(cell, color_system=system)
+            elif system and i in styled and cell:
+                status = Style.parse(_STATUS_STYLE.get(cell.split()[0], "none"))
+                style = bold if keys[i] == Key("field", "id") else status
+                cell = style.render(cell, color_system=system)
+            parts.append(pad + cell if i in right else cell + pad)
+        return "  ".join(parts).rstrip()
+
+    return "\n".join([line(header, heading=True), *(line(row) for row in rows)])
+
+
+def columns_json(runs: Sequence[RunSummary], keys: Sequence[Key]) -> str:
+    """`gitexp log --columns … --json`: one object per run, its keys as the columns name them."""
+    return as_json([{key.text: key.value(run) for key in keys} for run in runs])
+
+
+def runs_csv(runs: Sequence[RunSummary], keys: Sequence[Key] | None) -> str:
+    """`gitexp log --csv`: a header line, then a line per run; without `keys`, the columns
+    of the plain table (metrics by their last value)."""
+    import csv
+    import io
+
+    if keys is None:
+        fields = ("id", "name", "status", "started", "duration", "tags")
+        keys = [Key("field", f) for f in fields]
+        keys += [Key("metric", name, "last") for name in _common_metrics(runs)]
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow([safe(key.text) for key in keys])
+    for run in runs:
+        writer.writerow([safe(_plain(key.value(run), repr)) for key in keys])
+    return out.getvalue()
 
 
 def _yaml_block(title: str, data: Any) -> RenderableType:
@@ -474,7 +600,7 @@ def _change_json(change: Change) -> dict[str, Any]:
     return out
 
 
-def comparison_json(comparison: Comparison) -> str:
+def comparison_json(comparison: Comparison, outcomes: Outcomes | None = None) -> str:
     """The axes of a comparison for scripts; a value missing from one run is left out."""
     from gitexp.axes import ABSENT
 
@@ -494,6 +620,7 @@ def comparison_json(comparison: Comparison) -> str:
                 for n in comparison.neighbours
             ],
             "unseeded": comparison.unseeded,
+            **({"outcome": outcomes_json(outcomes)} if outcomes is not None else {}),
         }
     )
 
@@ -609,3 +736,305 @@ def verify_json(report: Report) -> str:
             "branch": list(report.broken),
         }
     )
+
+
+# --- outcomes in gitexp diff, gitexp compare and gitexp ablate -----------------------------
+
+
+def _signed(value: float | None) -> str:
+    return "" if value is None else f"{value:+.4g}"
+
+
+def _percent(value: float | None) -> str:
+    return "" if value is None else f"{value * 100:+.1f}%"
+
+
+def change_text(delta: float | None, relative: float | None) -> str:
+    """`-0.2812 (-54.9%)`; the relative part only where A is not 0."""
+    if delta is None:
+        return ""
+    return _signed(delta) + (f" ({_percent(relative)})" if relative is not None else "")
+
+
+def spread_text(spread: Spread) -> str:
+    """`0.2311 ± 0.03 (n=3)`; one run has no ± part."""
+    if spread.mean is None:
+        return "(none)"
+    if spread.sd is None:
+        return f"{_number(spread.mean)} (n={spread.n})"
+    return f"{_number(spread.mean)} ± {spread.sd:.2g} (n={spread.n})"
+
+
+def noise_text(difference: Difference) -> str:
+    """`p=0.0012, 95% CI [-0.31, -0.25]: beyond seed noise`, or why nothing can be said."""
+    parts = []
+    if difference.p_value is not None:
+        parts.append(f"p={difference.p_value:.2g}")
+    if difference.ci is not None:
+        parts.append(f"95% CI [{_number(difference.ci[0])}, {_number(difference.ci[1])}]")
+    if difference.within_noise is None:
+        verdict = f"no statistics: {difference.reason}" if difference.reason else ""
+    else:
+        verdict = "within seed noise" if difference.within_noise else "beyond seed noise"
+        method = difference.method or ""
+        if not difference.within_noise:  # the test's criterion, the other way round
+            method = method.replace("≤", ">").replace("≥", "<")
+        verdict += f" ({method})" if difference.p_value is None and method else ""
+    return ", ".join(parts) + (": " if parts and verdict else "") + verdict
+
+
+def _aligned(rows: Sequence[Sequence[str]], indent: str = "  ") -> list[str]:
+    widths = [max(_width(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return [
+        indent + "  ".join(cell + " " * (w - _width(cell)) for cell, w in zip(row, widths,
+                                                                              strict=True)).rstrip()
+        for row in rows
+    ]  # fmt: skip
+
+
+def outcomes_text(outcomes: Outcomes) -> str:
+    """What `diff` prints after the axes: each metric of A and B, and over seed groups, the
+    spread of each side and whether the change is beyond seed noise."""
+    if not outcomes.metrics:
+        return ""  # nothing to say: a diff of runs that log no metric stays as it was
+    lines = [f"outcome ({outcomes.aggregate} value of each metric):"]
+    rows = [["metric", "A", "B", "change"]]
+    rows += [
+        [safe(o.metric), _number(o.a) or "(absent)", _number(o.b) or "(absent)",
+         change_text(o.delta, o.relative)]
+        for o in outcomes.metrics
+    ]  # fmt: skip
+    lines += _aligned(rows)
+    if any(o.seeds for o in outcomes.metrics):
+        n_a, n_b = len(outcomes.a_group), len(outcomes.b_group)
+        if outcomes.same_group:
+            lines.append(f"over the seed group of A and B ({n_a} runs that differ in seed alone):")
+        else:
+            lines.append(f"over seed groups (A and {n_a - 1} siblings, B and {n_b - 1} siblings; "
+                         "runs identical but for seed that succeeded):")  # fmt: skip
+        same = outcomes.same_group
+        rows = [["metric", "group", "A → B"] if same else ["metric", "A", "B", "change", "noise"]]
+        for o in outcomes.metrics:
+            if o.seeds is None:
+                continue
+            d = o.seeds.difference
+            if same:
+                rows.append([safe(o.metric), spread_text(o.seeds.a), noise_text(d)])
+            else:
+                rows.append([safe(o.metric), spread_text(o.seeds.a), spread_text(o.seeds.b),
+                             change_text(d.delta, d.relative), noise_text(d)])  # fmt: skip
+        lines += _aligned(rows)
+    return "\n".join(lines) + "\n"
+
+
+def spread_json(spread: Spread) -> dict[str, Any]:
+    return {"n": spread.n, "mean": spread.mean, "sd": spread.sd}
+
+
+def difference_json(difference: Difference) -> dict[str, Any]:
+    return {
+        "delta": difference.delta,
+        "relative": difference.relative,
+        "p_value": difference.p_value,
+        "ci95": list(difference.ci) if difference.ci else None,
+        "within_noise": difference.within_noise,
+        "method": difference.method,
+        "reason": difference.reason,
+    }
+
+
+def outcomes_json(outcomes: Outcomes) -> dict[str, Any]:
+    """The outcome part of `diff --json`."""
+    return {
+        "aggregate": outcomes.aggregate,
+        "a_group": list(outcomes.a_group),
+        "b_group": list(outcomes.b_group),
+        "metrics": [
+            {
+                "metric": o.metric,
+                "a": o.a,
+                "b": o.b,
+                "delta": o.delta,
+                "relative": o.relative,
+                **(
+                    {
+                        "seeds": {
+                            "a": spread_json(o.seeds.a),
+                            "b": spread_json(o.seeds.b),
+                            **difference_json(o.seeds.difference),
+                        }
+                    }
+                    if o.seeds
+                    else {}
+                ),
+            }
+            for o in outcomes.metrics
+        ],
+    }
+
+
+# --- gitexp watch ------------------------------------------------------------------------------
+
+
+def watch_table(runs: Sequence[LiveRun]) -> Table:
+    """The `gitexp watch` table: one row per running run, the last value of a few metrics."""
+    metrics = list(dict.fromkeys(name for run in runs for name, _ in run.metrics))
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    table.add_column("run")
+    for heading in ("elapsed", "step", "steps/s", *map(safe, metrics)):
+        table.add_column(heading, justify="right")
+    for run in runs:
+        values = dict(run.metrics)
+        rate = "" if run.steps_per_s is None else f"{run.steps_per_s:.3g}"
+        table.add_row(
+            Text(safe(run.name or run.run_id), style="bold"),
+            duration(run.elapsed_s),
+            _number(run.step),
+            rate,
+            *(_number(values.get(name)) for name in metrics),
+        )
+    return table
+
+
+def _row_name(row: CompareRow) -> str:
+    first = safe(row.run_ids[0])
+    more = f" +{len(row.run_ids) - 1}" if len(row.run_ids) > 1 else ""
+    return first + more + (" (baseline)" if row.baseline else "")
+
+
+def _change_cell(difference: Difference | None) -> str:
+    """`-0.5 (-75.8%) p=1.8e-07 [-0.51, -0.49]`, and `≈` ahead of a change within noise."""
+    if difference is None:
+        return ""
+    text = change_text(difference.delta, difference.relative)
+    if difference.p_value is not None:
+        text += f" p={difference.p_value:.2g}"
+    if difference.ci is not None:
+        text += f" [{_number(difference.ci[0])}, {_number(difference.ci[1])}]"
+    return ("≈ " if difference.within_noise else "") + text
+
+
+def compare_cells(table: CompareTable, with_changes: bool) -> tuple[list[str], list[list[str]]]:
+    """The header and rows of the compare table, as text."""
+    header = ["run", *(safe(k) for k in table.keys), "status"]
+    for metric in table.metrics:
+        header.append(safe(metric.label))
+        if with_changes:
+            header.append(f"Δ {safe(metric.label)}")
+    rows = []
+    for row in table.rows:
+        cells = [_row_name(row), *(value_text(row.config.get(k), exact=False)
+                                   for k in table.keys), row.status]  # fmt: skip
+        for metric in table.metrics:
+            cells.append(spread_text(row.values[metric.label]))
+            if with_changes:
+                cells.append(_change_cell(row.changes.get(metric.label)))
+        rows.append(cells)
+    return header, rows
+
+
+def compare_notes(table: CompareTable) -> list[str]:
+    """What `compare` says above and below its table."""
+    lines = []
+    if table.common:
+        same = ", ".join(f"{k}={value_text(v, exact=False)}" for k, v in table.common.items())
+        lines.append(safe(f"same in every row: {same}"))
+    if table.grouped:
+        seeds = f" ({', '.join(table.varying)})" if table.varying else ""
+        lines.append(f"rows are seed groups: runs identical but for seed{seeds}, mean ± sd (n)")
+    return lines
+
+
+def compare_legend(table: CompareTable) -> str:
+    base = next(row for row in table.rows if row.baseline)
+    text = f"Δ: against the baseline {base.run_ids[0]}"
+    if table.grouped:
+        text += "; p: Welch's t-test, [a, b]: bootstrap 95% CI of Δ, ≈: within seed noise"
+    reasons = {d.reason for row in table.rows for d in row.changes.values()
+               if d.reason and d.p_value is None}  # fmt: skip
+    return text + "".join(f"\nno statistics where {r}" for r in sorted(reasons))
+
+
+def compare_view(table: CompareTable) -> RenderableType:
+    """`gitexp compare` on a terminal."""
+    header, rows = compare_cells(table, with_changes=len(table.rows) > 1)
+    grid = Table(box=None, header_style="bold", pad_edge=False)
+    for i, name in enumerate(header):
+        grid.add_column(name, justify="left" if i <= len(table.keys) + 1 else "right")
+    for cells in rows:
+        grid.add_row(*(escape(cell) for cell in cells))
+    parts: list[RenderableType] = [Text(line) for line in compare_notes(table)]
+    parts.append(grid)
+    if len(table.rows) > 1:
+        parts.append(Text(compare_legend(table)))
+    return Group(*parts)
+
+
+def compare_markdown(table: CompareTable) -> str:
+    """`gitexp compare --markdown`: for a pull request."""
+    header, rows = compare_cells(table, with_changes=len(table.rows) > 1)
+
+    def line(cells: Sequence[str]) -> str:
+        return "| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |"
+
+    out = [f"{note}\n" for note in compare_notes(table)]
+    out.append(line(header))
+    out.append("|" + "|".join("---" if i <= len(table.keys) + 1 else "---:"
+                              for i in range(len(header))) + "|")  # fmt: skip
+    out.extend(line(cells) for cells in rows)
+    if len(table.rows) > 1:
+        out.append("\n" + compare_legend(table).replace("\n", "  \n"))
+    return "\n".join(out) + "\n"
+
+
+def compare_csv(table: CompareTable) -> str:
+    """`gitexp compare --csv`: numbers as numbers, one column per statistic."""
+    import csv
+    import io
+
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    head = ["runs", "baseline", "status", *table.keys]
+    for m in table.metrics:
+        head += [f"{m.label}{s}" for s in ("", " sd", " n", " delta", " relative", " p", " ci_low",
+                                           " ci_high", " within_noise")]  # fmt: skip
+    writer.writerow(head)
+    for row in table.rows:
+        cells: list[Any] = [" ".join(row.run_ids), row.baseline, row.status]
+        cells += [value_text(row.config.get(k), exact=False) for k in table.keys]
+        for m in table.metrics:
+            s, d = row.values[m.label], row.changes.get(m.label)
+            ci = d.ci if d and d.ci else (None, None)
+            cells += [s.mean, s.sd, s.n, d and d.delta, d and d.relative, d and d.p_value, *ci,
+                      d and d.within_noise]  # fmt: skip
+        writer.writerow(["" if c is None else c for c in cells])
+    return out.getvalue()
+
+
+def ablation_text(ablation: Ablation) -> str:
+    """`gitexp ablate`: the baseline's metrics, then each axis with its single-axis variants
+    and what the change did to each metric."""
+    from gitexp.axes import ABSENT
+
+    base = next((v.changes for v in ablation.variants), ())
+    lines = [f"baseline {ablation.baseline}"]
+    if not ablation.variants:
+        lines.append("no run in the history differs from it on exactly one axis; vary one "
+                     "thing (gitexp run … --lr 0.2, --seed 1) to make one")  # fmt: skip
+        return "\n".join(lines) + "\n"
+    values = ", ".join(f"{safe(c.metric)} {_number(c.base) or '(absent)'}" for c in base)
+    if values:
+        lines[0] += f": {values}"
+    for axis, variants in ablation.by_axis().items():
+        was = ablation.base_value.get(axis, ABSENT)
+        lines.append("")
+        lines.append(safe(axis) + (f" (baseline {value_text(was)})" if was is not ABSENT else ""))
+        rows = [["run", "value", "status", *(safe(m.label) for m in ablation.metrics)]]
+        for v in variants:
+            cells = [safe(v.run_id), value_text(v.value) if v.value is not ABSENT else "", v.status]
+            for c in v.changes:
+                change = change_text(c.delta, c.relative)
+                cells.append(f"{_number(c.value) or '(absent)'}  {change}".rstrip())
+            rows.append(cells)
+        lines += _aligned(rows)
+    return "\n".join(lines) + "\n"

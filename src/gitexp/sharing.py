@@ -147,6 +147,7 @@ def _merged_annotations(
     both = Annotations(
         tuple(dict.fromkeys([*sides[0].tags, *sides[1].tags])),
         tuple(dict.fromkeys([*sides[0].notes, *sides[1].notes])),
+        sides[0].archived or sides[1].archived,  # as tags are: a union
     )
     folder = repo.TreeBuilder(ours)
     folder.insert(ANNOTATIONS, repo.create_blob(both.to_yaml()), FileMode.BLOB)

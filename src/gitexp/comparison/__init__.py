@@ -1,0 +1,1 @@
+"""Comparing many runs: seed groups, statistics over them, `compare` and `ablate`."""

@@ -1,0 +1,146 @@
+"""Outcomes in `gitexp diff`, seed groups and their statistics, on real runs of a sweep."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from gitexp import workspace
+from gitexp.comparison import groups, stats
+
+from .conftest import git, gitexp, run_ids, sealed
+
+pytestmark = pytest.mark.slow  # eight real runs, shared by the module
+
+# The loss depends on lr, and on the seed by a fixed offset: a sweep whose numbers are known.
+TRAIN = """\
+import argparse
+import gitexp
+parser = argparse.ArgumentParser()
+parser.add_argument("--lr", type=float, default=0.1)
+parser.add_argument("--seed", type=int, default=0)
+parser.add_argument("--epochs", type=int, default=5)
+args = parser.parse_args()
+noise = {0: 0.0, 1: 0.02}[args.seed]
+extra = 0.001 if args.epochs != 5 else 0.0  # epochs barely matter: within seed noise
+with gitexp.init(config=args, seed=args.seed) as run:
+    run.log({"loss": 2.0}, step=0)
+    run.log({"loss": {0.1: 0.5, 0.2: 0.3}[args.lr] + noise + extra}, step=1)
+"""
+
+Sweep = dict[str, str]  # "lr-seed" (or "e6-seed") → run id
+
+
+def make_sweep(root: Path, mp: pytest.MonkeyPatch) -> Sweep:
+    """lr 0.1 and 0.2 with seeds 0 and 1, and lr 0.1 with 6 epochs with seeds 0 and 1."""
+    root.mkdir()
+    (root / "train.py").write_text(TRAIN)
+    git(root, "init", "-q")
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", "initial")
+    mp.chdir(root)
+    found = {}
+    for name, options in (
+        ("0.1-0", ["--lr", "0.1", "--seed", "0"]),
+        ("0.1-1", ["--lr", "0.1", "--seed", "1"]),
+        ("0.2-0", ["--lr", "0.2", "--seed", "0"]),
+        ("0.2-1", ["--lr", "0.2", "--seed", "1"]),
+        ("e6-0", ["--epochs", "6", "--seed", "0"]),
+        ("e6-1", ["--epochs", "6", "--seed", "1"]),
+    ):
+        result = gitexp("run", "--", sys.executable, "train.py", *options)
+        assert result.exit_code == 0, result.output
+        found[name] = run_ids(root)[0]
+    return found
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sweep]:
+    with pytest.MonkeyPatch.context() as mp, sealed(tmp_path_factory.mktemp("home"), mp):
+        yield make_sweep(tmp_path_factory.mktemp("sweep") / "project", mp)
+
+
+def test_diff_shows_each_metric_and_the_seed_statistics(sweep: Sweep) -> None:
+    a, b = sweep["0.1-0"], sweep["0.2-0"]
+    result = gitexp("diff", a, b, "--stat")
+    assert result.exit_code == 0, result.output
+    head = result.stdout.split(" experiments/")[0]
+    # No p-value in diff (scipy takes a second to load): 2 standard errors; compare tests.
+    assert head == (
+        f"{a} → {b}: 1 axis differs\n"
+        "  config.lr: 0.1 → 0.2\n"
+        "\n"
+        "outcome (last value of each metric):\n"
+        "  metric  A    B    change\n"
+        "  loss    0.5  0.3  -0.2 (-40.0%)\n"
+        "over seed groups (A and 1 siblings, B and 1 siblings; runs identical but for seed "
+        "that succeeded):\n"
+        "  metric  A                   B                   change         noise\n"
+        "  loss    0.51 ± 0.014 (n=2)  0.31 ± 0.014 (n=2)  -0.2 (-39.2%)  "
+        "beyond seed noise (|Δ| > 2 SE)\n"
+    )
+    timed = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "gitexp", "diff", a, b],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert "scipy" not in timed.stderr
+
+
+def test_diff_json_carries_the_outcome(sweep: Sweep) -> None:
+    a, b = sweep["0.1-0"], sweep["0.2-0"]
+    found = json.loads(gitexp("diff", a, b, "--json").stdout)["outcome"]
+    assert found["aggregate"] == "last"
+    assert found["a_group"] == [a, sweep["0.1-1"]]
+    assert found["b_group"] == [b, sweep["0.2-1"]]
+    [loss] = found["metrics"]
+    assert (loss["metric"], loss["a"], loss["b"]) == ("loss", 0.5, 0.3)
+    assert loss["delta"] == pytest.approx(-0.2)
+    assert loss["relative"] == pytest.approx(-0.4)
+    seeds = loss["seeds"]
+    assert seeds["a"]["n"] == seeds["b"]["n"] == 2
+    assert (seeds["a"]["mean"], seeds["b"]["mean"]) == (pytest.approx(0.51), pytest.approx(0.31))
+    assert seeds["within_noise"] is False
+    assert seeds["method"] == "|Δ| ≤ 2 SE"
+
+
+def test_a_change_that_did_nothing_is_within_seed_noise(sweep: Sweep) -> None:
+    found = json.loads(gitexp("diff", sweep["0.1-0"], sweep["e6-0"], "--json").stdout)
+    [loss] = found["outcome"]["metrics"]
+    assert loss["seeds"]["within_noise"] is True
+    text = gitexp("diff", sweep["0.1-0"], sweep["e6-0"], "--stat").stdout
+    assert "  within seed noise (|Δ| ≤ 2 SE)\n" in text
+
+
+def test_a_seed_change_is_judged_by_the_group_spread(sweep: Sweep) -> None:
+    text = gitexp("diff", sweep["0.1-0"], sweep["0.1-1"], "--stat").stdout
+    assert "over the seed group of A and B (2 runs that differ in seed alone):\n" in text
+    assert "  loss    0.51 ± 0.014 (n=2)  within seed noise (|Δ| ≤ 2 sd)\n" in text
+
+
+def test_seed_groups_gather_runs_identical_but_for_seed(sweep: Sweep) -> None:
+    ws = workspace.open_workspace()
+    order = [sweep[k] for k in ("0.1-0", "0.2-0", "0.1-1", "e6-0", "0.2-1", "e6-1")]
+    found = groups.seed_groups(ws, order)
+    assert [g.run_ids for g in found] == [
+        (sweep["0.1-0"], sweep["0.1-1"]),
+        (sweep["0.2-0"], sweep["0.2-1"]),
+        (sweep["e6-0"], sweep["e6-1"]),
+    ]
+    assert [g.n for g in found] == [2, 2, 2]
+    assert found[1].inputs.config["lr"] == 0.2
+    assert groups.seed_siblings(ws, sweep["e6-1"]) == (sweep["e6-1"], sweep["e6-0"])
+
+
+def test_statistics_need_two_runs_a_side() -> None:
+    one = stats.difference([1.0], [2.0])
+    assert (one.delta, one.p_value, one.ci, one.within_noise) == (1.0, None, None, None)
+    assert one.reason is not None and "n = 1" in one.reason
+    half = stats.difference([1.0, 1.2], [1.15])
+    assert (half.within_noise, half.method) == (True, "|Δ| ≤ 2 sd")
+    assert stats.spread([1.0, float("nan")]) == stats.Spread(1, 1.0, None)
+    assert stats.spread([]).values_needed == "no run has a finite value"
