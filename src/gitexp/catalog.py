@@ -263,6 +263,7 @@ class RunQuery:
     tags: Sequence[str] = ()
     name: str | None = None
     run_id: str | None = None
+    run_ids: Sequence[str] | None = None  # any of these: one query for a whole seed group
     limit: int | None = None
     archived: bool = True  # False: leave archived runs out, as listings do by default
 
@@ -392,6 +393,9 @@ def runs(
     if query.run_id is not None:
         where.append("id = ?")
         args.append(query.run_id)
+    if query.run_ids is not None:
+        where.append("id IN (SELECT value FROM json_each(?))")
+        args.append(json.dumps(list(query.run_ids)))
     if not query.archived:
         where.append("NOT archived")
     sql = f"SELECT {_COLUMNS} FROM runs"

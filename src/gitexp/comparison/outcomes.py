@@ -66,12 +66,8 @@ def _value(run: catalog.RunSummary, metric: str, aggregate: str = AGGREGATE) -> 
 
 def summaries(ws: Workspace, run_ids: Sequence[str]) -> dict[str, catalog.RunSummary]:
     """The index's summary of each run, by id (runs not on the branch left out)."""
-    found = {}
-    for run_id in dict.fromkeys(run_ids):
-        rows = catalog.runs(ws, catalog.RunQuery(run_id=run_id))
-        if rows:
-            found[run_id] = rows[0]
-    return found
+    rows = catalog.runs(ws, catalog.RunQuery(run_ids=list(dict.fromkeys(run_ids))))
+    return {run.id: run for run in rows}
 
 
 def _group(ws: Workspace, run_id: str, progress: catalog.Progress | None) -> tuple[str, ...]:
