@@ -70,7 +70,7 @@ def test_diff_shows_each_metric_and_the_seed_statistics(sweep: Sweep) -> None:
     result = gitexp("diff", a, b, "--stat")
     assert result.exit_code == 0, result.output
     head = result.stdout.split(" experiments/")[0]
-    # No p-value in diff (scipy takes a second to load): 2 standard errors; compare tests.
+    p = stats.welch_p([0.5, 0.52], [0.3, 0.32])
     assert head == (
         f"{a} → {b}: 1 axis differs\n"
         "  config.lr: 0.1 → 0.2\n"
@@ -82,13 +82,21 @@ def test_diff_shows_each_metric_and_the_seed_statistics(sweep: Sweep) -> None:
         "that succeeded):\n"
         "  metric  A                   B                   change         noise\n"
         "  loss    0.51 ± 0.014 (n=2)  0.31 ± 0.014 (n=2)  -0.2 (-39.2%)  "
-        "beyond seed noise (|Δ| > 2 SE)\n"
+        f"p={p:.2g}: beyond seed noise\n"  # the verdict compare gives, without its interval
     )
+    assert p < 0.05
     timed = subprocess.run(
         [sys.executable, "-X", "importtime", "-m", "gitexp", "diff", a, b],
         capture_output=True, text=True, check=True,
     )  # fmt: skip
-    assert "scipy" not in timed.stderr
+    assert "scipy.special" in timed.stderr and "scipy.stats" not in timed.stderr
+
+
+def test_welch_p_is_scipys_welch_t_test() -> None:
+    from scipy.stats import ttest_ind
+
+    for a, b in (([0.5, 0.52], [0.3, 0.32]), ([1, 2, 3.5], [2, 2.2, 9, 4])):
+        assert stats.welch_p(a, b) == pytest.approx(ttest_ind(b, a, equal_var=False).pvalue)
 
 
 def test_diff_json_carries_the_outcome(sweep: Sweep) -> None:
@@ -105,15 +113,16 @@ def test_diff_json_carries_the_outcome(sweep: Sweep) -> None:
     assert seeds["a"]["n"] == seeds["b"]["n"] == 2
     assert (seeds["a"]["mean"], seeds["b"]["mean"]) == (pytest.approx(0.51), pytest.approx(0.31))
     assert seeds["within_noise"] is False
-    assert seeds["method"] == "|Δ| ≤ 2 SE"
+    assert seeds["p_value"] < 0.05 and seeds["ci95"] is None  # the interval: compare
 
 
 def test_a_change_that_did_nothing_is_within_seed_noise(sweep: Sweep) -> None:
     found = json.loads(gitexp("diff", sweep["0.1-0"], sweep["e6-0"], "--json").stdout)
     [loss] = found["outcome"]["metrics"]
     assert loss["seeds"]["within_noise"] is True
+    assert loss["seeds"]["p_value"] > 0.05
     text = gitexp("diff", sweep["0.1-0"], sweep["e6-0"], "--stat").stdout
-    assert "  within seed noise (|Δ| ≤ 2 SE)\n" in text
+    assert ": within seed noise\n" in text
 
 
 def test_a_seed_change_is_judged_by_the_group_spread(sweep: Sweep) -> None:
@@ -144,3 +153,18 @@ def test_statistics_need_two_runs_a_side() -> None:
     assert (half.within_noise, half.method) == (True, "|Δ| ≤ 2 sd")
     assert stats.spread([1.0, float("nan")]) == stats.Spread(1, 1.0, None)
     assert stats.spread([]).values_needed == "no run has a finite value"
+
+
+def test_a_failed_seed_sibling_is_compared_but_never_counted_in_a_group(sweep: Sweep) -> None:
+    # Seed 2 fails (the script has no noise for it): it is A's sibling in seed alone.
+    failed = gitexp("run", "--", sys.executable, "train.py", "--lr", "0.1", "--seed", "2")
+    assert failed.exit_code == 1
+    crashed = run_ids(Path.cwd())[0]
+    text = gitexp("diff", sweep["0.1-0"], crashed, "--stat").stdout
+    assert "over the seed group of A and B (2 runs that differ in seed alone):" in text
+    found = json.loads(gitexp("diff", sweep["0.2-0"], crashed, "--json").stdout)["outcome"]
+    # B stands for itself, with its siblings that succeeded; it is in no other run's group.
+    assert found["b_group"][0] == crashed
+    assert set(found["b_group"][1:]) == {sweep["0.1-0"], sweep["0.1-1"]}
+    other = json.loads(gitexp("diff", sweep["0.2-0"], sweep["0.1-0"], "--json").stdout)
+    assert crashed not in other["outcome"]["b_group"]

@@ -70,12 +70,15 @@ def summaries(ws: Workspace, run_ids: Sequence[str]) -> dict[str, catalog.RunSum
     return {run.id: run for run in rows}
 
 
-def _group(ws: Workspace, run_id: str, progress: catalog.Progress | None) -> tuple[str, ...]:
-    """`run_id` and its seed siblings that succeeded: a failed run's last value is no
-    outcome of the same experiment."""
+def _group(
+    ws: Workspace, run_id: str, progress: catalog.Progress | None
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(`run_id` and its seed siblings that succeeded, every seed sibling): a failed or
+    crashed run's last value is no outcome of the same experiment, yet still a sibling."""
     found = groups.seed_siblings(ws, run_id, progress)
     known = summaries(ws, found[1:])
-    return (run_id, *(r for r in found[1:] if r in known and known[r].status == SUCCEEDED))
+    kept = (run_id, *(r for r in found[1:] if r in known and known[r].status == SUCCEEDED))
+    return kept, found
 
 
 def _values(runs: Mapping[str, catalog.RunSummary], ids: Sequence[str], metric: str) -> list[float]:
@@ -85,8 +88,13 @@ def _values(runs: Mapping[str, catalog.RunSummary], ids: Sequence[str], metric: 
 
 def outcomes(ws: Workspace, a: str, b: str, progress: catalog.Progress | None = None) -> Outcomes:
     """The outcome of B against A (full run ids), metric by metric."""
-    a_group, b_group = _group(ws, a, progress), _group(ws, b, progress)
-    runs = summaries(ws, [*a_group, *b_group])
+    a_group, a_siblings = _group(ws, a, progress)
+    same = b in a_siblings  # A and B differ in seed alone: one group, whatever B's outcome
+    if same:  # its spread is that of the runs that succeeded; B is judged against it
+        b_group = a_group
+    else:
+        b_group, _ = _group(ws, b, progress)
+    runs = summaries(ws, [a, b, *a_group, *b_group])
     names = sorted(
         {*(runs[a].summary if a in runs else {}), *(runs[b].summary if b in runs else {})}
     )
@@ -98,7 +106,7 @@ def outcomes(ws: Workspace, a: str, b: str, progress: catalog.Progress | None = 
         seeds = None
         if grouped:
             values_a, values_b = _values(runs, a_group, name), _values(runs, b_group, name)
-            seeds = _seed_stats(one_a, one_b, values_a, values_b, b in a_group)
+            seeds = _seed_stats(one_a, one_b, values_a, values_b, same)
         found.append(Outcome(name, one_a, one_b, seeds))
     return Outcomes(AGGREGATE, a_group, b_group, tuple(found))
 
@@ -106,7 +114,7 @@ def outcomes(ws: Workspace, a: str, b: str, progress: catalog.Progress | None = 
 def _seed_stats(one_a: float | None, one_b: float | None, values_a: Sequence[float],
                 values_b: Sequence[float], same: bool) -> SeedStats:  # fmt: skip
     if not same:
-        return SeedStats(  # no p-values here: `gitexp compare` computes them
+        return SeedStats(  # the verdict of `compare`, without its bootstrap interval
             stats.spread(values_a),
             stats.spread(values_b),
             stats.difference(values_a, values_b, tests=False),
