@@ -949,7 +949,9 @@ def compare_legend(table: CompareTable) -> str:
     base = next(row for row in table.rows if row.baseline)
     text = f"Δ: against the baseline {base.run_ids[0]}"
     if table.grouped:
-        text += "; p: Welch's t-test, [a, b]: bootstrap 95% CI of Δ, ≈: within seed noise (p ≥ 0.05)"
+        text += (
+            "; p: Welch's t-test, [a, b]: bootstrap 95% CI of Δ, ≈: within seed noise (p ≥ 0.05)"
+        )
     reasons = {d.reason for row in table.rows for d in row.changes.values()
                if d.reason and d.p_value is None}  # fmt: skip
     return text + "".join(f"\nno statistics where {r}" for r in sorted(reasons))

@@ -358,10 +358,14 @@ def _seed_groups(
     kept: Sequence[tuple[history.Record, Any]],
     progress: catalog.Progress | None,
 ) -> list[list[int]]:
-    """Indexes into `kept` of the runs in each seed group (see comparison.groups)."""
+    """Indexes into `kept` of the runs in each seed group (see comparison.groups). Only runs
+    that succeeded are grouped, as `diff` and `compare` do: a failed or crashed run's curve
+    is no repeat of the experiment, so it is drawn on its own."""
     where = {record.summary.id: i for i, (record, _) in enumerate(kept)}
-    found = seed_groups(ws, list(where), progress)
-    return [[where[run_id] for run_id in group.run_ids] for group in found]
+    succeeded = [run_id for run_id in where if kept[where[run_id]][0].summary.status == "succeeded"]
+    found = seed_groups(ws, succeeded, progress)
+    alone = [[where[run_id]] for run_id in where if run_id not in succeeded]
+    return [[where[run_id] for run_id in group.run_ids] for group in found] + alone
 
 
 def _plural(n: int) -> str:
