@@ -60,6 +60,7 @@ RUN = _summary(
         ("started>2026-01-01", True),
         ("started<2026-01-02", False),  # the same day: on or after its start
         ("started>=2026-01-02", True),
+        ("started>'2026-01-01 23:59'", True),  # as `log` prints it: the same as with a T
         ("name=null", True),
     ],
 )
@@ -93,6 +94,16 @@ def test_conditions_must_all_hold() -> None:
             "succeeded, failed, interrupted, crashed, invalid",
         ),
         ("tag>best", "--where 'tag>best': tags can only be compared with = or !="),
+        (
+            "config.lr<abc",
+            "--where 'config.lr<abc': 'abc' is not a number; < <= > >= compare numbers, and "
+            "dates for started and finished",
+        ),
+        (
+            "started>yesterday",
+            "--where 'started>yesterday': 'yesterday' is not a date; write 2026-11-30 or "
+            "'2026-11-30 14:05' (UTC)",
+        ),
         (
             "summary.loss<1",
             "--where 'summary.loss<1': 'summary.loss' names no aggregate: write "
@@ -212,6 +223,12 @@ def test_where_csv_and_json(sweep: dict[str, str]) -> None:
     assert [run["id"] for run in json.loads(tagged.stdout)] == [sweep["fast1"]]
     assert gitexp("log", "-w", "config.lr>1").stderr == (
         "no run matches; `gitexp log` with no filter lists every run\n"
+    )
+    typo = gitexp("log", "-w", "config.lrr<1", "-w", "summary.los.last<1")
+    assert typo.exit_code == 2
+    assert typo.stderr == (
+        "Error: --where names what no run has: config.lrr (did you mean config.lr?), "
+        "summary.los.last (did you mean summary.loss.last?); `gitexp log --json` shows the keys\n"
     )
 
 

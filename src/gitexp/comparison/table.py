@@ -23,6 +23,7 @@ ordering. Every bad part is a UsageError that says which part is wrong.
 
 from __future__ import annotations
 
+import difflib
 import functools
 import json
 import operator
@@ -327,9 +328,47 @@ def parse_condition(text: str) -> Condition:
     value, as_text = _literal(raw)
     if key.kind == "field" and key.name in _LISTS and op not in ("=", "!="):
         raise UsageError(f"{where}: {key.name} can only be compared with = or !=")
+    if op not in ("=", "!="):
+        value, as_text = _ordered(where, key, value, as_text)
     if key == Key("field", "status") and value not in STATUSES:
         raise UsageError(f"{where}: {raw!r} is not a status; use one of " + ", ".join(STATUSES))
     return Condition(key, op, value, as_text)
+
+
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}([ T]\d{2}(:\d{2}(:\d{2}(\.\d+)?)?)?)?Z?$")
+_DATES = ("started", "finished")
+
+
+def _ordered(where: str, key: Key, value: Any, text: str) -> tuple[Any, str]:
+    """The value of a `<`, `<=`, `>` or `>=`: a number, or a date for started and finished
+    (`2026-11-30 02:07` as `log` prints it, or ISO with a T); anything else is an error
+    rather than a text comparison that silently keeps no run."""
+    if key.kind == "field" and key.name in _DATES:
+        if not isinstance(value, str) or not _DATE.match(text):
+            raise UsageError(f"{where}: {text!r} is not a date; write 2026-11-30 or "
+                             "'2026-11-30 14:05' (UTC)")  # fmt: skip
+        iso = text.replace(" ", "T", 1)
+        return iso, iso
+    if not _number(value):
+        unit = " (durations are in seconds: duration>60)" if key.name == "duration" else ""
+        raise UsageError(f"{where}: {text!r} is not a number; < <= > >= compare numbers, and "
+                         f"dates for started and finished{unit}")  # fmt: skip
+    return value, text
+
+
+def _unknown_keys(where: Filter, runs: Sequence[RunSummary]) -> list[str]:
+    """Config keys and metrics the conditions name that no run has: a typo, most likely."""
+    config = {key for run in runs for key in _config(run)}
+    metrics = {name for run in runs for name in run.summary}
+    unknown = []
+    for condition in where.conditions:
+        key = condition.key
+        known = config if key.kind == "config" else metrics if key.kind == "metric" else None
+        if known is not None and key.name not in known:
+            close = difflib.get_close_matches(key.name, sorted(known), n=1)
+            near = Key(key.kind, close[0], key.aggregate).text if close else None
+            unknown.append(f"{key.text} (did you mean {near}?)" if near else key.text)
+    return unknown
 
 
 def parse_where(texts: Iterable[str]) -> Filter:
@@ -363,5 +402,10 @@ def select(
     found = history.runs(ws, statuses, tags, name, limit if simple else None, progress, live,
                          archived)  # fmt: skip
     if not simple:
-        found = sort_runs([run for run in found if where.matches(run)], order)[:limit]
+        kept = [run for run in found if where.matches(run)]
+        unknown = _unknown_keys(where, found) if found and not kept else []
+        if unknown:
+            raise UsageError(f"--where names what no run has: {', '.join(unknown)}; "
+                             "`gitexp log --json` shows the keys")  # fmt: skip
+        found = sort_runs(kept, order)[:limit]
     return found
