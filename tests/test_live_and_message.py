@@ -147,6 +147,10 @@ def test_show_of_a_live_run_says_it_is_still_running(live: Live) -> None:
             "`gitexp log --status running` lists live runs\n",
         )
     assert gitexp("show", "nope").stderr == "Error: no run 'nope'; see `gitexp log`\n"
+    # Every command that names runs says the same: diff, compare, plot, ablate, tag.
+    for args in (["diff", "live", "live"], ["compare", "live"], ["plot", "live", "-m", "x"],
+                 ["ablate", "live"], ["tag", "live", "best"]):  # fmt: skip
+        assert "is still running, so it has no record yet" in gitexp(*args).stderr, args
 
     assert live.end() == 0
     assert json.loads(gitexp("log", "--json", "--status", "running").stdout) == []

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 
-from gitexp import catalog, pending, reader, signing, store
+from gitexp import history, pending, reader, signing, store
 from gitexp.errors import GitexpError
 from gitexp.record import ANNOTATIONS, Annotations, Note, utc_iso
 from gitexp.workspace import Workspace
@@ -37,7 +37,7 @@ def annotate(
     if add_note is not None and not add_note.strip():
         raise GitexpError("a note needs some text: gitexp note ID 'why this run matters'")
     pending.recover(ws)
-    run_id = catalog.resolve(ws, ref).id
+    run_id = history.resolve(ws, ref).id
     who = signing.identity(ws.repo)
     result: list[Annotations] = []
 

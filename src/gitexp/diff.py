@@ -61,7 +61,7 @@ class Comparison:
 
 
 def _side(ws: Workspace, tip: pygit2.Commit, ref: str, progress: catalog.Progress | None) -> Side:
-    found = catalog.resolve(ws, ref, progress)
+    found = history.resolve(ws, ref, progress)
     if found.status == catalog.INVALID:
         raise Unreadable(found.problem or f"run {found.id} cannot be read")
     run_id = found.id

@@ -94,14 +94,19 @@ def record_files(ws: Workspace, folder: pygit2.Tree, run_id: str) -> dict[str, b
     }
 
 
-def load(ws: Workspace, ref: str, progress: catalog.Progress | None = None) -> Record:
-    """The record of the run that `ref` names."""
-    pending.recover(ws)
+def resolve(ws: Workspace, ref: str, progress: catalog.Progress | None = None) -> RunSummary:
+    """The recorded run `ref` names; one that is still training is named as such."""
     try:
-        summary = catalog.resolve(ws, ref, progress)
+        return catalog.resolve(ws, ref, progress)
     except GitexpError:
         _refuse_live(ws, ref)
         raise
+
+
+def load(ws: Workspace, ref: str, progress: catalog.Progress | None = None) -> Record:
+    """The record of the run that `ref` names."""
+    pending.recover(ws)
+    summary = resolve(ws, ref, progress)
     if summary.status == catalog.INVALID:
         raise Unreadable(summary.problem or f"run {summary.id} cannot be read")
     tip = store.tip(ws)

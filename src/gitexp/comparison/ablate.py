@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from gitexp import axes, catalog, diff, pending
+from gitexp import axes, catalog, diff, history, pending
 from gitexp.axes import ABSENT, Rules
 from gitexp.comparison.compare import Metric, parse_metric
 from gitexp.comparison.outcomes import summaries
@@ -105,7 +105,7 @@ def ablate(
 ) -> Ablation:
     """The single-axis variants of `baseline` in the history, with each metric's change."""
     pending.recover(ws)
-    base = catalog.resolve(ws, baseline, progress)
+    base = history.resolve(ws, baseline, progress)
     if base.status == catalog.INVALID:
         raise Unreadable(base.problem or f"run {base.id} cannot be read")
     rules = Rules.of(ws.settings)

@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from gitexp import catalog
+from gitexp import catalog, history
 from gitexp.axes import is_seed_key
 from gitexp.catalog import RunSummary
 from gitexp.comparison import groups, stats
@@ -164,7 +164,7 @@ def select(
     keeps; every run on the branch when neither is given."""
     found: dict[str, RunSummary] = {}
     for ref in refs:
-        run = catalog.resolve(ws, ref, progress)
+        run = history.resolve(ws, ref, progress)
         found.setdefault(run.id, run)
     if where:
         from gitexp.comparison import table
@@ -194,7 +194,7 @@ def compare(
     repeat of the experiment, so it stays a row of its own."""
     chosen = {run.id: run for run in runs}
     if baseline is not None:
-        base = catalog.resolve(ws, baseline, progress)
+        base = history.resolve(ws, baseline, progress)
         chosen.setdefault(base.id, base)
     known = sorted({name for run in chosen.values() for name in run.summary})
     wanted = [parse_metric(text, known) for text in metrics] or [Metric(name) for name in known]
