@@ -155,7 +155,8 @@ def test_show_of_a_live_run_says_it_is_still_running(live: Live) -> None:
     assert live.end() == 0
     assert json.loads(gitexp("log", "--json", "--status", "running").stdout) == []
     assert gitexp("log", "--status", "running").stderr == (
-        "no run matches; `gitexp log` with no filter lists every run\n"
+        "no run matches; `gitexp log` with no filter lists every run; archived runs are hidden "
+        "unless --all\n"
     )
     assert json.loads(gitexp("show", "--json", "live").stdout)["run"]["status"] == "succeeded"
 

@@ -222,7 +222,8 @@ def test_where_csv_and_json(sweep: dict[str, str]) -> None:
     tagged = gitexp("log", "--json", "-n", "1", "-w", "tag=best", "-w", "code.branch!=nope")
     assert [run["id"] for run in json.loads(tagged.stdout)] == [sweep["fast1"]]
     assert gitexp("log", "-w", "config.lr>1").stderr == (
-        "no run matches; `gitexp log` with no filter lists every run\n"
+        "no run matches; `gitexp log` with no filter lists every run; archived runs are hidden "
+        "unless --all\n"
     )
     typo = gitexp("log", "-w", "config.lrr<1", "-w", "summary.los.last<1")
     assert typo.exit_code == 2

@@ -205,7 +205,7 @@ def run(
 )
 @click.option("--tag", "tags", multiple=True, help="Only runs with this tag; repeatable.")
 @click.option("--name", help="Only runs with this name.")
-@click.option("-n", "--max-count", type=click.IntRange(min=0), help="Show at most N runs.")
+@click.option("-n", "--max-count", type=click.IntRange(min=1), help="Show at most N runs.")
 @click.option(
     "--verified",
     is_flag=True,
@@ -292,7 +292,8 @@ def log_(
         else:
             click.echo(render.columns_table(found, keys, colours))
     elif statuses or tags or name or verified or wheres:
-        click.echo("no run matches; `gitexp log` with no filter lists every run", err=True)
+        hidden = "" if every else "; archived runs are hidden unless --all"
+        click.echo(f"no run matches; `gitexp log` with no filter lists every run{hidden}", err=True)
     else:
         click.echo("no runs yet; record one with `gitexp run -- python train.py`", err=True)
     waiting = len(history.unrecorded(ws))
@@ -692,6 +693,7 @@ def watch(interval: float, metrics: tuple[str, ...], once: bool, as_json: bool) 
 @cli.command()
 @click.argument("run_ids", nargs=-1)
 @click.option(
+    "-w",
     "--where",
     "conditions",
     multiple=True,

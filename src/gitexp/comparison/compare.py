@@ -190,8 +190,8 @@ def compare(
     progress: catalog.Progress | None = None,
 ) -> Table:
     """`runs` side by side; the baseline row is the one holding `baseline` (a run ref), else
-    the first row. Seed groups gather succeeded runs only: a failed run's last value is no
-    repeat of the experiment, so it stays a row of its own."""
+    the first row that succeeded. Seed groups gather succeeded runs only: a failed run's last
+    value is no repeat of the experiment, so it stays a row of its own."""
     chosen = {run.id: run for run in runs}
     if baseline is not None:
         base = history.resolve(ws, baseline, progress)
@@ -217,7 +217,8 @@ def compare(
     common, differing = _shared(configs)
     keys = sorted(differing)
     order = sorted(range(len(parts)), key=lambda i: _sort_key(configs[i], keys))
-    base_index = order[0]
+    # The first row that succeeded: a crashed run with no metric is no baseline.
+    base_index = next((i for i in order if chosen[parts[i][0]].status == SUCCEEDED), order[0])
     if baseline is not None:
         base_index = next(i for i, ids in enumerate(parts) if base.id in ids)
     base_values = {m.label: _values(chosen, parts[base_index], m) for m in wanted}
