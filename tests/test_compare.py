@@ -91,7 +91,8 @@ def test_ablate_lists_the_single_axis_variants_by_axis(sweep: Sweep) -> None:
     [lr] = by_axis["config.lr"]["runs"]
     assert (lr["run"], lr["value"]) == (sweep["0.2-0"], 0.2)
     assert lr["metrics"]["loss"]["delta"] == pytest.approx(-0.2)
-    assert [r["run"] for r in by_axis["seed"]["runs"]] == [sweep["0.1-1"]]
+    assert [(r["run"], r["value"]) for r in by_axis["seed"]["runs"]] == [(sweep["0.1-1"], 1)]
+    assert by_axis["seed"]["baseline"] == 0  # the seed as the config names it
     assert [r["run"] for r in by_axis["config.epochs"]["runs"]] == [sweep["e6-0"]]
 
 

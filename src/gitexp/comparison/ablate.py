@@ -97,6 +97,14 @@ def _value(run: catalog.RunSummary | None, metric: Metric) -> float | None:
     return float(value)
 
 
+def _seed(run: catalog.RunSummary | None) -> Any:
+    """A run's seed as its config names it (`seed`, `data_seed`, …); ABSENT when only
+    seeds.yaml holds it, as for `gitexp.init(seed=…)`."""
+    config = run.config if run is not None else {}
+    keys = sorted(k for k in config if axes.is_seed_key(f"config.{k}"))
+    return config[keys[0]] if keys else ABSENT
+
+
 def ablate(
     ws: Workspace,
     baseline: str,
@@ -122,7 +130,7 @@ def ablate(
         Variant(
             run_id=n.run_id,
             axis=n.axis,
-            value=n.value,
+            value=_seed(runs.get(n.run_id)) if n.axis == axes.SEED_AXIS else n.value,
             status=runs[n.run_id].status if n.run_id in runs else "",
             changes=tuple(
                 Change(m.label, _value(base, m), _value(runs.get(n.run_id), m)) for m in wanted
@@ -137,4 +145,6 @@ def ablate(
         for axis in order
         if axis.startswith("config.")
     }
+    if axes.SEED_AXIS in order:
+        base_value[axes.SEED_AXIS] = _seed(base)
     return Ablation(base.id, base_value, tuple(wanted), tuple(variants))
