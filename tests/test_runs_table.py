@@ -225,6 +225,15 @@ def test_where_csv_and_json(sweep: dict[str, str]) -> None:
         "no run matches; `gitexp log` with no filter lists every run; archived runs are hidden "
         "unless --all\n"
     )
+    column = gitexp("log", "-c", "config.lrr", "-s", "config.lr")
+    assert (column.exit_code, column.stderr) == (2, (
+        "Error: --columns names what no run here has: config.lrr (did you mean config.lr?); "
+        "`gitexp log --json` shows the keys\n"
+    ))  # fmt: skip
+    assert (
+        "--sort names what no run here has: config.nope"
+        in gitexp("log", "-s", "config.nope").stderr
+    )
     typo = gitexp("log", "-w", "config.lrr<1", "-w", "summary.los.last<1")
     assert typo.exit_code == 2
     assert typo.stderr == (

@@ -277,6 +277,8 @@ def log_(
 
         trusted = verify.trusted_annotations(ws, [run.id for run in found])
         found = [run for run in found if run.id in trusted][:max_count]
+    table.check_known("--columns", keys or [], found)
+    table.check_known("--sort", [key.key for key in order], found)
     for run in found:
         if run.status == "invalid":
             click.echo(f"warning: {render.unreadable(run)}", err=True)

@@ -356,13 +356,21 @@ def _ordered(where: str, key: Key, value: Any, text: str) -> tuple[Any, str]:
     return value, text
 
 
-def _unknown_keys(where: Filter, runs: Sequence[RunSummary]) -> list[str]:
-    """Config keys and metrics the conditions name that no run has: a typo, most likely."""
+def check_known(option: str, keys: Iterable[Key], runs: Sequence[RunSummary]) -> None:
+    """UsageError when `--columns` or `--sort` name a config key or metric that none of the
+    listed runs has: an empty column would hide the typo."""
+    unknown = _unknown_keys(keys, runs) if runs else []
+    if unknown:
+        raise UsageError(f"{option} names what no run here has: {', '.join(unknown)}; "
+                         "`gitexp log --json` shows the keys")  # fmt: skip
+
+
+def _unknown_keys(keys: Iterable[Key], runs: Sequence[RunSummary]) -> list[str]:
+    """Config keys and metrics among `keys` that no run has: a typo, most likely."""
     config = {key for run in runs for key in _config(run)}
     metrics = {name for run in runs for name in run.summary}
     unknown = []
-    for condition in where.conditions:
-        key = condition.key
+    for key in keys:
         known = config if key.kind == "config" else metrics if key.kind == "metric" else None
         if known is not None and key.name not in known:
             close = difflib.get_close_matches(key.name, sorted(known), n=1)
@@ -403,7 +411,8 @@ def select(
                          archived)  # fmt: skip
     if not simple:
         kept = [run for run in found if where.matches(run)]
-        unknown = _unknown_keys(where, found) if found and not kept else []
+        named = [condition.key for condition in where.conditions]
+        unknown = _unknown_keys(named, found) if found and not kept else []
         if unknown:
             raise UsageError(f"--where names what no run has: {', '.join(unknown)}; "
                              "`gitexp log --json` shows the keys")  # fmt: skip
