@@ -209,26 +209,6 @@ def _fields(info: RunInfo, folder: pygit2.Tree, repo: pygit2.Repository) -> dict
     return found
 
 
-def _summary(row: Sequence[Any]) -> RunSummary:
-    return RunSummary(
-        id=row[0],
-        name=row[2],
-        status=row[3],
-        started=row[4],
-        duration_s=row[5],
-        exit_code=row[6],
-        tags=tuple(json.loads(row[7])),
-        notes=row[8],
-        command_json=row[9],
-        config_json=row[10],
-        summary=json.loads(row[11]),
-        inputs=tuple(json.loads(row[12])),
-        problem=row[14],
-        fields_json=row[15],
-        archived=bool(row[16]),
-    )
-
-
 def _summaries(rows: Sequence[Sequence[Any]]) -> list[RunSummary]:
     """_summary of each row, with the JSON of all rows decoded in one call: for 10,000 runs,
     a call per column costs more than the decoding itself."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 import errno
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -561,16 +562,21 @@ def recover() -> None:
         click.echo("nothing to recover")
 
 
+def _where_option(verb: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """`-w/--where` of the commands that choose runs as `gitexp log --where` does."""
+    return click.option(
+        "-w",
+        "--where",
+        "conditions",
+        multiple=True,
+        metavar="KEY OP VALUE",
+        help=f"Also {verb} the runs this keeps (as `gitexp log --where`); repeatable.",
+    )
+
+
 @cli.command()
 @click.argument("run_ids", nargs=-1)
-@click.option(
-    "-w",
-    "--where",
-    "conditions",
-    multiple=True,
-    metavar="KEY OP VALUE",
-    help="Also draw the runs this keeps (as `gitexp log --where`); repeatable.",
-)
+@_where_option("draw")
 @click.option("-m", "--metric", required=True, help="The metric to draw, as logged (train/loss).")
 @click.option(
     "--smooth",
@@ -694,14 +700,7 @@ def watch(interval: float, metrics: tuple[str, ...], once: bool, as_json: bool) 
 
 @cli.command()
 @click.argument("run_ids", nargs=-1)
-@click.option(
-    "-w",
-    "--where",
-    "conditions",
-    multiple=True,
-    metavar="KEY OP VALUE",
-    help="Also compare the runs this keeps (as `gitexp log --where`); repeatable.",
-)
+@_where_option("compare")
 @click.option(
     "-m",
     "--metric",

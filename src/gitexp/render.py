@@ -1024,7 +1024,7 @@ def ablation_text(ablation: Ablation) -> str:
         lines.append("no run in the history differs from it on exactly one axis; vary one "
                      "thing (gitexp run … --lr 0.2, --seed 1) to make one")  # fmt: skip
         return "\n".join(lines) + "\n"
-    values = ", ".join(f"{safe(c.metric)} {_number(c.base) or '(absent)'}" for c in base)
+    values = ", ".join(f"{safe(c.metric)} {_number(c.a) or '(absent)'}" for c in base)
     if values:
         lines[0] += f": {values}"
     for axis, variants in ablation.by_axis().items():
@@ -1036,7 +1036,7 @@ def ablation_text(ablation: Ablation) -> str:
             cells = [safe(v.run_id), value_text(v.value) if v.value is not ABSENT else "", v.status]
             for c in v.changes:
                 change = change_text(c.delta, c.relative)
-                cells.append(f"{_number(c.value) or '(absent)'}  {change}".rstrip())
+                cells.append(f"{_number(c.b) or '(absent)'}  {change}".rstrip())
             rows.append(cells)
         lines += _aligned(rows)
     return "\n".join(lines) + "\n"

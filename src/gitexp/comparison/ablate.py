@@ -10,27 +10,9 @@ from typing import Any
 from gitexp import axes, catalog, diff, history, pending
 from gitexp.axes import ABSENT, Rules
 from gitexp.comparison.compare import Metric, parse_metric
-from gitexp.comparison.outcomes import summaries
+from gitexp.comparison.outcomes import Outcome, summaries
 from gitexp.errors import Unreadable
 from gitexp.workspace import Workspace
-
-
-@dataclass(frozen=True)
-class Change:
-    """One metric of a neighbour against the baseline."""
-
-    metric: str  # the label: `loss`, or `loss.min`
-    base: float | None
-    value: float | None
-
-    @property
-    def delta(self) -> float | None:
-        return None if self.base is None or self.value is None else self.value - self.base
-
-    @property
-    def relative(self) -> float | None:
-        delta = self.delta
-        return None if delta is None or not self.base else delta / abs(self.base)
 
 
 @dataclass(frozen=True)
@@ -41,7 +23,7 @@ class Variant:
     axis: str
     value: Any  # its value on that axis; ABSENT for env and seed, whose values are digests
     status: str
-    changes: tuple[Change, ...]
+    changes: tuple[Outcome, ...]  # each metric: the baseline's (a) and this run's (b)
 
 
 @dataclass(frozen=True)
@@ -81,10 +63,10 @@ class Ablation:
         }
 
 
-def _change_dict(change: Change) -> dict[str, Any]:
+def _change_dict(change: Outcome) -> dict[str, Any]:
     return {
-        "baseline": change.base,
-        "value": change.value,
+        "baseline": change.a,
+        "value": change.b,
         "delta": change.delta,
         "relative": change.relative,
     }
@@ -133,7 +115,7 @@ def ablate(
             value=_seed(runs.get(n.run_id)) if n.axis == axes.SEED_AXIS else n.value,
             status=runs[n.run_id].status if n.run_id in runs else "",
             changes=tuple(
-                Change(m.label, _value(base, m), _value(runs.get(n.run_id), m)) for m in wanted
+                Outcome(m.label, _value(base, m), _value(runs.get(n.run_id), m)) for m in wanted
             ),
         )
         for n in found
