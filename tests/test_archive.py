@@ -41,6 +41,7 @@ def test_archive_hides_a_run_until_unarchived(project: Path) -> None:
     assert gitexp("show", middle).exit_code == 0
 
     assert gitexp("unarchive", middle).stdout == f"unarchived run {middle}\n"
+    assert gitexp("unarchive", middle).stdout == f"run {middle} was unarchived already\n"
     assert _listed() == [newest, middle]
     # Nothing left to say: annotations.yaml is gone again, as before the run was archived.
     files = git(project, "ls-tree", "--name-only", f"gitexp/runs:experiments/{middle}")

@@ -473,12 +473,17 @@ def note(run_id: str, text: str, remove: bool) -> None:
 
 
 def _archive(run_ids: tuple[str, ...], archive: bool) -> None:
-    from gitexp import annotation, workspace
+    from gitexp import annotation, history, workspace
 
     ws = workspace.open_workspace()
-    for run_id in run_ids:
-        found, _ = annotation.annotate(ws, run_id, archive=archive)
-        click.echo(f"{'archived' if archive else 'unarchived'} run {found}")
+    done = "archived" if archive else "unarchived"
+    for ref in run_ids:
+        run = history.resolve(ws, ref)
+        if run.archived == archive:  # nothing to commit
+            click.echo(f"run {run.id} was {done} already")
+            continue
+        found, _ = annotation.annotate(ws, run.id, archive=archive)
+        click.echo(f"{done} run {found}")
 
 
 @cli.command()
