@@ -99,4 +99,4 @@ def test_ablate_lists_the_single_axis_variants_by_axis(sweep: Sweep) -> None:
 def test_ablate_prints_each_axis_with_the_metric_change(sweep: Sweep) -> None:
     text = gitexp("ablate", sweep["0.1-0"]).stdout
     assert text.startswith(f"baseline {sweep['0.1-0']}: loss 0.5\n\nconfig.epochs (baseline 5)\n")
-    assert f"  {sweep['0.2-0']}  0.2    succeeded  0.3  -0.2 (-40.0%)\n" in text
+    assert f"  {sweep['0.2-0']}  0.2    succeeded  0.3   -0.2 (-40.0%)\n" in text  # aligned

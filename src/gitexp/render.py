@@ -1031,12 +1031,12 @@ def ablation_text(ablation: Ablation) -> str:
         was = ablation.base_value.get(axis, ABSENT)
         lines.append("")
         lines.append(safe(axis) + (f" (baseline {value_text(was)})" if was is not ABSENT else ""))
-        rows = [["run", "value", "status", *(safe(m.label) for m in ablation.metrics)]]
+        heads = [part for m in ablation.metrics for part in (safe(m.label), "")]
+        rows = [["run", "value", "status", *heads]]
         for v in variants:
             cells = [safe(v.run_id), value_text(v.value) if v.value is not ABSENT else "", v.status]
-            for c in v.changes:
-                change = change_text(c.delta, c.relative)
-                cells.append(f"{_number(c.b) or '(absent)'}  {change}".rstrip())
+            for c in v.changes:  # the value and its change in columns of their own: aligned
+                cells += [_number(c.b) or "(absent)", change_text(c.delta, c.relative)]
             rows.append(cells)
         lines += _aligned(rows)
     return "\n".join(lines) + "\n"
