@@ -169,15 +169,16 @@ def runs_table(runs: Sequence[RunSummary], color_system: str | None) -> str:
         ]
         for run in runs
     ]
-    widths = [max(_width(row[i]) for row in [header, *rows]) for i in range(len(header))]
+    sizes = [[_width(cell) for cell in row] for row in [header, *rows]]  # once per cell
+    widths = [max(row[i] for row in sizes) for i in range(len(header))]
     right = set(range(6, len(header)))
     bold = Style(bold=True)
     system = _COLOR_SYSTEMS.get(color_system or "")
 
-    def line(cells: Sequence[str], heading: bool = False) -> str:
+    def line(cells: Sequence[str], size: Sequence[int], heading: bool = False) -> str:
         parts = []
         for i, cell in enumerate(cells):
-            pad = " " * (widths[i] - _width(cell))
+            pad = " " * (widths[i] - size[i])
             if system and heading:
                 cell = bold.render(cell, color_system=system)
             elif system and i in (0, 2):
@@ -186,7 +187,8 @@ def runs_table(runs: Sequence[RunSummary], color_system: str | None) -> str:
             parts.append(pad + cell if i in right else cell + pad)
         return "  ".join(parts).rstrip()
 
-    return "\n".join([line(header, heading=True), *(line(row) for row in rows)])
+    head = line(header, sizes[0], heading=True)
+    return "\n".join([head, *(line(row, size) for row, size in zip(rows, sizes[1:], strict=True))])
 
 
 # --- gitexp log --columns / --csv ----------------------------------------------------------
