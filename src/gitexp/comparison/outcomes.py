@@ -124,7 +124,10 @@ def _seed_stats(one_a: float | None, one_b: float | None, values_a: Sequence[flo
     delta = None if one_a is None or one_b is None else one_b - one_a
     relative = None if delta is None or not one_a else delta / abs(one_a)
     within = None if delta is None or group.sd is None else abs(delta) <= 2 * group.sd
+    if delta is None:
+        why = f"{'A' if one_a is None else 'B'} has no finite value"
+    else:
+        why = group.values_needed or "A and B differ in seed alone: their difference is noise"
     return SeedStats(group, group, stats.Difference(
-        delta, relative, within_noise=within, method="|Δ| ≤ 2 sd",
-        reason="A and B differ in seed alone: their difference is seed noise by definition",
+        delta, relative, within_noise=within, method="|Δ| ≤ 2 sd", reason=why,
     ))  # fmt: skip
