@@ -414,6 +414,7 @@ def test_unseeded_runs_warn_that_differences_may_be_noise(project: Path) -> None
     )
 
 
+@pytest.mark.slow
 def test_a_deleted_dataset_pointer_is_a_data_change(project: Path) -> None:
     assert gitexp("init").exit_code == 0
     (project / "data").mkdir()

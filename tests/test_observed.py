@@ -85,6 +85,7 @@ def test_the_config_is_the_parsed_namespace_defaults_included(project: Path) -> 
     }
 
 
+@pytest.mark.slow
 def test_one_flag_is_one_axis_however_it_is_written(project: Path) -> None:
     _commit(project, "train.py", SCRIPT)
     default = _run("--", sys.executable, "train.py")
@@ -111,6 +112,7 @@ def test_an_instrumented_run_differs_from_a_plain_one_only_in_code(project: Path
         assert _file(project, plain, name) == _file(project, instrumented, name), name
 
 
+@pytest.mark.slow
 def test_a_script_run_on_its_own_records_what_it_would_under_gitexp_run(project: Path) -> None:
     _commit(project, "train.py", "import gitexp\n" + INSTRUMENTED.replace("import gitexp\n", ""))
     wrapped = _run("--", sys.executable, "train.py", "--lr", "0.5")
@@ -450,6 +452,7 @@ def test_an_edited_default_is_one_change_shown_in_code_and_config(project: Path)
     assert files == {"train.py", "config.yaml"}  # both sides of the one change are shown
 
 
+@pytest.mark.slow
 def test_an_edited_default_with_another_edit_is_two_changes(project: Path) -> None:
     _commit(project, "train.py", SCRIPT)
     before = _run("--", sys.executable, "train.py")

@@ -184,6 +184,7 @@ def sweep(project: Path) -> dict[str, str]:
     }
 
 
+@pytest.mark.slow
 def test_columns_sorted_by_a_metric(sweep: dict[str, str]) -> None:
     result = gitexp(
         "log", "--columns", "config.lr,summary.loss.last", "--sort", "summary.loss.last"
@@ -198,6 +199,7 @@ def test_columns_sorted_by_a_metric(sweep: dict[str, str]) -> None:
     ]
 
 
+@pytest.mark.slow
 def test_where_csv_and_json(sweep: dict[str, str]) -> None:
     chosen = ["log", "-c", "config.seed,loss.min,status,tags", "-w", "config.lr<=1e-1",
               "-w", "summary.loss.last<0.85", "-s", "-config.seed"]  # fmt: skip
@@ -242,6 +244,7 @@ def test_where_csv_and_json(sweep: dict[str, str]) -> None:
     )
 
 
+@pytest.mark.slow
 def test_plain_csv_has_the_table_columns(sweep: dict[str, str]) -> None:
     rows = list(csv.reader(io.StringIO(gitexp("log", "--csv").stdout)))
     assert rows[0] == ["id", "name", "status", "started", "duration", "tags", "summary.loss.last"]

@@ -44,6 +44,7 @@ def _tool(name: str) -> None:
         pytest.skip(f"{name} is not installed")
 
 
+@pytest.mark.slow
 def test_records_are_signed_with_openpgp(project: Path, gnupg: Path) -> None:
     _tool("gpg")
     subprocess.run(

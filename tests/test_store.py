@@ -51,6 +51,7 @@ def test_runs_branch_name_comes_from_settings(project: Path) -> None:
     assert git(project, "branch", "--list", "gitexp/runs") == ""
 
 
+@pytest.mark.slow
 def test_loose_objects_are_packed_automatically(project: Path) -> None:
     git(project, "config", "gc.auto", "1000")
     # Pile up loose objects until git's own estimate (objects/17 times 256) passes the threshold.

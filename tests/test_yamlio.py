@@ -2,9 +2,12 @@ from __future__ import annotations
 
 import threading
 
+import pytest
+
 from gitexp import yamlio
 
 
+@pytest.mark.slow
 def test_dump_and_load_are_safe_from_many_threads() -> None:
     data = {f"key{i}": {"values": list(range(i)), "name": f"n{i}: x"} for i in range(20)}
     failures: list[BaseException] = []

@@ -62,6 +62,7 @@ def test_a_stale_git_ref_lock_is_broken_with_a_notice(project: Path, first: str)
     check_branch(project, one_commit_per_run=False)
 
 
+@pytest.mark.slow
 def test_a_fresh_git_ref_lock_is_waited_for_not_broken(project: Path, tmp_path: Path) -> None:
     assert gitexp("run", "--", sys.executable, "train.py").exit_code == 0
     lock = _ref_lock(project)
@@ -89,6 +90,7 @@ def test_a_fresh_git_ref_lock_is_waited_for_not_broken(project: Path, tmp_path: 
     assert len(check_branch(project).ids) == 2
 
 
+@pytest.mark.slow
 def test_a_branch_lock_held_by_a_live_process_keeps_the_run_for_recover(project: Path) -> None:
     state = project / ".git" / "gitexp"
     state.mkdir(parents=True, exist_ok=True)
