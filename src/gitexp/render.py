@@ -15,9 +15,7 @@ from rich.color import ColorSystem
 from rich.console import Console, Group, RenderableType
 from rich.markup import escape
 from rich.panel import Panel
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.style import Style
-from rich.syntax import Syntax
 from rich.table import Table
 from rich.text import Text
 
@@ -284,6 +282,8 @@ def runs_csv(runs: Sequence[RunSummary], keys: Sequence[Key] | None) -> str:
 
 
 def _yaml_block(title: str, data: Any) -> RenderableType:
+    from rich.syntax import Syntax  # only `show` colours YAML: listings need not load it
+
     text = yamlio.dump(data).decode() if isinstance(data, Mapping) else str(data)
     text = safe(text, lines=True)
     return Panel.fit(
@@ -340,6 +340,8 @@ def record_view(record: Record) -> RenderableType:
         if key in view:
             parts.append(_yaml_block(title, view[key]))
     if view.get("diff"):
+        from rich.syntax import Syntax
+
         parts.append(
             Panel.fit(
                 Syntax(
@@ -459,6 +461,8 @@ def indexing_progress() -> Iterator[Callable[[int, int], None] | None]:
     if not err.is_terminal:
         yield None
         return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
     with Progress(
         TextColumn("reading run records"), BarColumn(), MofNCompleteColumn(),
         console=err, transient=True,
