@@ -265,13 +265,19 @@ def settle(
     return redacted
 
 
-def config_warnings(folder: Path) -> list[str]:
+def warnings(folder: Path, report: Report | None) -> list[str]:
+    """What `gitexp run` says when the run ends, from the training process's `report`."""
+    if report is None:
+        return []
+    return [*_config_warnings(folder, report), *_seed_warnings(folder, report)]
+
+
+def _config_warnings(folder: Path, report: Report) -> list[str]:
     """Keys that `--config` files or `-p` set to one value and the script's parser to
     another: the record keeps the parser's, which is what the script read."""
     from gitexp.record import CONFIG
 
-    report = training(folder)
-    if report is None or report.namespace is None or (folder / CODE_CONFIG).exists():
+    if report.namespace is None or (folder / CODE_CONFIG).exists():
         return []
     launched = _load((folder / CONFIG).read_bytes(), CONFIG)
     given = config_mod.flatten({k: v for k, v in launched.items() if k != config_mod.ARGV})
@@ -286,14 +292,11 @@ def config_warnings(folder: Path) -> list[str]:
     ]
 
 
-def seed_warnings(folder: Path) -> list[str]:
-    """What the run's seed does not explain, for `gitexp run` to say when the run ends."""
+def _seed_warnings(folder: Path, report: Report) -> list[str]:
+    """What the run's seed does not explain."""
     from gitexp import seeds
     from gitexp.record import SEEDS
 
-    report = training(folder)
-    if report is None:
-        return []
     path = folder / SEEDS
     given = _load(path.read_bytes(), SEEDS).get("seed") if path.exists() else None
     given = given if isinstance(given, int) and not isinstance(given, bool) else None

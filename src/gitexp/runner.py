@@ -222,8 +222,9 @@ def run(ws: Workspace, request: launch.RunRequest, cwd: Path) -> RunResult:
             live.write(RUN, ended.to_yaml())
             missing = _collect_outputs(ws, live.folder, cwd, request.outputs)
             env_thread.join()
-            _describe_if_unobserved(ws, request.command, child_env, live)
-            _warn([*observed.config_warnings(live.folder), *observed.seed_warnings(live.folder)])
+            report = observed.training(live.folder)  # read once for both
+            _describe_if_unobserved(ws, request.command, child_env, live, report)
+            _warn(observed.warnings(live.folder, report))
             live.commit(ws, ended, log.total)
         except pending.NotRecorded as e:
             return RunResult(info.id, status, exit_status, kept=str(e))
@@ -243,14 +244,17 @@ def _warn(warnings: Sequence[str]) -> None:
 
 
 def _describe_if_unobserved(
-    ws: Workspace, command: Sequence[str], env: dict[str, str], live: pending.PendingRun
+    ws: Workspace,
+    command: Sequence[str],
+    env: dict[str, str],
+    live: pending.PendingRun,
+    report: observed.Report | None,
 ) -> None:
     """Ask the command's interpreter about itself when no process of the run could say (it
     is not Python, or it was killed before its end): the one case that costs a second
     interpreter, after the run rather than beside it."""
     if (live.folder / ENV).exists():
         return  # gitexp.init described it, the hook being off
-    report = observed.training(live.folder)
     if report is not None and report.described is not None:
         return
     try:
