@@ -703,10 +703,8 @@ def watch(interval: float, metrics: tuple[str, ...], once: bool, as_json: bool) 
     click.echo("no run is running any more", err=True)
 
 
-@cli.command()
-@click.argument("run_ids", nargs=-1)
-@_where_option("compare")
-@click.option(
+# `-m` of compare and ablate: which metrics, and which aggregate of each.
+_METRICS = click.option(
     "-m",
     "--metric",
     "metrics",
@@ -714,10 +712,16 @@ def watch(interval: float, metrics: tuple[str, ...], once: bool, as_json: bool) 
     metavar="METRIC[.AGG]",
     help="A metric to show (its last value, or .min/.max); repeatable. Default: all.",
 )
+
+
+@cli.command()
+@click.argument("run_ids", nargs=-1)
+@_where_option("compare")
+@_METRICS
 @click.option(
     "--baseline",
     metavar="RUN",
-    help="Show each row's change against this run's row (default: the first row).",
+    help="Show each row's change against this run's row (default: the first that succeeded).",
 )
 @click.option(
     "--group-seeds/--no-group-seeds",
@@ -762,14 +766,7 @@ def compare(
 
 @cli.command()
 @click.argument("baseline")
-@click.option(
-    "-m",
-    "--metric",
-    "metrics",
-    multiple=True,
-    metavar="METRIC[.AGG]",
-    help="A metric to show (its last value, or .min/.max); repeatable. Default: all.",
-)
+@_METRICS
 @click.option("--json", "as_json", is_flag=True, help="Print the ablation as JSON.")
 def ablate(baseline: str, metrics: tuple[str, ...], as_json: bool) -> None:
     """List every run that differs from BASELINE on exactly one axis, by axis, with the
