@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -124,3 +125,20 @@ def signing(project: Path, tmp_path: Path) -> Path:
     git(project, "config", "user.signingkey", str(public))
     git(project, "config", "gpg.ssh.allowedSignersFile", str(allowed))
     return public
+
+
+def read_fifo(path: Path, process: subprocess.Popen[str]) -> str:
+    """What the run's command writes into the FIFO `path`; '' if gitexp ends first."""
+    done = threading.Event()
+
+    def unblock() -> None:  # gitexp died before its command opened the FIFO: stop waiting
+        process.wait()
+        if not done.is_set():
+            with open(path, "w"):
+                pass
+
+    threading.Thread(target=unblock, daemon=True).start()
+    with open(path) as fifo:
+        text = fifo.read()
+    done.set()
+    return text

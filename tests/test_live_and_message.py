@@ -10,7 +10,6 @@ import json
 import os
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +19,7 @@ import pytest
 from gitexp.message import record_message
 from gitexp.record import RunInfo
 
-from .conftest import git, gitexp, gitexp_process, run_ids
+from .conftest import git, gitexp, gitexp_process, read_fifo, run_ids
 
 # Logs until a flush has put its metrics on disk (at most 2,048 calls), writes its run id
 # into the FIFO argv[1], then trains on until the test writes into the FIFO argv[2].
@@ -51,23 +50,6 @@ class Live:
         return self.process.wait(timeout=60)
 
 
-def _read_fifo(path: Path, process: subprocess.Popen[str]) -> str:
-    """What the run's command writes into the FIFO `path`; '' if gitexp ends first."""
-    done = threading.Event()
-
-    def unblock() -> None:  # gitexp died before its command opened the FIFO: stop waiting
-        process.wait()
-        if not done.is_set():
-            with open(path, "w"):
-                pass
-
-    threading.Thread(target=unblock, daemon=True).start()
-    with open(path) as fifo:
-        text = fifo.read()
-    done.set()
-    return text
-
-
 @pytest.fixture
 def recorded(project: Path) -> str:
     """One finished run on the branch, older than the live one."""
@@ -83,7 +65,7 @@ def live(project: Path, recorded: str, tmp_path: Path) -> Iterator[Live]:
     command = [sys.executable, "-c", _LIVE, str(ready), str(go)]
     args = ["run", "--name", "live", "--tag", "sweep", "--", *command]
     process = gitexp_process(args, project, stderr=subprocess.PIPE)
-    run_id = _read_fifo(ready, process)
+    run_id = read_fifo(ready, process)
     assert run_id, process.communicate()[1]
     running = Live(run_id, process, command, go)
     yield running

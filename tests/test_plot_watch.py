@@ -10,7 +10,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +18,7 @@ import pytest
 
 from gitexp.comparison.plot import _Buckets
 
-from .conftest import gitexp, gitexp_process, run_ids
+from .conftest import gitexp, gitexp_process, read_fifo, run_ids
 
 # loss = (1 - lr)^step, shifted up by the seed: seeds of one lr differ by a constant.
 _CURVE = """\
@@ -214,18 +213,7 @@ def live(project: Path, tmp_path: Path) -> Iterator[Live]:
     command = [sys.executable, "-c", _LIVE, str(ready), str(go)]
     process = gitexp_process(["run", "--name", "live", "--", *command], project,
                              stderr=subprocess.PIPE)  # fmt: skip
-    done = threading.Event()
-
-    def unblock() -> None:  # gitexp died before its command opened the FIFO: stop waiting
-        process.wait()
-        if not done.is_set():
-            with open(ready, "w"):
-                pass
-
-    threading.Thread(target=unblock, daemon=True).start()
-    with open(ready) as fifo:
-        run_id = fifo.read()
-    done.set()
+    run_id = read_fifo(ready, process)
     assert run_id, process.communicate()[1]
     running = Live(run_id, process, go)
     yield running
