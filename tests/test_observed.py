@@ -484,3 +484,12 @@ def test_literal_swap_finds_the_one_literal_that_changed(
     old: str, new: str, swap: tuple[str, str] | None
 ) -> None:
     assert axes.literal_swap(old, new) == swap
+
+
+def test_a_token_in_the_training_process_argv_never_reaches_the_config(project: Path) -> None:
+    token = "ghp_" + "A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q7r8"
+    code = f"import argparse; argparse.ArgumentParser().parse_args()  # {token}"
+    run_id = _run("--", sys.executable, "-c", code)
+    config = _file(project, run_id, "config.yaml")
+    assert token not in config and "argv" in config  # the program is named, redacted
+    assert token not in _file(project, run_id, "run.yaml")

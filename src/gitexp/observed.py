@@ -243,12 +243,16 @@ def settle(
 
     report = training(folder)
     redacted: list[Redaction] = []
+    if report is not None:  # the child's own argv, as typed: `-c CODE` may hold a token
+        words, redacted = secrets_scan.redact_argv(report.argv, secrets)
+        report = replace(report, argv=tuple(words))
     if CONFIG in files:
         code_path = folder / CODE_CONFIG
         code = _load(code_path.read_bytes(), CODE_CONFIG) if code_path.exists() else None
         if code is None and report is not None and report.namespace is not None:
-            namespace, redacted = secrets_scan.redact_config(report.namespace, secrets)
+            namespace, hidden = secrets_scan.redact_config(report.namespace, secrets)
             report = replace(report, namespace=namespace)
+            redacted += hidden
         launched = _load(files[CONFIG], CONFIG)
         settled = settle_config(launched, code, report, command, workdir, cwd)
         files[CONFIG] = yamlio.dump(settled)
