@@ -264,11 +264,25 @@ def test_bad_where_is_a_usage_error(project: Path) -> None:
 
 
 def test_log_json_is_every_run_as_dict() -> None:
-    from gitexp import render
+    from gitexp import jsontext, listing
 
     odd = _summary("r2", summary={"loss": {"last": float("nan")}}, command_json='["python"]')
     runs = [RUN, odd]
-    assert json.loads(render.runs_json(runs)) == [
-        json.loads(render.as_json(run.as_dict())) for run in runs
+    assert json.loads(listing.runs_json(runs)) == [
+        json.loads(jsontext.as_json(run.as_dict())) for run in runs
     ]
-    assert json.loads(render.runs_json(runs))[1]["summary"] == {"loss": {"last": "nan"}}
+    assert json.loads(listing.runs_json(runs))[1]["summary"] == {"loss": {"last": "nan"}}
+
+
+def test_the_index_keeps_each_runs_json_line_as_it_would_be_made(project: Path) -> None:
+    from gitexp import history, jsontext
+    from gitexp.workspace import open_workspace
+
+    for lr in ("0.1", "0.2"):
+        gitexp("run", "--", sys.executable, "train.py", "--lr", lr)
+    gitexp("archive", run_ids(project)[0])
+    runs = history.runs(open_workspace())
+    assert len(runs) == 2 and all(run.listed_json is not None for run in runs)
+    for run in runs:
+        assert run.json_line() == jsontext.line(run._replace(listed_json=None).as_dict())
+    assert [json.loads(run.json_line())["archived"] for run in runs] == [True, False]

@@ -252,7 +252,7 @@ class _JoinedRun(_LiveRun):
     def __init__(self, asked: _Asked) -> None:
         from gitexp import secrets_scan, workspace
         from gitexp.config import merge_strict
-        from gitexp.pending import parse_utc
+        from gitexp.liveness import parse_utc
 
         folder = Path(os.environ["GITEXP_RUN_DIR"])
         ws = workspace.open_workspace(Path(os.environ.get("GITEXP_WORKDIR", os.getcwd())))

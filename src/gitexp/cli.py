@@ -258,7 +258,7 @@ def log_(
     as_csv: bool,
 ) -> None:
     """List runs, newest first; archived runs only with --all."""
-    from gitexp import history, render, workspace
+    from gitexp import history, listing, workspace
     from gitexp.comparison import table
 
     if as_json and as_csv:
@@ -268,7 +268,7 @@ def log_(
         keys.insert(0, table.Key("field", "id"))  # a row must say which run it is
     where, order = table.parse_where(wheres), table.parse_sort(sorts)
     ws = workspace.open_workspace()
-    with render.indexing_progress() as progress:
+    with listing.indexing_progress() as progress:
         # Live runs are not signed yet: --verified leaves them out.
         limit = None if verified else max_count
         found = table.select(ws, where, order, limit, every, progress, not verified, statuses,
@@ -282,18 +282,17 @@ def log_(
     table.check_known("--sort", [key.key for key in order], found)
     for run in found:
         if run.status == "invalid":
-            click.echo(f"warning: {render.unreadable(run)}", err=True)
+            click.echo(f"warning: {listing.unreadable(run)}", err=True)
     if as_json:
-        click.echo(render.runs_json(found) if keys is None else render.columns_json(found, keys))
+        click.echo(listing.runs_json(found) if keys is None else listing.columns_json(found, keys))
     elif as_csv:
-        click.echo(render.runs_csv(found, keys), nl=False)
+        click.echo(listing.runs_csv(found, keys), nl=False)
     elif found:
-        out = render.console()
-        colours = out.color_system if out.is_terminal else None
+        colours = listing.colour_system()
         if keys is None:
-            click.echo(render.runs_table(found, colours))
+            click.echo(listing.runs_table(found, colours))
         else:
-            click.echo(render.columns_table(found, keys, colours))
+            click.echo(listing.columns_table(found, keys, colours))
     elif statuses or tags or name or verified or wheres:
         hidden = "" if every else "; archived runs are hidden unless --all"
         click.echo(f"no run matches; `gitexp log` with no filter lists every run{hidden}", err=True)
@@ -317,10 +316,10 @@ cli.add_command(log_, "ls")
 @click.option("--json", "as_json", is_flag=True, help="Print the record as one JSON object.")
 def show(run_id: str, as_json: bool) -> None:
     """Show one run's record: RUN_ID may be a prefix, the random suffix, a name, @ or @~N."""
-    from gitexp import history, render, workspace
+    from gitexp import history, listing, render, workspace
 
     ws = workspace.open_workspace()
-    with render.indexing_progress() as progress:
+    with listing.indexing_progress() as progress:
         record = history.load(ws, run_id, progress)
     if as_json:
         for chunk in render.record_json(record):
@@ -365,11 +364,11 @@ def diff(
 ) -> None:
     """Show how run B differs from run A, as a git diff; refuse if more than one axis differs."""
     from gitexp import diff as diffs
-    from gitexp import pager, render, workspace
+    from gitexp import listing, pager, render, workspace
     from gitexp.errors import Refused
 
     ws = workspace.open_workspace()
-    with render.indexing_progress() as progress:
+    with listing.indexing_progress() as progress:
         comparison = diffs.compare(ws, run_a, run_b, progress)
     if comparison.confounded and not force and not as_json:
         raise Refused(render.refusal(comparison))
@@ -620,7 +619,7 @@ def plot(
     """Draw METRIC for each run; runs that differ only by seed as a mean and a ±1 sd band."""
     import shutil
 
-    from gitexp import render, workspace
+    from gitexp import listing, workspace
     from gitexp.comparison import compare as comparing
     from gitexp.comparison import plot as plots
 
@@ -635,7 +634,7 @@ def plot(
         plots.check_image(output)
     width, height = shutil.get_terminal_size()
     ws = workspace.open_workspace()
-    with render.indexing_progress() as progress:
+    with listing.indexing_progress() as progress:
         chosen = [run.id for run in comparing.select(ws, run_ids, conditions, progress)]
         points = plots.MAX_POINTS if output or as_json else max(width * 2, 20)
         fig = plots.figure(ws, chosen, metric, smooth=smooth, steps=steps, logy=logy,
@@ -745,17 +744,17 @@ def compare(
     """Compare runs side by side: the config keys that differ, metrics, seed statistics.
 
     RUN_IDS name runs as `show` does; with none and no --where, every run is compared."""
-    from gitexp import render, workspace
+    from gitexp import jsontext, listing, render, workspace
     from gitexp.comparison import compare as comparing
 
     if as_json + as_csv + markdown > 1:
         raise click.UsageError("choose one of --json, --csv and --markdown")
     ws = workspace.open_workspace()
-    with render.indexing_progress() as progress:
+    with listing.indexing_progress() as progress:
         runs = comparing.select(ws, run_ids, conditions, progress)
         table = comparing.compare(ws, runs, metrics, baseline, group_seeds, progress)
     if as_json:
-        click.echo(render.as_json(table.as_dict()))
+        click.echo(jsontext.as_json(table.as_dict()))
     elif as_csv:
         click.echo(render.compare_csv(table), nl=False)
     elif markdown:
@@ -771,14 +770,14 @@ def compare(
 def ablate(baseline: str, metrics: tuple[str, ...], as_json: bool) -> None:
     """List every run that differs from BASELINE on exactly one axis, by axis, with the
     change of each metric: the valid comparisons at a glance."""
-    from gitexp import render, workspace
+    from gitexp import jsontext, listing, render, workspace
     from gitexp.comparison import ablate as ablating
 
     ws = workspace.open_workspace()
-    with render.indexing_progress() as progress:
+    with listing.indexing_progress() as progress:
         found = ablating.ablate(ws, baseline, metrics, progress)
     if as_json:
-        click.echo(render.as_json(found.as_dict()))
+        click.echo(jsontext.as_json(found.as_dict()))
     else:
         click.echo(render.ablation_text(found), nl=False)
 

@@ -16,7 +16,7 @@ from gitexp import axes, catalog, history, pending, reader, store, yamlio
 from gitexp.axes import ABSENT, Change, Inputs, Rules
 from gitexp.config import sort_keys
 from gitexp.errors import GitexpError, Unreadable
-from gitexp.record import CONFIG, DATA, ENV, SEEDS, run_dir
+from gitexp.record import CONFIG, DATA, ENV, INVALID, SEEDS, run_dir
 from gitexp.workspace import Workspace
 
 
@@ -62,7 +62,7 @@ class Comparison:
 
 def _side(ws: Workspace, tip: pygit2.Commit, ref: str, progress: catalog.Progress | None) -> Side:
     found = history.resolve(ws, ref, progress)
-    if found.status == catalog.INVALID:
+    if found.status == INVALID:
         raise Unreadable(found.problem or f"run {found.id} cannot be read")
     run_id = found.id
     files = history.record_files(ws, store.run_folder(ws, tip, run_id), run_id)

@@ -9,16 +9,17 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pygit2
-
-from gitexp import catalog, metrics, pending, reader, store, yamlio
+from gitexp import catalog, liveness, metrics, reader, yamlio
 from gitexp.catalog import RunSummary
 from gitexp.config import flatten
 from gitexp.errors import GitexpError, Unreadable
-from gitexp.record import CONFIG, DIFF, FROM_CODE, METRICS, OUTPUT, RUN, run_dir
+from gitexp.record import CONFIG, DIFF, FROM_CODE, INVALID, METRICS, OUTPUT, RUN, run_dir
 from gitexp.workspace import Workspace
+
+if TYPE_CHECKING:
+    import pygit2
 
 # Record files that are not YAML, and the key each has in the parsed view.
 _TEXT_FILES = {DIFF: "diff", OUTPUT: "output"}
@@ -63,7 +64,7 @@ def runs(
 ) -> list[RunSummary]:
     """Runs newest first, keeping those matching every filter given; with `live`, the runs
     training now among them (status `running`); without `archived`, not archived runs."""
-    pending.recover(ws)
+    recover(ws)
     query = catalog.RunQuery(statuses=status, tags=tags, name=name, limit=limit, archived=archived)
     found = catalog.runs(ws, query, progress)
     if not live or (status and "running" not in status):
@@ -84,11 +85,27 @@ def _matches(run: RunSummary, tags: Sequence[str], name: str | None) -> bool:
     return wanted <= set(run.tags) and (name is None or run.name == yamlio.text(name))
 
 
+def recover(ws: Workspace) -> None:
+    """Record the runs left behind first, so that they are listed. What committing takes
+    (libgit2, signing) is loaded only when there is one: listings stay fast beside live runs."""
+    if liveness.left_behind(ws):
+        from gitexp import pending
+
+        pending.recover(ws)
+
+
+# --- one record in full -------------------------------------------------------------------
+# Reading a record opens git objects: `store` (and with it libgit2) is loaded here, on first
+# use, never by a listing.
+
+
 def record_files(ws: Workspace, folder: pygit2.Tree, run_id: str) -> dict[str, bytes]:
     """Every file of a record folder but metrics.tsv (streamed instead), within its limit."""
+    from gitexp import store
+
     store.check_folder_size(ws.repo, folder, run_dir(run_id))
     return {
-        str(entry.name): reader.file(ws.repo, folder, run_id, str(entry.name)) or b""
+        str(entry.name): store.record_file(ws.repo, folder, run_id, str(entry.name)) or b""
         for entry in folder
         if entry.name != METRICS
     }
@@ -105,9 +122,11 @@ def resolve(ws: Workspace, ref: str, progress: catalog.Progress | None = None) -
 
 def load(ws: Workspace, ref: str, progress: catalog.Progress | None = None) -> Record:
     """The record of the run that `ref` names."""
-    pending.recover(ws)
+    from gitexp import store
+
+    recover(ws)
     summary = resolve(ws, ref, progress)
-    if summary.status == catalog.INVALID:
+    if summary.status == INVALID:
         raise Unreadable(summary.problem or f"run {summary.id} cannot be read")
     tip = store.tip(ws)
     if tip is None:  # pragma: no cover - resolve found a run, so the branch exists
@@ -151,7 +170,7 @@ def _refuse_live(ws: Workspace, ref: str) -> None:
 def live_runs(ws: Workspace) -> list[RunSummary]:
     """Runs training now, newest first: status `running`, their duration and metrics so far."""
     now = time.time()
-    found = [_live(folder, now) for folder, alive in pending.in_progress(ws) if alive]
+    found = [_live(folder, now) for folder, alive in liveness.in_progress(ws) if alive]
     runs = [run for run in found if run is not None]
     return sorted(runs, key=lambda run: (run.started, run.id), reverse=True)
 
@@ -159,7 +178,7 @@ def live_runs(ws: Workspace) -> list[RunSummary]:
 def unrecorded(ws: Workspace) -> list[str]:
     """Runs that ended but are not on the branch yet (their commit failed, or recovering them
     did): `gitexp recover` records them, or says why it cannot."""
-    return [folder.name for folder, alive in pending.in_progress(ws) if not alive]
+    return [folder.name for folder, alive in liveness.in_progress(ws) if not alive]
 
 
 def _live(folder: Path, now: float) -> RunSummary | None:
@@ -177,7 +196,7 @@ def _live(folder: Path, now: float) -> RunSummary | None:
     given = _mapping(run_id, FROM_CODE, folder)  # what the script told gitexp.init
     name, notes, tags = given.get("name"), given.get("notes"), given.get("tags")
     try:
-        elapsed: float | None = round(now - pending.parse_utc(info.started).timestamp(), 3)
+        elapsed: float | None = round(now - liveness.parse_utc(info.started).timestamp(), 3)
     except ValueError:
         elapsed = None
     return RunSummary(

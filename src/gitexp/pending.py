@@ -25,6 +25,17 @@ import pygit2
 from gitexp import artifacts, metrics, observed, output, store, yamlio
 from gitexp.atomic import replace_file
 from gitexp.errors import GitexpError
+from gitexp.liveness import (
+    GONE,
+    LOCK,
+    OWNERS,
+    PENDING,
+    last_sign_of_life,
+    owners,
+    parse_utc,
+    start_time,
+    still_running,
+)
 from gitexp.record import (
     CODE,
     ENV,
@@ -41,13 +52,8 @@ from gitexp.record import (
 )
 from gitexp.workspace import Workspace
 
-PENDING = "pending"
-LOCK = "lock"
 TOTAL = "output.total"
-OWNERS = "owners"  # the processes of a live run: `<role> <pid> <start time>` on `host`
 HEARTBEAT_S = 1.0  # how often a live run says so
-# A run seen from another host (a shared filesystem) is alive while its heartbeat is this fresh.
-_REMOTE_SILENCE_S = 300.0
 _ABANDONED_S = 600.0  # a run folder still unnamed after this long was abandoned
 UNSEEN_END = "the run's process ended unseen (killed, out of memory, or its node lost)"
 # Files written at launch that go into the record as they are.
@@ -55,43 +61,6 @@ _AS_WRITTEN = ("config.yaml", "code.yaml", "code.diff", "env.yaml", "seeds.yaml"
 _ENV_MISSING = yamlio.dump(
     {"captured_by": "nobody: gitexp stopped before it had read the environment"}
 )
-
-
-def parse_utc(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
-
-
-def _proc_stat(pid: int) -> list[str] | None:
-    """The fields of /proc/<pid>/stat after the command name, or None where there is none."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        return None
-
-
-def _start_time(pid: int) -> str | None:
-    """When process `pid` started (clock ticks since boot), so a reused pid is not taken for it.
-
-    None where /proc is not there: then the pid alone is checked.
-    """
-    fields = _proc_stat(pid)
-    return fields[19] if fields is not None else None
-
-
-def _is_alive(pid: int, started: str | None) -> bool:
-    if pid == os.getpid():
-        return False  # this process let the run go (its lock is free): nothing else holds it
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass  # alive, under another account
-    fields = _proc_stat(pid)
-    if fields is None:
-        return True
-    # A zombie has ended: its parent (gitexp, killed) is not there to reap it.
-    return fields[0] not in ("Z", "X") and (started is None or fields[19] == started)
 
 
 @dataclass
@@ -127,7 +96,7 @@ class PendingRun:
     def add_owner(self, role: str, pid: int) -> None:
         """Name a process of this run: while any lives, no other gitexp recovers the run."""
         with open(self.folder / OWNERS, "a") as f:
-            f.write(f"{role} {pid} {_start_time(pid) or '-'}\n")
+            f.write(f"{role} {pid} {start_time(pid) or '-'}\n")
 
     def beat(self) -> None:
         """Say that the run is alive now."""
@@ -185,13 +154,10 @@ def _forget(ws: Workspace, run_id: str, folder: Path) -> None:
     _remove(folder)
 
 
-_GONE = ".gone-"
-
-
 def _remove(folder: Path) -> None:
     """Delete a run's folder: renamed away first, in one step, so that a kill halfway
     through the deletion never leaves a folder that looks like a run."""
-    gone = folder.with_name(f"{_GONE}{folder.name}")
+    gone = folder.with_name(f"{GONE}{folder.name}")
     try:
         folder.rename(gone)
     except OSError:
@@ -261,36 +227,6 @@ def _commit(ws: Workspace, folder: Path, info: RunInfo, printed: int | None) -> 
     return store.write_run(ws, info.id, files, message, snapshot=snapshot)
 
 
-def _owners(folder: Path) -> tuple[str | None, dict[str, list[tuple[int, str | None]]]]:
-    """The host a run lives on and its processes by role."""
-    host: str | None = None
-    roles: dict[str, list[tuple[int, str | None]]] = {}
-    try:
-        lines = (folder / OWNERS).read_text().splitlines()
-    except OSError:
-        return None, roles
-    for line in lines:
-        parts = line.split()
-        if len(parts) == 2 and parts[0] == "host":
-            host = parts[1]
-        elif len(parts) == 3 and parts[1].isdigit():
-            started = None if parts[2] == "-" else parts[2]
-            roles.setdefault(parts[0], []).append((int(parts[1]), started))
-    return host, roles
-
-
-def _last_sign_of_life(folder: Path) -> float:
-    return max(p.stat().st_mtime for p in folder.iterdir())
-
-
-def _still_running(folder: Path) -> bool:
-    """Whether any process of the run lives: its wrapper, its command or its script."""
-    host, roles = _owners(folder)
-    if host is not None and host != socket.gethostname():
-        return time.time() - _last_sign_of_life(folder) < _REMOTE_SILENCE_S
-    return any(_is_alive(pid, started) for pids in roles.values() for pid, started in pids)
-
-
 def recover(ws: Workspace, failed: dict[str, str] | None = None) -> dict[str, str]:
     """Commit every run left behind: as `crashed` if its owner died while it ran, with its
     own outcome if only its commit failed. Returns each run's id and recorded status.
@@ -305,7 +241,7 @@ def recover(ws: Workspace, failed: dict[str, str] | None = None) -> dict[str, st
         return {}
     recovered: dict[str, str] = {}
     for folder in sorted(root.iterdir()):
-        if folder.name.startswith(_GONE):
+        if folder.name.startswith(GONE):
             shutil.rmtree(folder, ignore_errors=True)  # a deletion a kill interrupted
             continue
         try:
@@ -321,10 +257,10 @@ def recover(ws: Workspace, failed: dict[str, str] | None = None) -> dict[str, st
                 if folder.name.startswith("."):
                     # Being started: its lock may not be taken yet. Only one abandoned long
                     # ago (its starter died before naming it) is cleared away.
-                    if time.time() - _last_sign_of_life(folder) > _ABANDONED_S:
+                    if time.time() - last_sign_of_life(folder) > _ABANDONED_S:
                         shutil.rmtree(folder, ignore_errors=True)
                     continue
-                if not folder.exists() or _still_running(folder):
+                if not folder.exists() or still_running(folder):
                     continue  # recovered by another process meanwhile, or alive
                 status = _recover_one(ws, folder)
                 if status is not None:
@@ -337,14 +273,14 @@ def recover(ws: Workspace, failed: dict[str, str] | None = None) -> dict[str, st
 
 def _recover_one(ws: Workspace, folder: Path) -> str | None:
     run_file = folder / RUN
-    _, roles = _owners(folder)
+    _, roles = owners(folder)
     ran = bool({"launching", "command", "script"} & roles.keys())
     if not run_file.exists() or not ran:
         # Killed before its command started: there was no run to record.
         _forget(ws, folder.name, folder)
         return None
     info = RunInfo.from_mapping(yamlio.load(run_file.read_bytes(), str(run_file)))
-    finished = datetime.fromtimestamp(_last_sign_of_life(folder), tz=timezone.utc)
+    finished = datetime.fromtimestamp(last_sign_of_life(folder), tz=timezone.utc)
     total_file = folder / TOTAL
     printed = int(total_file.read_text()) if total_file.exists() else None
     if info.status == "running":
@@ -376,25 +312,3 @@ def _ended_in_code(folder: Path) -> Status | None:
         return None
     ended = (yamlio.load(path.read_bytes(), str(path)) or {}).get("ended")
     return ended if ended in ("succeeded", "failed", "interrupted") else None
-
-
-def in_progress(ws: Workspace) -> list[tuple[Path, bool]]:
-    """The folder of every run not yet recorded, newest first, and whether a process of it
-    still lives (else it waits for `recover`).
-
-    Read-only and lock-free, for listings: it never disturbs a run that trains, and never
-    recovers one. Folders being made or deleted, and folders not made by gitexp, are left out.
-    """
-    try:
-        folders = sorted((ws.state_dir / PENDING).iterdir(), reverse=True)
-    except OSError:
-        return []
-    found = []
-    for folder in folders:
-        if folder.name.startswith(".") or not (folder / LOCK).is_file():
-            continue
-        try:
-            found.append((folder, _still_running(folder)))
-        except (OSError, ValueError):  # removed as we looked: recorded meanwhile
-            continue
-    return found

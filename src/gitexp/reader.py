@@ -17,9 +17,7 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any
 
-import pygit2
-
-from gitexp import limits, store, yamlio
+from gitexp import limits, yamlio
 from gitexp.errors import Unreadable
 from gitexp.ids import ID_PATTERN
 from gitexp.record import (
@@ -51,14 +49,6 @@ _ROW_LIMIT = 64 * 1024
 _MD5 = re.compile(r"[0-9a-f]{32}(\.dir)?")
 
 
-def file(repo: pygit2.Repository, folder: pygit2.Tree, run_id: str, name: str) -> bytes | None:
-    """One file of a record folder, None when absent; within its size limit, read whole.
-
-    metrics.tsv is never read this way: see `metric_rows`.
-    """
-    return store.folder_file(repo, folder, name, size_limit(name), _where(run_id, name))
-
-
 def size_limit(name: str) -> int | None:
     """How many bytes a record file may hold; None for metrics.tsv, which is streamed."""
     return None if name == METRICS else _LIMITS.get(name, YAML_LIMITS.file_size)
@@ -75,7 +65,8 @@ def check_run_id(name: str) -> str:
     return name
 
 
-def _where(run_id: str, name: str) -> str:
+def file_where(run_id: str, name: str) -> str:
+    """How errors name a file of a record."""
     return f"{run_dir(run_id)}/{name}"
 
 
@@ -84,7 +75,7 @@ def load_yaml(run_id: str, name: str, data: bytes | None) -> Any:
     if data is None:
         return None
     return yamlio.load_bounded(
-        data, _where(run_id, name), YAML_LIMITS, Unreadable, aliases=False, malformed=Unreadable
+        data, file_where(run_id, name), YAML_LIMITS, Unreadable, aliases=False, malformed=Unreadable
     )
 
 
@@ -94,7 +85,7 @@ def mapping(run_id: str, name: str, data: bytes | None) -> dict[str, Any]:
     if loaded is None:
         return {}
     if not isinstance(loaded, dict):
-        raise Unreadable(f"{_where(run_id, name)} must hold a mapping at its top")
+        raise Unreadable(f"{file_where(run_id, name)} must hold a mapping at its top")
     return loaded
 
 
@@ -127,7 +118,7 @@ def _kind(value: Any) -> str:
 
 def run_info(run_id: str, data: bytes | None) -> RunInfo:
     """run.yaml, typed: every field the kind RunInfo says, or Unreadable."""
-    where = _where(run_id, RUN)
+    where = file_where(run_id, RUN)
     found = mapping(run_id, RUN, data)
     if not found:
         raise Unreadable(f"{where} is missing or empty")
@@ -162,7 +153,7 @@ def run_info(run_id: str, data: bytes | None) -> RunInfo:
 
 def annotated(run_id: str, data: bytes | None) -> Annotations:
     """annotations.yaml, typed."""
-    where = _where(run_id, ANNOTATIONS)
+    where = file_where(run_id, ANNOTATIONS)
     found = mapping(run_id, ANNOTATIONS, data)
     notes = found.get("notes") or []
     if not isinstance(notes, list) or not all(isinstance(n, dict) for n in notes):
@@ -182,7 +173,7 @@ def annotated(run_id: str, data: bytes | None) -> Annotations:
 
 def summary(run_id: str, name: str, data: bytes | None) -> dict[str, dict[str, Any]]:
     """summary.yaml: each metric's last, min and max (numbers) with their steps."""
-    where = _where(run_id, name)
+    where = file_where(run_id, name)
     found = mapping(run_id, name, data)
     for metric, entry in found.items():
         if not isinstance(entry, dict):
@@ -216,7 +207,7 @@ class Pinned:
 def pins(run_id: str, name: str, data: bytes | None) -> list[Pinned]:
     """The datasets (data.yaml) or artifacts (artifacts.yaml) a record names, paths checked."""
     key = {DATA: "datasets", ARTIFACTS: "artifacts"}[name]
-    where = _where(run_id, name)
+    where = file_where(run_id, name)
     entries = mapping(run_id, name, data).get(key) or []
     if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
         raise Unreadable(f"{where}: `{key}` must be a list of entries")
@@ -235,7 +226,7 @@ def snapshot_of(run_id: str, data: bytes | None) -> str | None:
     if snapshot is not None and not (
         isinstance(snapshot, str) and re.fullmatch(r"[0-9a-f]{40}([0-9a-f]{24})?", snapshot)
     ):
-        raise Unreadable(f"{_where(run_id, CODE)}: `snapshot` is not a commit id")
+        raise Unreadable(f"{file_where(run_id, CODE)}: `snapshot` is not a commit id")
     return snapshot
 
 
@@ -249,7 +240,7 @@ class MetricRow:
 
 def metric_rows(run_id: str, lines: Iterable[bytes]) -> Iterator[MetricRow]:
     """metrics.tsv row by row, as it streams: memory stays flat however long the run was."""
-    where = _where(run_id, METRICS)
+    where = file_where(run_id, METRICS)
     rows = iter(lines)
     next(rows, None)  # the header
     for number, line in enumerate(rows, 2):
@@ -275,6 +266,8 @@ def terminal_safe(text: str, lines: bool = False) -> str:
     """`text` with control characters and escape sequences shown, not obeyed: `\\x1b` for
     ESC. A record's words can then never move the cursor, recolour or retitle a terminal,
     nor forge a line of output. With `lines`, newlines and tabs are kept (a log, a diff)."""
+    if text.isprintable():  # no control or format character: the common case, checked in C
+        return text
     pattern = _CONTROL if lines else _CONTROL_AND_LINES
     return pattern.sub(lambda m: repr(m.group())[1:-1], text)
 

@@ -14,6 +14,7 @@ EXPERIMENTS = "experiments"
 
 Status = Literal["running", "succeeded", "failed", "interrupted", "crashed"]
 STATUSES: tuple[Status, ...] = ("running", "succeeded", "failed", "interrupted", "crashed")
+INVALID = "invalid"  # the status listings show for a record whose files cannot be read
 
 # The files of a record, in the order `show` presents them. All but annotations.yaml are
 # immutable once committed.

@@ -1,28 +1,23 @@
-"""How runs look on a terminal (rich) and to scripts (JSON). Only this module and cli use rich."""
+"""How runs look on a terminal (rich) and to scripts (JSON); `gitexp log`'s listing is in
+listing, which loads rich only to colour. Only these modules and cli use rich."""
 
 from __future__ import annotations
 
 import json
 import math
-from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
-from datetime import datetime
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from rich.cells import cell_len
-from rich.color import ColorSystem
 from rich.console import Console, Group, RenderableType
 from rich.markup import escape
 from rich.panel import Panel
-from rich.style import Style
 from rich.table import Table
 from rich.text import Text
 
 from gitexp import yamlio
-from gitexp.catalog import RunSummary
-from gitexp.comparison.table import Key
 from gitexp.history import Record
+from gitexp.jsontext import as_json, json_safe
+from gitexp.listing import STATUS_STYLE, duration, number, width
 from gitexp.reader import MetricRow
 from gitexp.reader import terminal_safe as safe
 
@@ -37,248 +32,11 @@ if TYPE_CHECKING:  # `gitexp log` need not load what diff and verify use
     from gitexp.verify import Report
     from gitexp.watch import LiveRun
 
-_STATUS_STYLE = {
-    "succeeded": "green",
-    "failed": "red",
-    "crashed": "bold red",
-    "interrupted": "yellow",
-    "running": "cyan",
-    "invalid": "bold magenta",
-}
-_LOG_METRICS = 3
-# rich's names for what a terminal can show (Console.color_system).
-_COLOR_SYSTEMS = {
-    "standard": ColorSystem.STANDARD,
-    "256": ColorSystem.EIGHT_BIT,
-    "truecolor": ColorSystem.TRUECOLOR,
-    "windows": ColorSystem.WINDOWS,
-}
 _OUTPUT_TAIL_LINES = 20
 
 
-def _json_safe(value: Any) -> Any:
-    """NaN and infinities as strings: JSON has no spelling for them."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    if isinstance(value, Mapping):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    if isinstance(value, datetime):
-        return value.isoformat()
-    return value
-
-
-def as_json(value: Any) -> str:
-    return json.dumps(_json_safe(value), indent=2, sort_keys=False)
-
-
-def runs_json(runs: Sequence[RunSummary]) -> str:
-    """`gitexp log --json`: RunSummary.as_dict of each run, one run per line.
-
-    Not indented: json's C encoder, which `indent` turns off, and the config spliced in as
-    the index keeps it, put 10,000 runs within DESIGN.md §8's budget (1.5 s indented)."""
-    if not runs:
-        return "[]"
-    encode = json.JSONEncoder().encode
-    lines = []
-    for run in runs:
-        head = {
-            "id": run.id,
-            "name": run.name,
-            "status": run.status,
-            "started": run.started,
-            "duration_s": run.duration_s,
-            "exit_code": run.exit_code,
-            "tags": run.tags,
-            "notes": run.notes,
-        }
-        tail = {"summary": run.summary, "inputs": run.inputs, "archived": run.archived}
-        line = (
-            f'{encode(head)[:-1]}, "command": {run.command_json}, "config": {run.config_json}, '
-            f"{encode(tail)[1:]}"
-        )
-        if "NaN" in line or "Infinity" in line:  # JSON has no spelling for them: slowly
-            line = json.dumps(_json_safe(run.as_dict()))
-        lines.append(line)
-    return "[\n" + ",\n".join(lines) + "\n]"
-
-
-def duration(seconds: float | None) -> str:
-    """`0.4s`, `12s`, `3m 05s`, `2h 07m`."""
-    if seconds is None:
-        return ""
-    if seconds < 10:
-        return f"{seconds:.1f}s"
-    minutes, secs = divmod(round(seconds), 60)
-    if minutes == 0:
-        return f"{secs}s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h {minutes:02d}m" if hours else f"{minutes}m {secs:02d}s"
-
-
-def started(text: str) -> str:
-    """`2026-11-22T13:03:51.123Z` → `2026-11-22 13:03` (UTC, as recorded)."""
-    return text[:16].replace("T", " ")
-
-
-def _number(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return "" if value is None else str(value)
-
-
-def _common_metrics(runs: Sequence[RunSummary]) -> list[str]:
-    seen = Counter(name for run in runs for name in run.summary)
-    return sorted(name for name, _ in seen.most_common(_LOG_METRICS))
-
-
 def status_text(status: str) -> Text:
-    return Text(status, style=_STATUS_STYLE.get(status, ""))
-
-
-def _width(text: str) -> int:
-    """Terminal cells `text` takes: its length, unless wide or combining characters are in it."""
-    return len(text) if text.isascii() else cell_len(text)
-
-
-def unreadable(run: RunSummary) -> str:
-    """The warning for a record gitexp cannot read: which, why, where to look."""
-    return f"run {safe(run.id)} cannot be read: {safe(run.problem or 'unknown damage')}"
-
-
-def runs_table(runs: Sequence[RunSummary], color_system: str | None) -> str:
-    """The `gitexp log` table: newest first, with the last value of the commonest metrics.
-
-    Laid out here rather than by rich's Table, which takes seconds for 10,000 rows; rich
-    still measures cell widths and writes the colour codes.
-    """
-    metrics = _common_metrics(runs)
-    header = ["id", "name", "status", "started (UTC)", "duration", "tags", *map(safe, metrics)]
-    rows = [
-        [
-            safe(run.id),
-            safe(run.name or ""),
-            _status_cell(run),
-            safe(started(run.started)),
-            duration(run.duration_s),
-            safe(", ".join(run.tags)),
-            *(_number(run.summary.get(name, {}).get("last")) for name in metrics),
-        ]
-        for run in runs
-    ]
-    sizes = [[_width(cell) for cell in row] for row in [header, *rows]]  # once per cell
-    widths = [max(row[i] for row in sizes) for i in range(len(header))]
-    right = set(range(6, len(header)))
-    bold = Style(bold=True)
-    system = _COLOR_SYSTEMS.get(color_system or "")
-
-    def line(cells: Sequence[str], size: Sequence[int], heading: bool = False) -> str:
-        parts = []
-        for i, cell in enumerate(cells):
-            pad = " " * (widths[i] - size[i])
-            if system and heading:
-                cell = bold.render(cell, color_system=system)
-            elif system and i in (0, 2):
-                style = bold if i == 0 else Style.parse(_STATUS_STYLE.get(cell, "none"))
-                cell = style.render(cell, color_system=system)
-            parts.append(pad + cell if i in right else cell + pad)
-        return "  ".join(parts).rstrip()
-
-    head = line(header, sizes[0], heading=True)
-    return "\n".join([head, *(line(row, size) for row, size in zip(rows, sizes[1:], strict=True))])
-
-
-# --- gitexp log --columns / --csv ----------------------------------------------------------
-
-
-def _status_cell(run: RunSummary) -> str:
-    return f"{run.status} (archived)" if run.archived else run.status
-
-
-def _plain(value: Any, number: Callable[[float], str]) -> str:
-    """A value of the runs table as text: lists joined, null empty, floats by `number`."""
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float):
-        return number(value)
-    if isinstance(value, (list, tuple)):
-        return ", ".join(_plain(v, number) for v in value)
-    if isinstance(value, Mapping):
-        return json.dumps(_json_safe(value), sort_keys=True)
-    return str(value)
-
-
-def _column_cell(key: Key, run: RunSummary) -> str:
-    value = key.value(run)
-    if key.kind == "field" and key.name in ("started", "finished"):
-        return safe(started(value or ""))
-    if key.kind == "field" and key.name == "duration":
-        return duration(value)
-    if key == Key("field", "status"):
-        return _status_cell(run)
-    return safe(_plain(value, _number))
-
-
-def _numeric(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def columns_table(runs: Sequence[RunSummary], keys: Sequence[Key], color_system: str | None) -> str:
-    """The `gitexp log --columns` table: one column per key, numbers right-aligned."""
-    header = [safe(key.text) for key in keys]
-    rows = [[_column_cell(key, run) for key in keys] for run in runs]
-    right = {
-        i
-        for i, key in enumerate(keys)
-        if all(_numeric(v) for v in (key.value(run) for run in runs) if v is not None)
-    }
-    widths = [max(_width(row[i]) for row in [header, *rows]) for i in range(len(header))]
-    bold = Style(bold=True)
-    system = _COLOR_SYSTEMS.get(color_system or "")
-    styled = {
-        i for i, key in enumerate(keys) if key in (Key("field", "id"), Key("field", "status"))
-    }
-
-    def line(cells: Sequence[str], heading: bool = False) -> str:
-        parts = []
-        for i, cell in enumerate(cells):
-            pad = " " * (widths[i] - _width(cell))
-            if system and heading:
-                cell = bold.render(cell, color_system=system)
-            elif system and i in styled and cell:
-                status = Style.parse(_STATUS_STYLE.get(cell.split()[0], "none"))
-                style = bold if keys[i] == Key("field", "id") else status
-                cell = style.render(cell, color_system=system)
-            parts.append(pad + cell if i in right else cell + pad)
-        return "  ".join(parts).rstrip()
-
-    return "\n".join([line(header, heading=True), *(line(row) for row in rows)])
-
-
-def columns_json(runs: Sequence[RunSummary], keys: Sequence[Key]) -> str:
-    """`gitexp log --columns … --json`: one object per run, its keys as the columns name them."""
-    return as_json([{key.text: key.value(run) for key in keys} for run in runs])
-
-
-def runs_csv(runs: Sequence[RunSummary], keys: Sequence[Key] | None) -> str:
-    """`gitexp log --csv`: a header line, then a line per run; without `keys`, the columns
-    of the plain table (metrics by their last value)."""
-    import csv
-    import io
-
-    if keys is None:
-        fields = ("id", "name", "status", "started", "duration", "tags")
-        keys = [Key("field", f) for f in fields]
-        keys += [Key("metric", name, "last") for name in _common_metrics(runs)]
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow([safe(key.text) for key in keys])
-    for run in runs:
-        writer.writerow([safe(_plain(key.value(run), repr)) for key in keys])
-    return out.getvalue()
+    return Text(status, style=STATUS_STYLE.get(status, ""))
 
 
 def _yaml_block(title: str, data: Any) -> RenderableType:
@@ -423,9 +181,9 @@ def metrics_table(summary: Mapping[str, Any], rows: Iterable[MetricRow]) -> Tabl
     for name, entry in summary.items():
         table.add_row(
             escape(safe(name)),
-            _number(entry.get("last")),
-            _number(entry.get("min")),
-            _number(entry.get("max")),
+            number(entry.get("last")),
+            number(entry.get("min")),
+            number(entry.get("max")),
             str(entry.get("count", "")),
             sparkline(series.get(name, [])),
         )
@@ -444,7 +202,7 @@ def record_json(record: Record) -> Iterator[str]:
     first = True
     for row in record.metric_rows():
         item = {"step": row.step, "time": row.time, "name": row.name, "value": row.value}
-        yield ("\n    " if first else ",\n    ") + json.dumps(_json_safe(item))
+        yield ("\n    " if first else ",\n    ") + json.dumps(json_safe(item))
         first = False
     yield "],\n" if first else "\n  ],\n"
     yield f'  "lineage": {_indented(lineage)}\n}}\n'
@@ -452,27 +210,6 @@ def record_json(record: Record) -> Iterator[str]:
 
 def _indented(value: Any) -> str:
     return as_json(value).replace("\n", "\n  ")
-
-
-@contextmanager
-def indexing_progress() -> Iterator[Callable[[int, int], None] | None]:
-    """A progress bar on stderr while runs are read into the index, on a terminal only."""
-    err = console(stderr=True)
-    if not err.is_terminal:
-        yield None
-        return
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-
-    with Progress(
-        TextColumn("reading run records"), BarColumn(), MofNCompleteColumn(),
-        console=err, transient=True,
-    ) as bar:  # fmt: skip
-        task = bar.add_task("index", total=None)
-
-        def advance(done: int, total: int) -> None:
-            bar.update(task, completed=done, total=total)
-
-        yield advance
 
 
 def console(stderr: bool = False) -> Console:
@@ -501,7 +238,7 @@ def value_text(value: Any, exact: bool = True) -> str:
         plain = not exact or (value and isinstance(yamlio.typed_value(value), str))
         text = value if plain else json.dumps(value)
     else:
-        text = json.dumps(_json_safe(value), default=str, ensure_ascii=False)
+        text = json.dumps(json_safe(value), default=str, ensure_ascii=False)
     return text if len(text) <= 60 else text[:59] + _ELLIPSIS
 
 
@@ -667,7 +404,7 @@ def diffstat(patches: Sequence[FilePatch]) -> str:
     if not patches:
         return ""
     names = [p.path for p in patches]
-    name_width = max(_width(n) for n in names)
+    name_width = max(width(n) for n in names)
     counts = [str(p.added + p.deleted) if not p.binary else "Bin" for p in patches]
     count_width = max(len(c) for c in counts)
     most = max((p.added + p.deleted for p in patches if not p.binary), default=0)
@@ -675,7 +412,7 @@ def diffstat(patches: Sequence[FilePatch]) -> str:
     scale = min(1.0, room / most) if most else 1.0
     lines = []
     for patch, name, count in zip(patches, names, counts, strict=True):
-        pad = " " * (name_width - _width(name))
+        pad = " " * (name_width - width(name))
         if patch.binary:
             graph = f" {patch.sizes[0]} -> {patch.sizes[1]} bytes"
         else:
@@ -767,8 +504,8 @@ def spread_text(spread: Spread) -> str:
     if spread.mean is None:
         return "(none)"
     if spread.sd is None:
-        return f"{_number(spread.mean)} (n={spread.n})"
-    return f"{_number(spread.mean)} ± {spread.sd:.2g} (n={spread.n})"
+        return f"{number(spread.mean)} (n={spread.n})"
+    return f"{number(spread.mean)} ± {spread.sd:.2g} (n={spread.n})"
 
 
 def noise_text(difference: Difference) -> str:
@@ -777,7 +514,7 @@ def noise_text(difference: Difference) -> str:
     if difference.p_value is not None:
         parts.append(f"p={difference.p_value:.2g}")
     if difference.ci is not None:
-        parts.append(f"95% CI [{_number(difference.ci[0])}, {_number(difference.ci[1])}]")
+        parts.append(f"95% CI [{number(difference.ci[0])}, {number(difference.ci[1])}]")
     if difference.within_noise is None:
         verdict = f"no statistics: {difference.reason}" if difference.reason else ""
     else:
@@ -790,9 +527,9 @@ def noise_text(difference: Difference) -> str:
 
 
 def _aligned(rows: Sequence[Sequence[str]], indent: str = "  ") -> list[str]:
-    widths = [max(_width(row[i]) for row in rows) for i in range(len(rows[0]))]
+    widths = [max(width(row[i]) for row in rows) for i in range(len(rows[0]))]
     return [
-        indent + "  ".join(cell + " " * (w - _width(cell)) for cell, w in zip(row, widths,
+        indent + "  ".join(cell + " " * (w - width(cell)) for cell, w in zip(row, widths,
                                                                               strict=True)).rstrip()
         for row in rows
     ]  # fmt: skip
@@ -806,7 +543,7 @@ def outcomes_text(outcomes: Outcomes) -> str:
     lines = [f"outcome ({outcomes.aggregate} value of each metric):"]
     rows = [["metric", "A", "B", "change"]]
     rows += [
-        [safe(o.metric), _number(o.a) or "(absent)", _number(o.b) or "(absent)",
+        [safe(o.metric), number(o.a) or "(absent)", number(o.b) or "(absent)",
          change_text(o.delta, o.relative)]
         for o in outcomes.metrics
     ]  # fmt: skip
@@ -895,9 +632,9 @@ def watch_table(runs: Sequence[LiveRun]) -> Table:
         table.add_row(
             Text(safe(run.name or run.run_id), style="bold"),
             duration(run.elapsed_s),
-            _number(run.step),
+            number(run.step),
             rate,
-            *(_number(values.get(name)) for name in metrics),
+            *(number(values.get(name)) for name in metrics),
         )
     return table
 
@@ -916,7 +653,7 @@ def _change_cell(difference: Difference | None) -> str:
     if difference.p_value is not None:
         text += f" p={difference.p_value:.2g}"
     if difference.ci is not None:
-        text += f" [{_number(difference.ci[0])}, {_number(difference.ci[1])}]"
+        text += f" [{number(difference.ci[0])}, {number(difference.ci[1])}]"
     return ("≈ " if difference.within_noise else "") + text
 
 
@@ -1030,7 +767,7 @@ def ablation_text(ablation: Ablation) -> str:
         lines.append("no run in the history differs from it on exactly one axis; vary one "
                      "thing (gitexp run … --lr 0.2, --seed 1) to make one")  # fmt: skip
         return "\n".join(lines) + "\n"
-    values = ", ".join(f"{safe(c.metric)} {_number(c.a) or '(absent)'}" for c in base)
+    values = ", ".join(f"{safe(c.metric)} {number(c.a) or '(absent)'}" for c in base)
     if values:
         lines[0] += f": {values}"
     for axis, variants in ablation.by_axis().items():
@@ -1042,7 +779,7 @@ def ablation_text(ablation: Ablation) -> str:
         for v in variants:
             cells = [safe(v.run_id), value_text(v.value) if v.value is not ABSENT else "", v.status]
             for c in v.changes:  # the value and its change in columns of their own: aligned
-                cells += [_number(c.b) or "(absent)", change_text(c.delta, c.relative)]
+                cells += [number(c.b) or "(absent)", change_text(c.delta, c.relative)]
             rows.append(cells)
         lines += _aligned(rows)
     return "\n".join(lines) + "\n"

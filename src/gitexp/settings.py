@@ -7,9 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pygit2
-
-from gitexp import limits, yamlio
+from gitexp import git, limits, yamlio
 from gitexp.errors import GitexpError
 from gitexp.secrets_scan import SecretRules, check_pattern
 
@@ -81,12 +79,21 @@ def _branch(value: Any) -> str:
             f"refs/heads/, e.g. branch: {example}"
         )
     bad = branch == "HEAD" or branch.startswith("-")  # git refuses these as branch names
-    if bad or not pygit2.reference_is_valid_name(f"refs/heads/{branch}"):
+    if bad or not _valid_ref(f"refs/heads/{branch}"):
         raise GitexpError(
             f"{SETTINGS_FILE}: `branch` {branch!r} is not a valid git branch name; use one "
             f"that `git check-ref-format --branch` accepts, e.g. branch: {DEFAULT_BRANCH}"
         )
     return branch
+
+
+def _valid_ref(name: str) -> bool:
+    checked = git.run(None, "check-ref-format", name)
+    if checked is None:  # no git here: libgit2 knows the same rules
+        import pygit2
+
+        return bool(pygit2.reference_is_valid_name(name))
+    return checked.returncode == 0
 
 
 def _secrets(value: Any) -> SecretRules:

@@ -68,7 +68,9 @@ def referenced_objects(ws: Workspace, commit: pygit2.Commit | None) -> set[str]:
             try:
                 found.update(
                     p.md5
-                    for p in reader.pins(run_id, name, reader.file(ws.repo, folder, run_id, name))
+                    for p in reader.pins(
+                        run_id, name, store.record_file(ws.repo, folder, run_id, name)
+                    )
                 )
             except Unreadable:
                 continue  # nothing it names is moved; `gitexp log` names the record
@@ -139,7 +141,7 @@ def _merged_annotations(
         return None
     try:
         sides = [
-            reader.annotated(run_id, reader.file(repo, t, run_id, ANNOTATIONS))
+            reader.annotated(run_id, store.record_file(repo, t, run_id, ANNOTATIONS))
             for t in (ours, theirs)
         ]
     except Unreadable:

@@ -17,7 +17,7 @@ from pathlib import Path
 import pygit2
 from pygit2.enums import FileMode
 
-from gitexp import signing
+from gitexp import reader, signing
 from gitexp.errors import GitexpError, Unreadable
 from gitexp.record import EXPERIMENTS, METRICS
 from gitexp.workspace import Workspace
@@ -571,6 +571,14 @@ def folder_file(
         return repo[entry.id].peel(pygit2.Blob).data
     except (KeyError, ValueError, pygit2.GitError) as e:
         raise Unreadable(f"{where}: its object {entry.id} is missing or damaged ({e})") from None
+
+
+def record_file(
+    repo: pygit2.Repository, folder: pygit2.Tree, run_id: str, name: str
+) -> bytes | None:
+    """One file of a record folder, None when absent; within the reader's size limit for it,
+    read whole. metrics.tsv is never read this way: see `stream_file`."""
+    return folder_file(repo, folder, name, reader.size_limit(name), reader.file_where(run_id, name))
 
 
 def stream_file(ws: Workspace, folder: pygit2.Tree, path: str, where: str) -> Iterator[bytes]:

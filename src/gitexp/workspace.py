@@ -1,25 +1,41 @@
-"""The repository gitexp works in: found from the current directory, checked once."""
+"""The repository gitexp works in: found from the current directory, checked once.
+
+Found by git itself (`git rev-parse`), which honours every convention of discovery (linked
+worktrees, `GIT_DIR`, ceilings, safe.directory). libgit2 is opened on first use of
+`Workspace.repo`: its import alone costs more than listing 10,000 runs from a warm index,
+which never needs it.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pygit2
-
+from gitexp import git
 from gitexp import settings as settings_mod
 from gitexp.errors import GitexpError
 from gitexp.settings import Settings
+
+if TYPE_CHECKING:
+    import pygit2
 
 
 @dataclass(frozen=True)
 class Workspace:
     """A repository with a working tree, its gitexp settings and private state folder."""
 
-    repo: pygit2.Repository
+    git_dir: Path
     workdir: Path
     state_dir: Path  # <common git dir>/gitexp: shared by every worktree of the repository
     settings: Settings
+
+    @cached_property
+    def repo(self) -> pygit2.Repository:
+        import pygit2
+
+        return pygit2.Repository(str(self.git_dir))
 
     @property
     def runs_ref(self) -> str:
@@ -29,33 +45,72 @@ class Workspace:
         """`cwd` relative to the top of the working tree, `.` at the top."""
         return Path(cwd).resolve().relative_to(self.workdir.resolve()).as_posix() or "."
 
+    def ref_target(self, ref: str) -> str | None:
+        """The object id `ref` points at, read without opening any object; None if unset."""
+        found = git.run(self.workdir, "rev-parse", "--verify", "--quiet", "--end-of-options", ref)
+        if found is None:  # no git here
+            target = self.repo.references.get(ref)
+            return None if target is None else str(target.resolve().target)
+        return found.stdout.strip() if found.returncode == 0 else None
 
-def _common_dir(repo: pygit2.Repository) -> Path:
-    # A linked worktree's git dir names the shared one in `commondir`; runs in progress must
-    # be seen from every worktree, so state lives there.
+
+def _not_a_repository(start: Path) -> GitexpError:
+    return GitexpError(
+        f"{start} is not inside a git repository; run gitexp from your project, "
+        "or `git init` one first"
+    )
+
+
+def _bare() -> GitexpError:
+    return GitexpError("this is a bare repository; run gitexp from a working tree")
+
+
+def _discover(start: Path) -> tuple[Path, Path, Path]:
+    """(git dir, common git dir, top of the working tree) of the repository around `start`."""
+    found = git.run(
+        start, "rev-parse", "--path-format=absolute", "--git-dir", "--git-common-dir",
+        "--show-toplevel",
+    )  # fmt: skip
+    if found is None:
+        return _discover_without_git(start)
+    # One line per question, in order: where git stops (no working tree), those before stay.
+    lines = found.stdout.splitlines()
+    if found.returncode == 0 and len(lines) == 3:
+        git_dir, common_dir, top = (Path(line) for line in lines)
+        return git_dir, common_dir, top
+    if len(lines) == 2:
+        raise _bare()
+    said = found.stderr.strip().splitlines()
+    if not said or "not a git repository" in said[0]:
+        raise _not_a_repository(start)
+    reason = said[0].removeprefix("fatal: ")
+    raise GitexpError(f"git cannot open the repository at {start}: {reason}")
+
+
+def _discover_without_git(start: Path) -> tuple[Path, Path, Path]:
+    import pygit2
+
+    found = pygit2.discover_repository(str(start))
+    if found is None:
+        raise _not_a_repository(start)
+    repo = pygit2.Repository(found)
+    if repo.is_bare or repo.workdir is None:
+        raise _bare()
     git_dir = Path(repo.path)
+    # A linked worktree's git dir names the shared one in `commondir`.
     pointer = git_dir / "commondir"
-    if pointer.is_file():
-        return (git_dir / pointer.read_text().strip()).resolve()
-    return git_dir.resolve()
+    common = git_dir / pointer.read_text().strip() if pointer.is_file() else git_dir
+    return git_dir, common, Path(repo.workdir)
 
 
 def open_workspace(start: Path | None = None) -> Workspace:
     """The repository containing `start` (the current directory by default)."""
     start = Path.cwd() if start is None else start
-    found = pygit2.discover_repository(str(start))
-    if found is None:
-        raise GitexpError(
-            f"{start} is not inside a git repository; run gitexp from your project, "
-            "or `git init` one first"
-        )
-    repo = pygit2.Repository(found)
-    if repo.is_bare or repo.workdir is None:
-        raise GitexpError("this is a bare repository; run gitexp from a working tree")
-    workdir = Path(repo.workdir)
+    git_dir, common_dir, top = _discover(start)
     return Workspace(
-        repo=repo,
-        workdir=workdir,
-        state_dir=_common_dir(repo) / "gitexp",
-        settings=settings_mod.load(workdir),
+        git_dir=git_dir,
+        workdir=top,
+        # Runs in progress must be seen from every worktree: state lives in the shared git dir.
+        state_dir=common_dir.resolve() / "gitexp",
+        settings=settings_mod.load(top),
     )

@@ -1,4 +1,7 @@
-"""ruamel.yaml, configured once: the only place that turns records into text and back."""
+"""ruamel.yaml, configured once: the only place that turns records into text and back.
+
+ruamel is loaded on first use: a listing from the index parses no YAML and need not pay for it.
+"""
 
 from __future__ import annotations
 
@@ -6,24 +9,18 @@ import io
 import threading
 from collections.abc import Mapping
 from contextlib import closing
-from typing import Any
-
-from ruamel.yaml import YAML
-from ruamel.yaml.error import YAMLError
-from ruamel.yaml.events import (
-    AliasEvent,
-    MappingEndEvent,
-    MappingStartEvent,
-    ScalarEvent,
-    SequenceEndEvent,
-    SequenceStartEvent,
-)
+from typing import TYPE_CHECKING, Any
 
 from gitexp import limits
 from gitexp.errors import GitexpError, UsageError
 
+if TYPE_CHECKING:
+    from ruamel.yaml import YAML
+
 
 def _dumper() -> YAML:
+    from ruamel.yaml import YAML
+
     yaml = YAML(typ="safe")  # the C emitter when ruamel.yaml.clib is there: 10x faster
     yaml.default_flow_style = False
     yaml.allow_unicode = True
@@ -36,11 +33,21 @@ def _dumper() -> YAML:
     return yaml
 
 
-_DUMP = _dumper()
-_LOAD = YAML(typ="safe")  # the C loader when ruamel.yaml.clib is there: 4x faster
+_DUMP: YAML | None = None
+_LOAD: YAML | None = None
 # A YAML object keeps state while it works: one thread at a time (`gitexp run` writes the
 # environment from a thread while the main one writes the outcome).
 _LOCK = threading.Lock()
+
+
+def _loader() -> YAML:
+    """The loader, made on first use; call with _LOCK held."""
+    global _LOAD
+    if _LOAD is None:
+        from ruamel.yaml import YAML
+
+        _LOAD = YAML(typ="safe")  # the C loader when ruamel.yaml.clib is there: 4x faster
+    return _LOAD
 
 
 def dump(data: Mapping[str, Any]) -> bytes:
@@ -53,6 +60,8 @@ def dump(data: Mapping[str, Any]) -> bytes:
     stream = io.StringIO()
     with _LOCK:
         try:
+            if _DUMP is None:
+                _DUMP = _dumper()
             _DUMP.dump(dict(data), stream)
             return stream.getvalue().encode()
         except UnicodeEncodeError:
@@ -125,11 +134,13 @@ def _parse(
     malformed: type[GitexpError] = GitexpError,
 ) -> Any:
     """`text` loaded, once a scan of its events finds it within `depth_limit` and `bounds`."""
+    from ruamel.yaml.error import YAMLError
+
     try:
         if depth_limit is not None:
             _check_shape(text, source, depth_limit, bounds, error, aliases)
         with _LOCK:
-            return _LOAD.load(text)
+            return _loader().load(text)
     except (YAMLError, ValueError) as e:  # ValueError: an integer of over 4300 digits
         reason = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise malformed(f"{source} is not valid YAML ({reason}); fix or remove it") from None
@@ -137,11 +148,6 @@ def _parse(
         raise GitexpError(
             f"{source} nests more than {_MAX_DEPTH} levels deep; fix or remove it"
         ) from None
-
-
-_OPENING = (MappingStartEvent, SequenceStartEvent)
-_CLOSING = (MappingEndEvent, SequenceEndEvent)
-_NODES = (ScalarEvent, AliasEvent, *_OPENING)
 
 
 def _check_shape(
@@ -158,16 +164,28 @@ def _check_shape(
     document is slow (seconds for 20,000 levels) and, deeper still, crashes (see above).
     Aliases are counted here once; `limits.plain` counts them wherever they are used.
     """
+    from ruamel.yaml.events import (
+        AliasEvent,
+        MappingEndEvent,
+        MappingStartEvent,
+        ScalarEvent,
+        SequenceEndEvent,
+        SequenceStartEvent,
+    )
+
+    opening = (MappingStartEvent, SequenceStartEvent)
+    closing_ = (MappingEndEvent, SequenceEndEvent)
+    counted = (ScalarEvent, AliasEvent, *opening)
     depth = nodes = 0
-    with _LOCK, closing(_LOAD.parse(text)) as events:
+    with _LOCK, closing(_loader().parse(text)) as events:
         for event in events:
             if not aliases and (isinstance(event, AliasEvent) or getattr(event, "anchor", None)):
                 raise error(f"{source} holds a YAML anchor or alias, which no record has")
-            if bounds is not None and isinstance(event, _NODES):
+            if bounds is not None and isinstance(event, counted):
                 nodes += 1
                 if nodes > bounds.nodes:
                     raise limits.too_many(source, bounds, error)
-            if isinstance(event, _OPENING):
+            if isinstance(event, opening):
                 depth += 1
                 if depth > depth_limit:
                     if bounds is None:
@@ -175,7 +193,7 @@ def _check_shape(
                             f"{source} nests more than {depth_limit} levels deep; fix or remove it"
                         )
                     raise limits.too_deep(source, bounds, error)
-            elif isinstance(event, _CLOSING):
+            elif isinstance(event, closing_):
                 depth -= 1
 
 

@@ -12,6 +12,7 @@ from gitexp.axes import ABSENT, Rules
 from gitexp.comparison.compare import Metric, parse_metric
 from gitexp.comparison.outcomes import Outcome, summaries
 from gitexp.errors import Unreadable
+from gitexp.record import INVALID
 from gitexp.workspace import Workspace
 
 
@@ -96,7 +97,7 @@ def ablate(
     """The single-axis variants of `baseline` in the history, with each metric's change."""
     pending.recover(ws)
     base = history.resolve(ws, baseline, progress)
-    if base.status == catalog.INVALID:
+    if base.status == INVALID:
         raise Unreadable(base.problem or f"run {base.id} cannot be read")
     rules = Rules.of(ws.settings)
     found = diff.neighbours(ws, rules, base.id, set(), None, progress)

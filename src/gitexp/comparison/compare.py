@@ -17,6 +17,7 @@ from gitexp.axes import is_seed_key
 from gitexp.catalog import RunSummary
 from gitexp.comparison import groups, stats
 from gitexp.errors import GitexpError, UsageError
+from gitexp.record import INVALID
 from gitexp.workspace import Workspace
 
 SUCCEEDED = "succeeded"
@@ -175,7 +176,7 @@ def select(
         from gitexp.comparison import table
 
         found = {run.id: run for run in table.select(ws, progress=progress, live=False)}
-    runs = [run for run in found.values() if run.status != catalog.INVALID]
+    runs = [run for run in found.values() if run.status != INVALID]
     if not runs:
         raise GitexpError("no run to compare; name runs by id, or see `gitexp log`")
     return runs

@@ -35,11 +35,12 @@ from typing import Any, Literal
 from gitexp import catalog, history
 from gitexp.catalog import RunSummary
 from gitexp.errors import UsageError
+from gitexp.record import INVALID
 from gitexp.workspace import Workspace
 
 # What summary.yaml holds for each metric.
 AGGREGATES = ("last", "min", "max", "last_step", "min_step", "max_step", "count", "nan_count")
-STATUSES = ("running", "succeeded", "failed", "interrupted", "crashed", catalog.INVALID)
+STATUSES = ("running", "succeeded", "failed", "interrupted", "crashed", INVALID)
 _LISTS = ("tags", "command", "inputs")  # compared by membership, never ordered
 _ALIASES = {"tag": "tags", "duration_s": "duration"}
 
@@ -367,6 +368,9 @@ def check_known(option: str, keys: Iterable[Key], runs: Sequence[RunSummary]) ->
 
 def _unknown_keys(keys: Iterable[Key], runs: Sequence[RunSummary]) -> list[str]:
     """Config keys and metrics among `keys` that no run has: a typo, most likely."""
+    keys = [key for key in keys if key.kind in ("config", "metric")]
+    if not keys:  # then no run need be read
+        return []
     config = {key for run in runs for key in _config(run)}
     metrics = {name for run in runs for name in run.summary}
     unknown = []

@@ -1,0 +1,137 @@
+"""Finding the repository (git decides), and listing runs without loading libgit2."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from gitexp.workspace import open_workspace
+
+from .conftest import git, gitexp, gitexp_process, read_fifo, run_ids
+
+
+def _one_run(project: Path) -> str:
+    assert gitexp("run", "--", sys.executable, "-c", "pass").exit_code == 0
+    return run_ids(project)[0]
+
+
+def _loaded_by(
+    args: list[str], cwd: Path, env: dict[str, str] | None = None
+) -> tuple[str, set[str]]:
+    """What `gitexp ARGS` prints to a pipe, and the modules its process had loaded by then."""
+    code = (
+        "import json, sys\n"
+        "from gitexp.cli import cli\n"
+        f"try:\n    cli({args!r}, prog_name='gitexp')\n"
+        "except SystemExit as e:\n    assert not e.code, e.code\n"
+        "print('\\x00' + json.dumps(sorted(sys.modules)))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=cwd, env=env, capture_output=True, text=True, check=True
+    )
+    printed, modules = done.stdout.rsplit("\x00", 1)
+    return printed, set(json.loads(modules))
+
+
+_HEAVY = {"pygit2", "ruamel", "rich"}
+
+
+def test_a_warm_listing_loads_neither_libgit2_nor_yaml_nor_rich(project: Path) -> None:
+    first, second = _one_run(project), _one_run(project)
+    gitexp("log")  # brings the index up to the branch
+    for args in (["log"], ["log", "--json"], ["log", "--csv"], ["log", "-w", "status=succeeded"]):
+        printed, loaded = _loaded_by(args, project)
+        assert first in printed and second in printed
+        assert not _HEAVY & {name.split(".")[0] for name in loaded}, args
+
+
+def test_a_listing_after_a_new_run_reads_it(project: Path) -> None:
+    _one_run(project)
+    gitexp("log")
+    newest = _one_run(project)  # the branch moved since the index read it
+    printed, loaded = _loaded_by(["log", "--json"], project)
+    assert json.loads(printed)[0]["id"] == newest
+    assert "pygit2" in loaded  # the new folder was read from git objects
+    printed, loaded = _loaded_by(["log", "--json"], project)
+    assert json.loads(printed)[0]["id"] == newest and "pygit2" not in loaded
+
+
+_LIVE = """
+import os, sys
+with open(sys.argv[1], "w") as ready:
+    ready.write(os.environ["GITEXP_RUN_ID"])
+open(sys.argv[2]).read()
+"""
+
+
+def test_a_listing_beside_a_live_run_stays_light(project: Path, tmp_path: Path) -> None:
+    done = _one_run(project)
+    gitexp("log")
+    ready, go = tmp_path / "ready", tmp_path / "go"
+    os.mkfifo(ready)
+    os.mkfifo(go)
+    command = [sys.executable, "-c", _LIVE, str(ready), str(go)]
+    live = gitexp_process(["run", "--", *command], project, stderr=subprocess.DEVNULL)
+    try:
+        running = read_fifo(ready, live)
+        assert running
+        printed, loaded = _loaded_by(["log"], project)
+        assert f"{running}  " in printed and "running" in printed and done in printed
+        assert "pygit2" not in loaded  # no run left behind to recover, so nothing to commit
+    finally:
+        with open(go, "w"):
+            pass
+        live.wait(timeout=60)
+    assert live.returncode == 0
+
+
+def test_log_works_where_git_is_not_installed(
+    project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = _one_run(project)
+    (tmp_path / "empty").mkdir()
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))  # a training container without git
+    result = gitexp("log", "--json")
+    assert result.exit_code == 0
+    assert [run["id"] for run in json.loads(result.stdout)] == [first]
+    (project / "sub").mkdir()
+    ws = open_workspace(project / "sub")  # found by libgit2 instead
+    assert ws.workdir == project.resolve()
+    assert ws.state_dir == project.resolve() / ".git" / "gitexp"
+
+
+def test_the_repository_is_found_from_a_subfolder(project: Path) -> None:
+    (project / "deep" / "er").mkdir(parents=True)
+    ws = open_workspace(project / "deep" / "er")
+    assert ws.workdir == project.resolve()
+    assert ws.git_dir == project.resolve() / ".git"
+
+
+def test_a_linked_worktree_shares_the_state_folder(project: Path, tmp_path: Path) -> None:
+    git(project, "worktree", "add", "-q", str(tmp_path / "other"))
+    main, other = open_workspace(project), open_workspace(tmp_path / "other")
+    assert other.workdir == (tmp_path / "other").resolve()
+    assert other.state_dir == main.state_dir == project.resolve() / ".git" / "gitexp"
+    assert other.git_dir != main.git_dir  # each worktree has its own HEAD and index
+    assert other.repo.workdir.rstrip("/") == str((tmp_path / "other").resolve())
+
+
+def test_outside_a_repository_and_in_a_bare_one_the_error_says_what_to_do(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path))
+    (tmp_path / "nowhere").mkdir()
+    monkeypatch.chdir(tmp_path / "nowhere")
+    result = gitexp("log")
+    assert result.exit_code == 1
+    assert f"{tmp_path / 'nowhere'} is not inside a git repository" in result.stderr
+    git(tmp_path, "init", "-q", "--bare", "bare.git")
+    monkeypatch.chdir(tmp_path / "bare.git")
+    result = gitexp("log")
+    assert result.exit_code == 1
+    assert "bare repository; run gitexp from a working tree" in result.stderr
