@@ -286,3 +286,16 @@ def test_the_index_keeps_each_runs_json_line_as_it_would_be_made(project: Path) 
     for run in runs:
         assert run.json_line() == jsontext.line(run._replace(listed_json=None).as_dict())
     assert [json.loads(run.json_line())["archived"] for run in runs] == [True, False]
+
+
+def test_the_plain_listing_agrees_with_the_general_one(project: Path) -> None:
+    """`log` and `log --json` read runs brief or as stored JSON lines; a filter that keeps
+    every run takes the general path, which reads whole rows: both print the same."""
+    for lr in ("0.1", "0.2", "0.3"):
+        gitexp("run", "--tag", "sweep", "--", sys.executable, "train.py", "--lr", lr)
+    gitexp("archive", run_ids(project)[1])
+    for extra in ([], ["--all"], ["--json"], ["--json", "--all"], ["--tag", "sweep", "-n", "1"]):
+        plain = gitexp("log", *extra)
+        general = gitexp("log", *extra, "--where", "status!=invalid")
+        assert plain.exit_code == general.exit_code == 0
+        assert plain.stdout == general.stdout and plain.stdout.count("\n") >= 2, extra

@@ -303,11 +303,8 @@ def _written(ws: Workspace) -> dict[str, Seen]:
 _NEWEST_FIRST = "ORDER BY started DESC, id DESC"
 
 
-def runs(
-    ws: Workspace, query: RunQuery | None = None, progress: Progress | None = None
-) -> list[RunSummary]:
-    """Runs on the branch, newest first, filtered in SQL so only those shown are decoded."""
-    query = query or RunQuery()
+def _select(columns: str, query: RunQuery) -> tuple[str, list[Any]]:
+    """The SQL that lists `columns` of the runs `query` asks for, newest first."""
     where: list[str] = []
     args: list[Any] = []
     if query.statuses:
@@ -328,17 +325,80 @@ def runs(
         args.append(json.dumps(list(query.run_ids)))
     if not query.archived:
         where.append("NOT archived")
-    sql = f"SELECT {_COLUMNS} FROM runs"
+    sql = f"SELECT {columns} FROM runs"
     if where:
         sql += " WHERE " + " AND ".join(where)
     sql += f" {_NEWEST_FIRST}"
     if query.limit is not None:
         sql += " LIMIT ?"
         args.append(query.limit)
+    return sql, args
+
+
+def _rows(
+    ws: Workspace, columns: str, query: RunQuery | None, progress: Progress | None
+) -> list[Any]:
+    sql, args = _select(columns, query or RunQuery())
     with _open(ws) as db:
         if not _sync(ws, db, progress):
             return []
-        return _summaries(db.execute(sql, args).fetchall())
+        return db.execute(sql, args).fetchall()
+
+
+def runs(
+    ws: Workspace, query: RunQuery | None = None, progress: Progress | None = None
+) -> list[RunSummary]:
+    """Runs on the branch, newest first, filtered in SQL so only those shown are decoded."""
+    return _summaries(_rows(ws, _COLUMNS, query, progress))
+
+
+class Brief(NamedTuple):
+    """What the plain `gitexp log` table shows of a run. Read without the config, command
+    and record fields, most of a row: 10,000 runs list in two thirds of the time."""
+
+    id: str
+    name: str | None
+    status: str
+    started: str
+    duration_s: float | None
+    tags: tuple[str, ...]
+    summary: Mapping[str, Mapping[str, Any]]
+    archived: bool
+    problem: str | None
+
+
+def briefs(
+    ws: Workspace, query: RunQuery | None = None, progress: Progress | None = None
+) -> list[Brief]:
+    """Runs as `runs` lists them, brief."""
+    columns = "id, name, status, started, duration_s, tags, summary, archived, problem"
+    rows = _rows(ws, columns, query, progress)
+    decoded = json.loads("[" + ",".join(f"[{r[5]},{r[6]}]" for r in rows) + "]")
+    return [
+        Brief(r[0], r[1], r[2], r[3], r[4], tuple(tags), summary, bool(r[7]), r[8])
+        for r, (tags, summary) in zip(rows, decoded, strict=True)
+    ]
+
+
+class JsonLine(NamedTuple):
+    """A run as `gitexp log --json` prints it (RunSummary.json_line), and what a listing
+    needs beside: its order and whether it can be read."""
+
+    id: str
+    started: str
+    status: str
+    problem: str | None
+    line: str
+
+
+def json_lines(
+    ws: Workspace, query: RunQuery | None = None, progress: Progress | None = None
+) -> list[JsonLine]:
+    """Runs as `runs` lists them, each as its JSON line: the index made them, none is built."""
+    return [
+        JsonLine._make(row)
+        for row in _rows(ws, "id, started, status, problem, json", query, progress)
+    ]
 
 
 def resolve(ws: Workspace, ref: str, progress: Progress | None = None) -> RunSummary:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import errno
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -269,20 +269,26 @@ def log_(
     where, order = table.parse_where(wheres), table.parse_sort(sorts)
     ws = workspace.open_workspace()
     with listing.indexing_progress() as progress:
-        # Live runs are not signed yet: --verified leaves them out.
-        limit = None if verified else max_count
-        found = table.select(ws, where, order, limit, every, progress, not verified, statuses,
-                             tags, name)  # fmt: skip
+        if keys is None and not (where.conditions or order or verified or as_csv):
+            # The plain listing: runs read brief, or as the JSON lines the index keeps.
+            pick = history.json_lines if as_json else history.briefs
+            found: Sequence[Any] = pick(ws, statuses, tags, name, max_count, progress, every)
+        else:
+            # Live runs are not signed yet: --verified leaves them out.
+            limit = None if verified else max_count
+            found = table.select(ws, where, order, limit, every, progress, not verified,
+                                 statuses, tags, name)  # fmt: skip
     if verified:
         from gitexp import verify
 
         trusted = verify.trusted_annotations(ws, [run.id for run in found])
         found = [run for run in found if run.id in trusted][:max_count]
-    table.check_known("--columns", keys or [], found)
-    table.check_known("--sort", [key.key for key in order], found)
+    if keys is not None or order:
+        table.check_known("--columns", keys or [], found)
+        table.check_known("--sort", [key.key for key in order], found)
     for run in found:
         if run.status == "invalid":
-            click.echo(f"warning: {listing.unreadable(run)}", err=True)
+            click.echo(f"warning: {listing.unreadable(run.id, run.problem)}", err=True)
     if as_json:
         click.echo(listing.runs_json(found) if keys is None else listing.columns_json(found, keys))
     elif as_csv:

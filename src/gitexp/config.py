@@ -12,10 +12,14 @@ from typing import Any
 from gitexp import limits, yamlio
 from gitexp.errors import GitexpError, UsageError
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised on 3.10 only
-    import tomli as tomllib
+
+def _toml(text: str) -> Any:
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - exercised on 3.10 only
+        import tomli as tomllib
+    return tomllib.loads(text)
+
 
 CONFIG_SUFFIXES = (".yaml", ".yml", ".json", ".toml")
 ARGV = "argv"  # the key that holds the command's own options, set last
@@ -53,7 +57,7 @@ def load_file(path: Path) -> dict[str, Any]:
             raise UsageError(str(e)) from None
     else:
         try:
-            data = json.loads(raw) if suffix == ".json" else tomllib.loads(raw.decode())
+            data = json.loads(raw) if suffix == ".json" else _toml(raw.decode())
         except (ValueError, UnicodeDecodeError) as e:  # JSONDecodeError and TOMLDecodeError
             raise UsageError(f"{source} cannot be parsed ({e}); fix it") from None
         except RecursionError:  # both parsers recurse once per level of nesting

@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from gitexp import catalog, liveness, metrics, reader, yamlio
 from gitexp.catalog import RunSummary
@@ -64,19 +64,87 @@ def runs(
 ) -> list[RunSummary]:
     """Runs newest first, keeping those matching every filter given; with `live`, the runs
     training now among them (status `running`); without `archived`, not archived runs."""
-    recover(ws)
-    query = catalog.RunQuery(statuses=status, tags=tags, name=name, limit=limit, archived=archived)
-    found = catalog.runs(ws, query, progress)
-    if not live or (status and "running" not in status):
+    query = _query(ws, status, tags, name, limit, archived)
+    return _with_live(ws, catalog.runs(ws, query, progress), query, live, lambda run: run)
+
+
+def briefs(
+    ws: Workspace,
+    status: Sequence[str] = (),
+    tags: Sequence[str] = (),
+    name: str | None = None,
+    limit: int | None = None,
+    progress: catalog.Progress | None = None,
+    archived: bool = True,
+) -> list[catalog.Brief | RunSummary]:
+    """Runs as `runs` lists them with `live`, brief: what the plain `gitexp log` shows."""
+    query = _query(ws, status, tags, name, limit, archived)
+    found: list[catalog.Brief | RunSummary] = [*catalog.briefs(ws, query, progress)]
+    return _with_live(ws, found, query, True, lambda run: run)
+
+
+def json_lines(
+    ws: Workspace,
+    status: Sequence[str] = (),
+    tags: Sequence[str] = (),
+    name: str | None = None,
+    limit: int | None = None,
+    progress: catalog.Progress | None = None,
+    archived: bool = True,
+) -> list[catalog.JsonLine]:
+    """Runs as `runs` lists them with `live`, as `gitexp log --json` prints each."""
+    query = _query(ws, status, tags, name, limit, archived)
+
+    def line(run: RunSummary) -> catalog.JsonLine:
+        return catalog.JsonLine(run.id, run.started, run.status, run.problem, run.json_line())
+
+    return _with_live(ws, catalog.json_lines(ws, query, progress), query, True, line)
+
+
+def _query(
+    ws: Workspace,
+    status: Sequence[str],
+    tags: Sequence[str],
+    name: str | None,
+    limit: int | None,
+    archived: bool,
+) -> catalog.RunQuery:
+    recover(ws)  # first: a run left behind is then listed as recorded
+    return catalog.RunQuery(statuses=status, tags=tags, name=name, limit=limit, archived=archived)
+
+
+class _Listed(Protocol):
+    @property
+    def id(self) -> str: ...
+    @property
+    def started(self) -> str: ...
+
+
+_Item = TypeVar("_Item", bound=_Listed)
+
+
+def _with_live(
+    ws: Workspace,
+    found: list[_Item],
+    query: catalog.RunQuery,
+    live: bool,
+    shown: Callable[[RunSummary], _Item],
+) -> list[_Item]:
+    """`found` with the runs training now that `query` keeps, each as `shown` makes it."""
+    if not live or (query.statuses and "running" not in query.statuses):
         return found
     # Read after the branch: a run recorded meanwhile wrote its outcome into its run.yaml
     # before its commit, so it is not listed twice.
     known = {run.id for run in found}
-    training = [run for run in live_runs(ws) if run.id not in known and _matches(run, tags, name)]
+    training = [
+        shown(run)
+        for run in live_runs(ws)
+        if run.id not in known and _matches(run, query.tags, query.name)
+    ]
     if not training:
         return found
     merged = sorted([*found, *training], key=lambda run: (run.started, run.id), reverse=True)
-    return merged[:limit]
+    return merged[: query.limit]
 
 
 def _matches(run: RunSummary, tags: Sequence[str], name: str | None) -> bool:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import secrets
 import string
 from datetime import datetime, timezone
 
@@ -28,6 +27,8 @@ def new_run_id(started: datetime) -> str:
     never the global `random`, which training code seeds: two runs seeded alike on two
     machines must still get different ids.
     """
+    import secrets  # only a new run needs it: a listing does not load it
+
     moment = started.astimezone(timezone.utc)
     stamp = moment.strftime("%Y%m%d-%H%M%S")
     chance = "".join(secrets.choice(_ALPHABET) for _ in range(RANDOM_LENGTH))

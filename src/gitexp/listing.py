@@ -13,9 +13,9 @@ import sys
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import IO, Any
+from typing import IO, Any, Protocol
 
-from gitexp.catalog import Progress, RunSummary
+from gitexp.catalog import JsonLine, Progress, RunSummary
 from gitexp.comparison.table import Key
 from gitexp.jsontext import as_json, json_safe
 from gitexp.reader import terminal_safe as safe
@@ -31,15 +31,40 @@ STATUS_STYLE = {
 _LOG_METRICS = 3
 _GAP = "  "
 
+
+class Listed(Protocol):
+    """A run as the plain table shows it: a RunSummary, or a catalog.Brief."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def name(self) -> str | None: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def started(self) -> str: ...
+    @property
+    def duration_s(self) -> float | None: ...
+    @property
+    def tags(self) -> tuple[str, ...]: ...
+    @property
+    def summary(self) -> Mapping[str, Mapping[str, Any]]: ...
+    @property
+    def archived(self) -> bool: ...
+    @property
+    def problem(self) -> str | None: ...
+
+
 Paint = Callable[[str, str], str]  # (text, rich style name) → text with its colour codes
 
 
-def runs_json(runs: Sequence[RunSummary]) -> str:
+def runs_json(runs: Sequence[RunSummary | JsonLine]) -> str:
     """`gitexp log --json`: RunSummary.as_dict of each run, one run per line, as the index
     keeps it (see RunSummary.json_line)."""
     if not runs:
         return "[]"
-    return "[\n" + ",\n".join(run.json_line() for run in runs) + "\n]"
+    lines = (run.line if isinstance(run, JsonLine) else run.json_line() for run in runs)
+    return "[\n" + ",\n".join(lines) + "\n]"
 
 
 def duration(seconds: float | None) -> str:
@@ -66,7 +91,7 @@ def number(value: Any) -> str:
     return "" if value is None else str(value)
 
 
-def _common_metrics(runs: Sequence[RunSummary]) -> list[str]:
+def _common_metrics(runs: Sequence[Listed]) -> list[str]:
     seen = Counter(name for run in runs for name in run.summary)
     return sorted(name for name, _ in seen.most_common(_LOG_METRICS))
 
@@ -80,9 +105,9 @@ def width(text: str) -> int:
     return cell_len(text)
 
 
-def unreadable(run: RunSummary) -> str:
+def unreadable(run_id: str, problem: str | None) -> str:
     """The warning for a record gitexp cannot read: which, why, where to look."""
-    return f"run {safe(run.id)} cannot be read: {safe(run.problem or 'unknown damage')}"
+    return f"run {safe(run_id)} cannot be read: {safe(problem or 'unknown damage')}"
 
 
 @contextmanager
@@ -145,25 +170,33 @@ def painter(color_system: str | None) -> Paint | None:
     return paint
 
 
+def safe_column(cells: list[str]) -> list[str]:
+    """`cells` terminal-safe (see reader.terminal_safe), checked in one pass when none needs it."""
+    if "".join(cells).isprintable():
+        return cells
+    return [safe(cell) for cell in cells]
+
+
 def layout(
     header: Sequence[str],
-    rows: Sequence[Sequence[str]],
+    columns: Sequence[Sequence[str]],
     right: set[int],
     paint: Paint | None = None,
     styles: Callable[[int, str], str | None] = lambda column, cell: None,
 ) -> str:
     """Columns two spaces apart, those in `right` right-aligned. With `paint`, the header in
     bold and each cell in the style `styles` names for it (None: plain)."""
-    table = [header, *rows]
-    plain = "".join(map("".join, table)).isascii()  # one pass in C; then length is width
-    if plain:
-        widths = [max(map(len, column)) for column in zip(*table, strict=True)]
-    else:
-        widths = [max(map(width, column)) for column in zip(*table, strict=True)]
-    if paint is None and plain:
+    plain = all("".join(column).isascii() for column in columns)  # then length is width
+    measure = len if plain else width
+    widths = [
+        max(measure(title), *map(measure, column)) if column else measure(title)
+        for title, column in zip(header, columns, strict=True)
+    ]
+    rows = list(zip(*columns, strict=True))
+    if paint is None and plain and "".join(header).isascii():
         # One format call per line: 10,000 runs lay out in milliseconds.
         shape = _GAP.join(f"{{:{'>' if i in right else '<'}{w}}}" for i, w in enumerate(widths))
-        return "\n".join(shape.format(*row).rstrip() for row in table)
+        return "\n".join(shape.format(*row).rstrip() for row in [header, *rows])
 
     def line(cells: Sequence[str], heading: bool) -> str:
         parts = []
@@ -175,26 +208,24 @@ def layout(
             parts.append(pad + cell if i in right else cell + pad)
         return _GAP.join(parts).rstrip()
 
-    return "\n".join(line(row, heading=n == 0) for n, row in enumerate(table))
+    return "\n".join([line(header, heading=True), *(line(row, heading=False) for row in rows)])
 
 
-def runs_table(runs: Sequence[RunSummary], color_system: str | None) -> str:
+def runs_table(runs: Sequence[Listed], color_system: str | None) -> str:
     """The `gitexp log` table: newest first, with the last value of the commonest metrics."""
     metrics = _common_metrics(runs)
     header = ["id", "name", "status", "started (UTC)", "duration", "tags", *map(safe, metrics)]
-    rows = [
-        [
-            safe(run.id),
-            safe(run.name or ""),
-            _status_cell(run),
-            safe(started(run.started)),
-            duration(run.duration_s),
-            safe(", ".join(run.tags)),
-            *(number(run.summary.get(name, {}).get("last")) for name in metrics),
-        ]
-        for run in runs
+    columns = [
+        safe_column([run.id for run in runs]),
+        safe_column([run.name or "" for run in runs]),
+        [_status_cell(run) for run in runs],  # a status the reader knows
+        safe_column([started(run.started) for run in runs]),
+        [duration(run.duration_s) for run in runs],
+        safe_column([", ".join(run.tags) for run in runs]),
+        *([number(run.summary.get(name, {}).get("last")) for run in runs] for name in metrics),
     ]
-    return layout(header, rows, set(range(6, len(header))), painter(color_system), _id_and_status)
+    right = set(range(6, len(header)))
+    return layout(header, columns, right, painter(color_system), _id_and_status)
 
 
 def _id_and_status(column: int, cell: str) -> str | None:
@@ -205,7 +236,7 @@ def _id_and_status(column: int, cell: str) -> str | None:
     return None
 
 
-def _status_cell(run: RunSummary) -> str:
+def _status_cell(run: Listed) -> str:
     return f"{run.status} (archived)" if run.archived else run.status
 
 
@@ -242,7 +273,7 @@ def _numeric(value: Any) -> bool:
 def columns_table(runs: Sequence[RunSummary], keys: Sequence[Key], color_system: str | None) -> str:
     """The `gitexp log --columns` table: one column per key, numbers right-aligned."""
     header = [safe(key.text) for key in keys]
-    rows = [[_column_cell(key, run) for key in keys] for run in runs]
+    columns = [[_column_cell(key, run) for run in runs] for key in keys]
     right = {
         i
         for i, key in enumerate(keys)
@@ -257,7 +288,7 @@ def columns_table(runs: Sequence[RunSummary], keys: Sequence[Key], color_system:
             return STATUS_STYLE.get(cell.split()[0], "none")
         return None
 
-    return layout(header, rows, right, painter(color_system), styles)
+    return layout(header, columns, right, painter(color_system), styles)
 
 
 def columns_json(runs: Sequence[RunSummary], keys: Sequence[Key]) -> str:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import fcntl
 import os
-import socket
 import time
 from datetime import datetime
 from pathlib import Path
@@ -86,7 +85,8 @@ def last_sign_of_life(folder: Path) -> float:
 def still_running(folder: Path) -> bool:
     """Whether any process of the run lives: its wrapper, its command or its script."""
     host, roles = owners(folder)
-    if host is not None and host != socket.gethostname():
+    # The name socket.gethostname() wrote, read without loading socket (a listing's cost).
+    if host is not None and host != os.uname().nodename:
         return time.time() - last_sign_of_life(folder) < _REMOTE_SILENCE_S
     return any(is_alive(pid, started) for pids in roles.values() for pid, started in pids)
 
