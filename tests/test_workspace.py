@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import pty
 import subprocess
 import sys
 from pathlib import Path
@@ -135,3 +136,36 @@ def test_outside_a_repository_and_in_a_bare_one_the_error_says_what_to_do(
     result = gitexp("log")
     assert result.exit_code == 1
     assert "bare repository; run gitexp from a working tree" in result.stderr
+
+
+def _on_terminal(args: list[str], cwd: Path) -> str:
+    """What `gitexp ARGS` writes with stdout and stderr on one terminal."""
+    leader, follower = pty.openpty()
+    env = {**os.environ, "TERM": "xterm-256color", "COLUMNS": "200"}
+    env.pop("NO_COLOR", None)
+    process = subprocess.Popen([sys.executable, "-m", "gitexp", *args], cwd=cwd, env=env,
+                               stdout=follower, stderr=follower)  # fmt: skip
+    os.close(follower)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:  # the terminal closed: the process is done
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    process.wait()
+    os.close(leader)
+    return b"".join(chunks).decode()
+
+
+def test_on_a_terminal_a_cold_index_shows_progress_and_the_table_colour(project: Path) -> None:
+    first = _one_run(project)
+    shown = _on_terminal(["log"], project)  # the index is built now
+    assert "reading run records" in shown
+    assert "\x1b[32msucceeded" in shown and first in shown  # green
+    again = _on_terminal(["log"], project)
+    assert "reading run records" not in again and "\x1b[32msucceeded" in again
+    piped = gitexp("log")
+    assert "\x1b" not in piped.stdout + piped.stderr and first in piped.stdout

@@ -12,7 +12,7 @@ import os
 import sys
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from typing import IO, Any, Protocol
 
 from gitexp.catalog import JsonLine, Progress, RunSummary
@@ -112,24 +112,31 @@ def unreadable(run_id: str, problem: str | None) -> str:
 
 @contextmanager
 def indexing_progress() -> Iterator[Progress | None]:
-    """A progress bar on stderr while runs are read into the index, on a terminal only."""
+    """A progress bar on stderr while runs are read into the index, on a terminal only. It
+    appears when the first records are read: a warm index shows none (nor loads rich)."""
     if not sys.stderr.isatty():
         yield None
         return
+    with ExitStack() as stack:
+        shown: list[Callable[[int, int], None]] = []
+
+        def advance(done: int, total: int) -> None:
+            if not shown:
+                shown.append(_bar(stack))
+            shown[0](done, total)
+
+        yield advance
+
+
+def _bar(stack: ExitStack) -> Callable[[int, int], None]:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, TextColumn
     from rich.progress import Progress as Bar
 
-    with Bar(
-        TextColumn("reading run records"), BarColumn(), MofNCompleteColumn(),
-        console=Console(stderr=True), transient=True,
-    ) as bar:  # fmt: skip
-        task = bar.add_task("index", total=None)
-
-        def advance(done: int, total: int) -> None:
-            bar.update(task, completed=done, total=total)
-
-        yield advance
+    columns = (TextColumn("reading run records"), BarColumn(), MofNCompleteColumn())
+    bar = stack.enter_context(Bar(*columns, console=Console(stderr=True), transient=True))
+    task = bar.add_task("index", total=None)
+    return lambda done, total: bar.update(task, completed=done, total=total)
 
 
 def colour_system(stream: IO[str] | None = None) -> str | None:
