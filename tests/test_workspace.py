@@ -169,3 +169,64 @@ def test_on_a_terminal_a_cold_index_shows_progress_and_the_table_colour(project:
     assert "reading run records" not in again and "\x1b[32msucceeded" in again
     piped = gitexp("log")
     assert "\x1b" not in piped.stdout + piped.stderr and first in piped.stdout
+
+
+def test_the_index_follows_the_branch_the_settings_name(project: Path) -> None:
+    first = _one_run(project)
+    (project / ".gitexp.yaml").write_text("branch: team/runs\n")
+    assert gitexp("run", "--", sys.executable, "-c", "pass").exit_code == 0
+    on_team = [run["id"] for run in json.loads(gitexp("log", "--json").stdout)]
+    assert len(on_team) == 1 and on_team != [first]
+    (project / ".gitexp.yaml").unlink()
+    listed = [run["id"] for run in json.loads(gitexp("log", "--json").stdout)]
+    assert listed == [first]  # the default branch's runs, not the ones indexed last
+    assert gitexp("show", first).exit_code == 0
+
+
+def test_a_relative_git_dir_is_taken_from_where_gitexp_started(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = _one_run(project)
+    (project / "sub").mkdir()
+    monkeypatch.chdir(project / "sub")
+    monkeypatch.setenv("GIT_DIR", "../.git")
+    monkeypatch.setenv("GIT_WORK_TREE", "..")
+    assert [run["id"] for run in json.loads(gitexp("log", "--json").stdout)] == [first]
+
+
+def test_gitexp_started_outside_the_working_tree_git_names_says_so(
+    project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    monkeypatch.setenv("GIT_DIR", str(project / ".git"))
+    monkeypatch.setenv("GIT_WORK_TREE", str(project))
+    result = gitexp("run", "--", sys.executable, "-c", "pass")
+    assert result.exit_code == 1
+    assert "is outside the working tree" in result.stderr and "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("name", [b"not-utf8-\xff", b"sep-\x1c-ch", b"nel-\xc2\x85-ch"])
+def test_a_repository_at_an_unusual_path_is_found(tmp_path: Path, name: bytes) -> None:
+    root = tmp_path / os.fsdecode(name)
+    root.mkdir()
+    git(root, "init", "-q")
+    git(root, "commit", "-q", "--allow-empty", "-m", "initial")
+    ws = open_workspace(root)
+    assert ws.workdir == root.resolve() and ws.state_dir == root.resolve() / ".git" / "gitexp"
+    done = subprocess.run([sys.executable, "-m", "gitexp", "run", "--", sys.executable, "-c",
+                           "pass"], cwd=root, capture_output=True, text=True)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    listed = subprocess.run([sys.executable, "-m", "gitexp", "log", "--json"], cwd=root,
+                            capture_output=True, text=True, check=True)  # fmt: skip
+    assert len(json.loads(listed.stdout)) == 1
+    assert sorted(tmp_path.iterdir()) == [root]  # nothing made at a mangled name beside it
+
+
+def test_inside_the_git_folder_the_error_says_where_to_go(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(project / ".git")
+    result = gitexp("log")
+    assert result.exit_code == 1
+    assert "is inside the .git folder; run gitexp from the working tree" in result.stderr

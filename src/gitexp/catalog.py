@@ -196,9 +196,10 @@ def _sync(ws: Workspace, db: sqlite3.Connection, progress: Progress | None = Non
     target = ws.ref_target(ws.runs_ref)
     if target is None:
         return False
-    key = f"tip:{ws.runs_ref}"
-    known = db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
-    if known is not None and known[0] == target:
+    # One index mirrors one branch: which, and at what tip (another worktree's settings may
+    # name another branch; the index then follows that one, reading only what differs).
+    known = db.execute("SELECT value FROM meta WHERE key = 'mirrors'").fetchone()
+    if known is not None and known[0] == f"{ws.runs_ref} {target}":
         return True
     from gitexp import indexing
 
@@ -206,7 +207,7 @@ def _sync(ws: Workspace, db: sqlite3.Connection, progress: Progress | None = Non
     if found is None:
         return False
     tip, folders = found
-    if known is not None and known[0] == tip:
+    if known is not None and known[0] == f"{ws.runs_ref} {tip}":
         return True
     indexed = dict(db.execute("SELECT id, tree FROM runs").fetchall())
     todo = [(run_id, tree) for run_id, tree in folders.items() if indexed.get(run_id) != str(tree)]
@@ -222,7 +223,7 @@ def _sync(ws: Workspace, db: sqlite3.Connection, progress: Progress | None = Non
     db.executemany(
         f"INSERT OR REPLACE INTO runs ({_COLUMNS}) VALUES ({', '.join('?' * 18)})", changed
     )
-    db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, tip))
+    db.execute("INSERT OR REPLACE INTO meta VALUES ('mirrors', ?)", (f"{ws.runs_ref} {tip}",))
     return True
 
 

@@ -35,7 +35,12 @@ class Workspace:
     def repo(self) -> pygit2.Repository:
         import pygit2
 
-        return pygit2.Repository(str(self.git_dir))
+        try:
+            return pygit2.Repository(str(self.git_dir))
+        except pygit2.GitError as e:  # git opened it; libgit2 may not (sha256, ownership)
+            raise GitexpError(
+                f"libgit2 cannot open the repository at {self.git_dir}: {e}"
+            ) from None
 
     @property
     def runs_ref(self) -> str:
@@ -43,11 +48,16 @@ class Workspace:
 
     def relative_cwd(self, cwd: Path) -> str:
         """`cwd` relative to the top of the working tree, `.` at the top."""
-        return Path(cwd).resolve().relative_to(self.workdir.resolve()).as_posix() or "."
+        here, top = Path(cwd).resolve(), self.workdir.resolve()
+        if not here.is_relative_to(top):  # GIT_DIR and GIT_WORK_TREE name a tree elsewhere
+            raise GitexpError(f"{here} is outside the working tree {top}; run gitexp inside it")
+        return here.relative_to(top).as_posix() or "."
 
     def ref_target(self, ref: str) -> str | None:
-        """The object id `ref` points at, read without opening any object; None if unset."""
-        found = git.run(self.workdir, "rev-parse", "--verify", "--quiet", "--end-of-options", ref)
+        """The object id the full ref name `ref` points at, read without opening any object
+        (git's own abbreviation rules are not applied); None if there is no such ref."""
+        found = git.run(self.workdir, f"--git-dir={self.git_dir}", "show-ref", "--verify",
+                        "--hash", ref)  # fmt: skip
         if found is None:  # no git here
             target = self.repo.references.get(ref)
             return None if target is None else str(target.resolve().target)
@@ -68,23 +78,25 @@ def _bare() -> GitexpError:
 def _discover(start: Path) -> tuple[Path, Path, Path]:
     """(git dir, common git dir, top of the working tree) of the repository around `start`."""
     found = git.run(
-        start, "rev-parse", "--path-format=absolute", "--git-dir", "--git-common-dir",
-        "--show-toplevel",
+        start, "rev-parse", "--is-bare-repository", "--is-inside-git-dir",
+        "--path-format=absolute", "--git-dir", "--git-common-dir", "--show-toplevel",
     )  # fmt: skip
     if found is None:
         return _discover_without_git(start)
     # One line per question, in order: where git stops (no working tree), those before stay.
-    lines = found.stdout.splitlines()
-    if found.returncode == 0 and len(lines) == 3:
-        git_dir, common_dir, top = (Path(line) for line in lines)
-        return git_dir, common_dir, top
-    if len(lines) == 2:
+    lines = found.stdout.split("\n")[:-1]
+    if lines[:1] == ["true"]:
         raise _bare()
-    said = found.stderr.strip().splitlines()
-    if not said or "not a git repository" in said[0]:
+    if lines[1:2] == ["true"]:
+        raise GitexpError(f"{start} is inside the .git folder; run gitexp from the working tree")
+    if found.returncode == 0:
+        if len(lines) == 5:
+            git_dir, common_dir, top = (Path(line) for line in lines[2:])
+            return git_dir, common_dir, top
+        return _discover_without_git(start)  # a path with a newline in it, an older git
+    if "not a git repository" in found.stderr:
         raise _not_a_repository(start)
-    reason = said[0].removeprefix("fatal: ")
-    raise GitexpError(f"git cannot open the repository at {start}: {reason}")
+    raise GitexpError(f"git cannot open the repository at {start}: {git.said(found)}")
 
 
 def _discover_without_git(start: Path) -> tuple[Path, Path, Path]:
@@ -93,7 +105,10 @@ def _discover_without_git(start: Path) -> tuple[Path, Path, Path]:
     found = pygit2.discover_repository(str(start))
     if found is None:
         raise _not_a_repository(start)
-    repo = pygit2.Repository(found)
+    try:
+        repo = pygit2.Repository(found)
+    except pygit2.GitError as e:  # not owned by this user, an object format it cannot read
+        raise GitexpError(f"the repository at {found} cannot be opened: {e}") from None
     if repo.is_bare or repo.workdir is None:
         raise _bare()
     git_dir = Path(repo.path)
