@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import os
+import pty
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -142,3 +143,26 @@ def read_fifo(path: Path, process: subprocess.Popen[str]) -> str:
         text = fifo.read()
     done.set()
     return text
+
+
+def on_terminal(
+    args: Sequence[str], cwd: Path, env: Mapping[str, str], errors: bool = False
+) -> str:
+    """What `gitexp ARGS` shows with its stdout (and with `errors`, its stderr) on a terminal."""
+    leader, follower = pty.openpty()
+    stderr = follower if errors else subprocess.DEVNULL
+    process = subprocess.Popen([sys.executable, "-m", "gitexp", *args], cwd=cwd, env=env,
+                               stdout=follower, stderr=stderr)  # fmt: skip
+    os.close(follower)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:  # the terminal closed: the process and its pager are done
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    process.wait()
+    os.close(leader)
+    return b"".join(chunks).decode()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import itertools
 import json
 import os
-import pty
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -15,7 +14,7 @@ import pytest
 
 from gitexp import yamlio
 
-from .conftest import git, gitexp, gitexp_process, run_ids, sealed
+from .conftest import git, gitexp, gitexp_process, on_terminal, run_ids, sealed
 
 TRAIN = "import sys\nprint('training', sys.argv[1:])\n"
 KINDS = ("code", "config", "data", "env", "seed")
@@ -250,23 +249,7 @@ def test_colour_follows_the_color_option(runs: Runs) -> None:
 
 
 def _on_terminal(args: list[str], cwd: Path, env: dict[str, str]) -> str:
-    """What `gitexp ARGS` shows with its stdout on a terminal."""
-    leader, follower = pty.openpty()
-    process = subprocess.Popen([sys.executable, "-m", "gitexp", *args], cwd=cwd, env=env,
-                               stdout=follower, stderr=subprocess.DEVNULL)  # fmt: skip
-    os.close(follower)
-    chunks = []
-    while True:
-        try:
-            chunk = os.read(leader, 65536)
-        except OSError:  # the terminal closed: the process and its pager are done
-            break
-        if not chunk:
-            break
-        chunks.append(chunk)
-    process.wait()
-    os.close(leader)
-    return b"".join(chunks).decode().replace("\r\n", "\n")
+    return on_terminal(args, cwd, env).replace("\r\n", "\n")
 
 
 def test_a_terminal_gets_the_diff_through_the_pager(runs: Runs) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import pty
 import subprocess
 import sys
 from pathlib import Path
@@ -13,7 +12,7 @@ import pytest
 
 from gitexp.workspace import open_workspace
 
-from .conftest import git, gitexp, gitexp_process, read_fifo, run_ids
+from .conftest import git, gitexp, gitexp_process, on_terminal, read_fifo, run_ids
 
 
 def _one_run(project: Path) -> str:
@@ -139,25 +138,9 @@ def test_outside_a_repository_and_in_a_bare_one_the_error_says_what_to_do(
 
 
 def _on_terminal(args: list[str], cwd: Path) -> str:
-    """What `gitexp ARGS` writes with stdout and stderr on one terminal."""
-    leader, follower = pty.openpty()
     env = {**os.environ, "TERM": "xterm-256color", "COLUMNS": "200"}
     env.pop("NO_COLOR", None)
-    process = subprocess.Popen([sys.executable, "-m", "gitexp", *args], cwd=cwd, env=env,
-                               stdout=follower, stderr=follower)  # fmt: skip
-    os.close(follower)
-    chunks = []
-    while True:
-        try:
-            chunk = os.read(leader, 65536)
-        except OSError:  # the terminal closed: the process is done
-            break
-        if not chunk:
-            break
-        chunks.append(chunk)
-    process.wait()
-    os.close(leader)
-    return b"".join(chunks).decode()
+    return on_terminal(args, cwd, env, errors=True)
 
 
 def test_on_a_terminal_a_cold_index_shows_progress_and_the_table_colour(project: Path) -> None:

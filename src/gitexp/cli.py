@@ -258,7 +258,7 @@ def log_(
     as_csv: bool,
 ) -> None:
     """List runs, newest first; archived runs only with --all."""
-    from gitexp import history, listing, workspace
+    from gitexp import catalog, history, listing, workspace
     from gitexp.comparison import table
 
     if as_json and as_csv:
@@ -271,8 +271,9 @@ def log_(
     with listing.indexing_progress() as progress:
         if keys is None and not (where.conditions or order or verified or as_csv):
             # The plain listing: runs read brief, or as the JSON lines the index keeps.
+            query = catalog.RunQuery(statuses, tags, name, limit=max_count, archived=every)
             pick = history.json_lines if as_json else history.briefs
-            found: Sequence[Any] = pick(ws, statuses, tags, name, max_count, progress, every)
+            found: Sequence[Any] = pick(ws, query, progress)
         else:
             # Live runs are not signed yet: --verified leaves them out.
             limit = None if verified else max_count

@@ -64,53 +64,30 @@ def runs(
 ) -> list[RunSummary]:
     """Runs newest first, keeping those matching every filter given; with `live`, the runs
     training now among them (status `running`); without `archived`, not archived runs."""
-    query = _query(ws, status, tags, name, limit, archived)
+    recover(ws)  # first: a run left behind is then listed as recorded
+    query = catalog.RunQuery(statuses=status, tags=tags, name=name, limit=limit, archived=archived)
     return _with_live(ws, catalog.runs(ws, query, progress), query, live, lambda run: run)
 
 
 def briefs(
-    ws: Workspace,
-    status: Sequence[str] = (),
-    tags: Sequence[str] = (),
-    name: str | None = None,
-    limit: int | None = None,
-    progress: catalog.Progress | None = None,
-    archived: bool = True,
+    ws: Workspace, query: catalog.RunQuery, progress: catalog.Progress | None = None
 ) -> list[catalog.Brief | RunSummary]:
-    """Runs as `runs` lists them with `live`, brief: what the plain `gitexp log` shows."""
-    query = _query(ws, status, tags, name, limit, archived)
+    """The runs `query` asks for, live ones among them, brief: what the plain `log` shows."""
+    recover(ws)
     found: list[catalog.Brief | RunSummary] = [*catalog.briefs(ws, query, progress)]
     return _with_live(ws, found, query, True, lambda run: run)
 
 
 def json_lines(
-    ws: Workspace,
-    status: Sequence[str] = (),
-    tags: Sequence[str] = (),
-    name: str | None = None,
-    limit: int | None = None,
-    progress: catalog.Progress | None = None,
-    archived: bool = True,
+    ws: Workspace, query: catalog.RunQuery, progress: catalog.Progress | None = None
 ) -> list[catalog.JsonLine]:
-    """Runs as `runs` lists them with `live`, as `gitexp log --json` prints each."""
-    query = _query(ws, status, tags, name, limit, archived)
+    """The runs `query` asks for, live ones among them, as `gitexp log --json` prints each."""
+    recover(ws)
 
     def line(run: RunSummary) -> catalog.JsonLine:
         return catalog.JsonLine(run.id, run.started, run.status, run.problem, run.json_line())
 
     return _with_live(ws, catalog.json_lines(ws, query, progress), query, True, line)
-
-
-def _query(
-    ws: Workspace,
-    status: Sequence[str],
-    tags: Sequence[str],
-    name: str | None,
-    limit: int | None,
-    archived: bool,
-) -> catalog.RunQuery:
-    recover(ws)  # first: a run left behind is then listed as recorded
-    return catalog.RunQuery(statuses=status, tags=tags, name=name, limit=limit, archived=archived)
 
 
 class _Listed(Protocol):
