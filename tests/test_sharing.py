@@ -132,9 +132,9 @@ def test_a_remote_that_looks_like_an_option_is_refused(
 def test_pull_from_a_path_needs_no_remote_name(
     project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    assert gitexp("run", "--", sys.executable, "train.py").exit_code == 0
     other = tmp_path / "other"
     git(tmp_path, "clone", "-q", str(project), str(other))
+    assert gitexp("run", "--", sys.executable, "train.py").exit_code == 0  # after the clone
     monkeypatch.chdir(other)
 
     result = gitexp("pull", str(project))
@@ -192,3 +192,34 @@ def test_runs_travel_without_a_dvc_remote_and_say_their_data_stayed(
     assert pulled.exit_code == 0, pulled.output
     assert "no DVC remote is configured" in pulled.stdout
     assert len(run_ids(other)) == 1
+
+
+def test_a_fresh_clone_sees_the_remotes_runs_and_records_after_them(
+    project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert gitexp("run", "--", sys.executable, "train.py").exit_code == 0
+    first = run_ids(project)[0]
+    clone = tmp_path / "clone"
+    git(tmp_path, "clone", "-q", str(project), str(clone))
+    monkeypatch.chdir(clone)
+    assert [run["id"] for run in json.loads(gitexp("log", "--json").stdout)] == [first]
+    assert gitexp("run", "--", sys.executable, "train.py").exit_code == 0
+    assert run_ids(clone)[1] == first  # the new run follows the remote's, one history
+    assert git(clone, "merge-base", "--is-ancestor", "origin/gitexp/runs", "gitexp/runs") == ""
+
+
+def test_git_failures_are_one_sentence_saying_what_to_do(project: Path, tmp_path: Path) -> None:
+    assert gitexp("run", "--", sys.executable, "train.py").exit_code == 0
+    (tmp_path / "plain").mkdir()
+    git(tmp_path, "init", "-q", "--bare", "empty.git")
+    expected = {
+        ("push", str(tmp_path / "nowhere")): "is not a git repository: give a remote's name",
+        ("push", str(tmp_path / "plain")): "is not a git repository: give a remote's name",
+        ("pull", str(tmp_path / "plain")): "is not a git repository: give a remote's name",
+        ("pull", str(tmp_path / "empty.git")): "has no runs branch (gitexp/runs) yet",
+    }
+    for (command, remote), words in expected.items():
+        result = gitexp(command, remote)
+        assert result.exit_code == 1
+        assert result.stderr.startswith(f"Error: {remote} {words}"), result.stderr
+        assert result.stderr.count("\n") == 1 and "fatal" not in result.stderr

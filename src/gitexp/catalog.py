@@ -194,14 +194,12 @@ def _sync(ws: Workspace, db: sqlite3.Connection, progress: Progress | None = Non
     Only a branch that moved loads libgit2 and reads the folders that changed.
     """
     target = ws.ref_target(ws.runs_ref)
-    if target is None:
-        return False
     # One index mirrors one branch: which, and at what tip (another worktree's settings may
     # name another branch; the index then follows that one, reading only what differs).
     known = db.execute("SELECT value FROM meta WHERE key = 'mirrors'").fetchone()
-    if known is not None and known[0] == f"{ws.runs_ref} {target}":
+    if target is not None and known is not None and known[0] == f"{ws.runs_ref} {target}":
         return True
-    from gitexp import indexing
+    from gitexp import indexing  # and with it libgit2: the branch moved, or is not there yet
 
     found = indexing.folders(ws)
     if found is None:

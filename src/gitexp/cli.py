@@ -540,7 +540,8 @@ def _objects(moved: int | None, new: str) -> str:
 @click.argument("remote", default="origin")
 def push(remote: str) -> None:
     """Send the runs branch to a git REMOTE and the data it names to the DVC remote."""
-    from gitexp import sharing, workspace
+    from gitexp import workspace
+    from gitexp.sharing import remote as sharing
 
     done = sharing.push(workspace.open_workspace(), remote)
     click.echo(f"pushed {done.runs} runs to {remote}{_objects(done.objects, 'new ')}")
@@ -550,7 +551,8 @@ def push(remote: str) -> None:
 @click.argument("remote", default="origin")
 def pull(remote: str) -> None:
     """Merge the runs branch of a git REMOTE into ours and fetch the data it names."""
-    from gitexp import sharing, workspace
+    from gitexp import workspace
+    from gitexp.sharing import remote as sharing
 
     done = sharing.pull(workspace.open_workspace(), remote)
     click.echo(f"pulled {done.runs} new runs from {remote}{_objects(done.objects, '')}")

@@ -151,8 +151,11 @@ def _target(ws: Workspace, name: str) -> pygit2.Oid | None:
 
 
 def tip(ws: Workspace) -> pygit2.Commit | None:
-    """The newest commit of the runs branch, or None before the first run."""
+    """The newest commit of the runs branch, or None before the first run. A fresh clone's
+    runs branch starts where its remote's is (see _adopt_remote)."""
     target = _target(ws, ws.runs_ref)
+    if target is None and _adopt_remote(ws):
+        target = _target(ws, ws.runs_ref)
     if target is None:
         return None
     try:
@@ -162,6 +165,28 @@ def tip(ws: Workspace) -> pygit2.Commit | None:
             f"the runs branch cannot be read: object {target}, its tip, is missing or damaged "
             f"({e}); restore it from another clone (`git fsck` lists what is missing)"
         ) from None
+
+
+def _adopt_remote(ws: Workspace) -> bool:
+    """Start the runs branch at a remote's, as `git clone` leaves it (`origin/gitexp/runs`),
+    the way `git checkout BRANCH` starts a branch from its remote: origin's, else the one
+    remote's that has it. Nothing when several others do (`gitexp pull REMOTE` picks one)."""
+    suffix = "/" + ws.settings.branch
+    found = {
+        name.removeprefix("refs/remotes/").removesuffix(suffix): name
+        for name in ws.repo.references
+        if name.startswith("refs/remotes/") and name.endswith(suffix)
+        and name.count("/") == 2 + ws.settings.branch.count("/") + 1
+    }  # fmt: skip
+    chosen = found.get("origin") or (next(iter(found.values())) if len(found) == 1 else None)
+    target = _target(ws, chosen) if chosen else None
+    if target is None:
+        return False
+    try:
+        _git_update(ws, [f"create {ws.runs_ref} {target}"], f"gitexp: runs from {chosen}")
+    except _Moved:
+        pass  # made meanwhile, by another gitexp
+    return True
 
 
 class _Moved(Exception):

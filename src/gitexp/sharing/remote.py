@@ -37,15 +37,34 @@ def _git(ws: Workspace, command: str, *options: str, words: Sequence[str]) -> No
     )
     if done.returncode == 0:
         return
-    said = [line.strip() for line in done.stderr.splitlines() if line.strip()]
-    if command == "push" and any("rejected" in line for line in said):
-        raise GitexpError(
-            f"{words[0]} has runs that this repository lacks; run `gitexp pull {words[0]}` "
-            "first, then push again"
+    raise GitexpError(_failure(ws, command, words[0], done.stderr))
+
+
+def _failure(ws: Workspace, command: str, remote: str, stderr: str) -> str:
+    """git's failure as one sentence saying what to do: git's own reason where it has no
+    better one (its first, not the advice it prints after)."""
+    said = [line.strip() for line in stderr.splitlines() if line.strip()]
+    text = " ".join(said)
+    if command == "push" and "rejected" in text:
+        return (
+            f"{remote} has runs that this repository lacks; run `gitexp pull {remote}` first, "
+            "then push again"
         )
-    # git's own reason, not the hints it prints after it
-    reasons = [line for line in said if not line.startswith("hint:")] or ["git failed"]
-    raise GitexpError(f"`git {command} {' '.join(words)}` failed: {reasons[-1]}")
+    if "does not appear to be a git repository" in text or "not a git repository" in text:
+        return (
+            f"{remote} is not a git repository: give a remote's name (`git remote -v`), a URL, "
+            "the path of a repository (`git init --bare PATH` makes one) or a bundle file"
+        )
+    if "couldn't find remote ref" in text or "Couldn't find remote ref" in text:
+        return f"{remote} has no runs branch ({ws.settings.branch}) yet: there is nothing to pull"
+    if "Could not read from remote repository" in text:
+        return (
+            f"{remote} cannot be reached: check the URL, the network and your access rights "
+            f"(`git ls-remote {remote}` shows git's view)"
+        )
+    reasons = [line for line in said if line.startswith(("fatal:", "error:"))] or said
+    reason = reasons[0].removeprefix("fatal: ").removeprefix("error: ") if reasons else ""
+    return f"`git {command}` with {remote} failed: {reason or 'git gave no reason'}"
 
 
 def _check_remote(remote: str) -> None:
