@@ -587,6 +587,62 @@ def _where_option(verb: str) -> Callable[[Callable[..., Any]], Callable[..., Any
     )
 
 
+@cli.group()
+def bundle() -> None:
+    """Carry runs, their code and their data across an air gap in one file."""
+
+
+@bundle.command("create")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--runs",
+    "named",
+    multiple=True,
+    metavar="ID",
+    help="Carry the data of this run; repeatable. Every run's record travels.",
+)
+@click.option("--since", metavar="DATE", help="Carry the data of runs started since DATE.")
+@_where_option("carry the data of")
+def bundle_create(file: Path, named: tuple[str, ...], since: str | None,
+                  conditions: tuple[str, ...]) -> None:  # fmt: skip
+    """Write FILE: the runs branch (every record and its code) and the DVC objects the runs
+    name (all, or those --runs/--since/--where choose)."""
+    from gitexp import listing, workspace
+    from gitexp.sharing import bundle as bundles
+
+    ws = workspace.open_workspace()
+    chosen = bundles.choose(ws, named, since, conditions)
+    with listing.progress_bar("writing the bundle") as progress:
+        made = bundles.create(ws, file, chosen, progress)
+    click.echo(f"bundled {made.runs} runs into {file} ({made.size / 1e6:.1f} MB), with the data "
+               f"of {made.with_data}: {made.objects} DVC objects")  # fmt: skip
+    if made.missing:
+        click.echo(f"warning: {len(made.missing)} DVC objects the runs name are not in the local "
+                   f"DVC cache and stayed behind (first: {made.missing[0]}); `dvc pull` them, "
+                   "then bundle again", err=True)  # fmt: skip
+
+
+@bundle.command("import")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--unverified",
+    is_flag=True,
+    help="Import runs that do not verify (not signed by a key git trusts).",
+)
+def bundle_import(file: Path, unverified: bool) -> None:
+    """Merge the runs of a bundle FILE into the runs branch and its data into the DVC cache,
+    once every file in it checks out and its new runs verify."""
+    from gitexp import listing, workspace
+    from gitexp.sharing import bundle as bundles
+
+    ws = workspace.open_workspace()
+    with listing.progress_bar("reading the bundle") as progress:
+        done = bundles.import_(ws, file, unverified, progress)
+    click.echo(f"imported {len(done.runs)} new runs from {file} ({done.known} were here "
+               f"already), {done.objects} new DVC objects ({done.objects_known} were in the "
+               "cache already)")  # fmt: skip
+
+
 @cli.command()
 @click.argument("run_ids", nargs=-1)
 @_where_option("draw")

@@ -8,6 +8,7 @@ when nothing changed since the last run, so unchanged data costs a few `stat` ca
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -19,7 +20,7 @@ from pygit2.enums import FileStatus
 
 from gitexp import yamlio
 from gitexp.atomic import replace_file
-from gitexp.errors import GitexpError, Refused
+from gitexp.errors import GitexpError, Refused, Unreadable
 from gitexp.workspace import Workspace
 
 LOCK_FILE = "dvc.lock"
@@ -332,6 +333,79 @@ def transfer(ws: Workspace, md5s: Iterable[str], upload: bool) -> int | None:
     except DvcException as e:
         raise GitexpError(f"DVC could not move the runs' data: {e}") from None
     return len(result.transferred)
+
+
+def export_objects(ws: Workspace, md5s: Iterable[str], folder: Path) -> tuple[int, list[str]]:
+    """Copy the DVC objects `md5s` name (a folder's listing with its files) from the DVC cache
+    into `folder`, laid out as a DVC cache is: (objects copied, md5s the cache lacks)."""
+    from dvc.exceptions import DvcException, NotDvcRepoError
+    from dvc.repo import Repo
+    from dvc_data.hashfile.hash_info import HashInfo
+    from dvc_data.hashfile.transfer import transfer
+
+    wanted = sorted(set(md5s))
+    if not wanted:
+        return 0, []
+    try:
+        with Repo(str(ws.workdir)) as repo:
+            cache = repo.cache.local
+            present = [md5 for md5 in wanted if _present(cache, HashInfo("md5", md5))]
+            target = _object_folder(folder)
+            found = {HashInfo("md5", md5) for md5 in present}
+            moved = transfer(cache, target, found, hardlink=False, shallow=False).transferred
+    except NotDvcRepoError:
+        return 0, wanted
+    except DvcException as e:
+        raise GitexpError(f"DVC could not copy the runs' data: {e}") from None
+    return len(moved), [md5 for md5 in wanted if md5 not in present]
+
+
+def import_objects(ws: Workspace, folder: Path) -> tuple[int, int]:
+    """Every DVC object in `folder` (laid out as a DVC cache is: a bundle's) into the DVC
+    cache, each first checked to hash to its own name: (objects added, already there).
+
+    An object whose content is not its md5 is Unreadable, and nothing is added.
+    """
+    from dvc.exceptions import DvcException, NotDvcRepoError
+    from dvc.repo import Repo
+    from dvc_data.hashfile.hash_info import HashInfo
+    from dvc_data.hashfile.transfer import transfer
+
+    found = sorted(p for p in folder.rglob("*") if p.is_file()) if folder.is_dir() else []
+    if not found:
+        return 0, 0
+    oids = []
+    for path in found:
+        oid = path.parent.name + path.name
+        digest = hashlib.md5(usedforsecurity=False)
+        with open(path, "rb") as f:
+            while chunk := f.read(1 << 20):
+                digest.update(chunk)
+        if digest.hexdigest() != oid.removesuffix(".dir"):
+            raise Unreadable(f"data object {oid} does not hash to its name (it was altered)")
+        oids.append(oid)
+    try:
+        with Repo(str(ws.workdir)) as repo:
+            cache = repo.cache.local
+            already = sum(1 for oid in oids if cache.exists(oid))
+            wanted = {HashInfo("md5", oid) for oid in oids}
+            transfer(_object_folder(folder), cache, wanted, hardlink=False, shallow=True)
+    except NotDvcRepoError:
+        raise GitexpError(
+            f"this repository has no DVC cache for the {len(oids)} data objects the runs "
+            "name: run `gitexp init`, then import again"
+        ) from None
+    except DvcException as e:
+        raise GitexpError(f"DVC could not store the runs' data: {e}") from None
+    return len(oids) - already, already
+
+
+def _object_folder(folder: Path) -> Any:
+    """A folder laid out as a DVC cache, as DVC's object store."""
+    from dvc_data.hashfile.db.local import LocalHashFileDB
+    from dvc_objects.fs.local import LocalFileSystem
+
+    return LocalHashFileDB(LocalFileSystem(), str(folder))  # type: ignore[no-untyped-call]
 
 
 def to_yaml(pins: Sequence[DataPin]) -> bytes:

@@ -12,7 +12,7 @@ import os
 import sys
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import ExitStack, contextmanager
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from typing import IO, Any, Protocol
 
 from gitexp.catalog import JsonLine, Progress, RunSummary
@@ -110,10 +110,15 @@ def unreadable(run_id: str, problem: str | None) -> str:
     return f"run {safe(run_id)} cannot be read: {safe(problem or 'unknown damage')}"
 
 
+def indexing_progress() -> AbstractContextManager[Progress | None]:
+    """A progress bar on stderr while runs are read into the index (see progress_bar)."""
+    return progress_bar("reading run records")
+
+
 @contextmanager
-def indexing_progress() -> Iterator[Progress | None]:
-    """A progress bar on stderr while runs are read into the index, on a terminal only. It
-    appears when the first records are read: a warm index shows none (nor loads rich)."""
+def progress_bar(label: str) -> Iterator[Progress | None]:
+    """A progress bar on stderr, on a terminal only, that appears with the first progress
+    reported: work that turns out to be done at once shows none (nor loads rich)."""
     if not sys.stderr.isatty():
         yield None
         return
@@ -122,20 +127,20 @@ def indexing_progress() -> Iterator[Progress | None]:
 
         def advance(done: int, total: int) -> None:
             if not shown:
-                shown.append(_bar(stack))
+                shown.append(_bar(stack, label))
             shown[0](done, total)
 
         yield advance
 
 
-def _bar(stack: ExitStack) -> Callable[[int, int], None]:
+def _bar(stack: ExitStack, label: str) -> Callable[[int, int], None]:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, TextColumn
     from rich.progress import Progress as Bar
 
-    columns = (TextColumn("reading run records"), BarColumn(), MofNCompleteColumn())
+    columns = (TextColumn(label), BarColumn(), MofNCompleteColumn())
     bar = stack.enter_context(Bar(*columns, console=Console(stderr=True), transient=True))
-    task = bar.add_task("index", total=None)
+    task = bar.add_task(label, total=None)
     return lambda done, total: bar.update(task, completed=done, total=total)
 
 

@@ -75,12 +75,17 @@ def _check_remote(remote: str) -> None:
         )
 
 
-def referenced_objects(ws: Workspace, commit: pygit2.Commit | None) -> set[str]:
-    """md5 of every dataset and artifact the records in `commit` name."""
+def referenced_objects(
+    ws: Workspace, commit: pygit2.Commit | None, runs: set[str] | None = None
+) -> set[str]:
+    """md5 of every dataset and artifact the records in `commit` name (those of `runs` only,
+    when given)."""
     found: set[str] = set()
     experiments = store.experiments_tree(commit) if commit is not None else None
     for entry in experiments or []:
         if entry.filemode != FileMode.TREE or not reader.is_run_id(str(entry.name)):
+            continue
+        if runs is not None and str(entry.name) not in runs:
             continue
         run_id, folder = str(entry.name), ws.repo[entry.id].peel(pygit2.Tree)
         for name in (DATA, ARTIFACTS):
@@ -181,12 +186,25 @@ def pull(ws: Workspace, remote: str) -> Shared:
     named = remote in ws.repo.remotes.names()
     # A named remote's branch is kept where git keeps it; a URL's only for this pull.
     tracking = f"refs/remotes/{remote}/{ws.settings.branch}" if named else "refs/gitexp/pulled"
-    _git(ws, "fetch", "--quiet", "--no-write-fetch-head", words=[remote,
-         f"+{ws.runs_ref}:{tracking}"])  # fmt: skip
+    fetch(ws, remote, tracking)
+    added = merge(ws, tracking, f"gitexp pull {remote}")
+    objects = data.transfer(ws, referenced_objects(ws, store.tip(ws)), upload=False)
+    return Shared(len(added), objects)
+
+
+def fetch(ws: Workspace, source: str, tracking: str, theirs: str | None = None) -> pygit2.Commit:
+    """The runs branch of `source` (a remote, a URL, a path, a git bundle file), fetched to
+    the ref `tracking`; `theirs` names it there when its settings name another branch."""
+    _git(ws, "fetch", "--quiet", "--no-write-fetch-head", words=[source,
+         f"+{theirs or ws.runs_ref}:{tracking}"])  # fmt: skip
+    return ws.repo.references[tracking].peel(pygit2.Commit)
+
+
+def merge(ws: Workspace, tracking: str, message: str) -> list[str]:
+    """Merge the runs branch fetched to `tracking` into ours (see _union); the runs new here."""
     repo = ws.repo
     theirs = repo.references[tracking].peel(pygit2.Commit)
     before = set(store.run_folders(store.tip(ws)))
-
     clean = _only_records(theirs)
 
     def merged(ours: pygit2.Commit | None) -> pygit2.Oid | None:
@@ -196,10 +214,9 @@ def pull(ws: Workspace, remote: str) -> Shared:
             return theirs.id  # nothing of ours that they lack: take theirs as it is
         return _union(ws, ours, theirs)
 
-    store.advance(ws, merged, f"gitexp pull {remote}")
+    store.advance(ws, merged, message)
     tip = store.tip(ws)
-    added = set(store.run_folders(tip)) - before
+    added = sorted(set(store.run_folders(tip)) - before)
     if tip is not None:
-        store.note_seen(ws, sorted(added), str(tip.id))
-    objects = data.transfer(ws, referenced_objects(ws, tip), upload=False)
-    return Shared(len(added), objects)
+        store.note_seen(ws, added, str(tip.id))
+    return added
