@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -223,3 +224,29 @@ def test_git_failures_are_one_sentence_saying_what_to_do(project: Path, tmp_path
         assert result.exit_code == 1
         assert result.stderr.startswith(f"Error: {remote} {words}"), result.stderr
         assert result.stderr.count("\n") == 1 and "fatal" not in result.stderr
+
+
+@pytest.mark.slow
+def test_pull_from_a_dvc_remote_that_lacks_the_data_is_an_error(
+    two_machines: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, there = two_machines
+    made = gitexp("run", "--output", "model.bin", "--", "sh", "-c", "echo weights > model.bin")
+    assert made.exit_code == 0
+    assert gitexp("push").exit_code == 0
+    monkeypatch.chdir(there)
+    (tmp_path / "wrong-remote").mkdir()
+    name = _dvc_default_remote(there)
+    _dvc(there, "remote", "modify", "--local", name, "url", str(tmp_path / "wrong-remote"))
+    pulled = gitexp("pull")
+    assert pulled.exit_code == 1
+    assert pulled.stdout.startswith("pulled 1 new runs from origin, 0 DVC objects")
+    assert f"the DVC remote ({tmp_path / 'wrong-remote'}" in pulled.stderr
+    assert "lacks 1 data objects the runs name" in pulled.stderr
+    assert len(run_ids(there)) == 1  # the records came: only their data is missing
+
+
+def _dvc_default_remote(root: Path) -> str:
+    done = subprocess.run([sys.executable, "-m", "dvc", "config", "core.remote"], cwd=root,
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    return done.stdout.strip()

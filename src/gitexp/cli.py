@@ -10,12 +10,15 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from gitexp import __version__
 from gitexp.errors import GitexpError
+
+if TYPE_CHECKING:
+    from gitexp import data
 
 _STATUSES = ("running", "succeeded", "failed", "interrupted", "crashed")
 # Failures of the disk rather than of gitexp: said in one line, with what to do.
@@ -526,14 +529,14 @@ def checkout(run_id: str, paths: tuple[str, ...], with_data: bool, with_artifact
         click.echo("nothing to restore: every path already holds the run's version")
 
 
-def _objects(moved: int | None, new: str) -> str:
+def _objects(moved: data.Moved | None, new: str) -> str:
     """What a push or pull says of the DVC objects it moved."""
     if moved is None:
         return (
             "; no DVC remote is configured, so the data and artifacts the runs name stayed "
             "behind (`dvc remote add -d NAME PATH` to share them)"
         )
-    return f", {moved} {new}DVC objects"
+    return f", {moved.objects} {new}DVC objects"
 
 
 @cli.command()
@@ -556,6 +559,14 @@ def pull(remote: str) -> None:
 
     done = sharing.pull(workspace.open_workspace(), remote)
     click.echo(f"pulled {done.runs} new runs from {remote}{_objects(done.objects, '')}")
+    missing = done.objects.missing if done.objects is not None else ()
+    if missing:
+        assert done.objects is not None
+        raise GitexpError(
+            f"the DVC remote ({done.objects.remote}) lacks {len(missing)} data objects the "
+            f"runs name, and so does the DVC cache here (first: {missing[0]}); `gitexp push` "
+            "them from the machine that made the runs, or check `dvc remote list`"
+        )
 
 
 @cli.command()

@@ -310,9 +310,18 @@ def init_dvc(
     return tuple(created), url
 
 
-def transfer(ws: Workspace, md5s: Iterable[str], upload: bool) -> int | None:
-    """Copy objects between the DVC cache and the default remote; return how many moved, or
-    None when no DVC remote is configured (the runs still travel; their data stays)."""
+@dataclass(frozen=True)
+class Moved:
+    """What a transfer between the DVC cache and the default remote did."""
+
+    objects: int  # objects copied
+    missing: tuple[str, ...] = ()  # md5s wanted here that neither side holds
+    remote: str = ""  # where the remote is, for messages
+
+
+def transfer(ws: Workspace, md5s: Iterable[str], upload: bool) -> Moved | None:
+    """Copy objects between the DVC cache and the default remote; None when no DVC remote is
+    configured (the runs still travel; their data stays)."""
     from dvc.config import NoRemoteError
     from dvc.exceptions import DvcException, NotDvcRepoError
     from dvc.repo import Repo
@@ -321,18 +330,21 @@ def transfer(ws: Workspace, md5s: Iterable[str], upload: bool) -> int | None:
 
     wanted = {HashInfo("md5", md5) for md5 in md5s}
     if not wanted:
-        return 0
+        return Moved(0)
     try:
         with Repo(str(ws.workdir)) as repo:
             cache, remote = repo.cache.local, repo.cloud.get_remote_odb()
             source, target = (cache, remote) if upload else (remote, cache)
             present = {h for h in wanted if source.exists(h.value)}
             result = copy_objects(source, target, present, hardlink=False, shallow=False)
+            # Fetching: what the records name and neither side has is data lost to this clone.
+            lacking = [] if upload else [h for h in wanted - present if not _present(cache, h)]
     except (NoRemoteError, NotDvcRepoError):  # a clone that never set DVC up has no remote
         return None
     except DvcException as e:
         raise GitexpError(f"DVC could not move the runs' data: {e}") from None
-    return len(result.transferred)
+    missing = tuple(sorted(str(h.value) for h in lacking))
+    return Moved(len(result.transferred), missing, str(remote.path))
 
 
 def export_objects(ws: Workspace, md5s: Iterable[str], folder: Path) -> tuple[int, list[str]]:

@@ -137,9 +137,9 @@ def import_(
     ):
         folder = Path(scratch)
         manifest = _unpack(tar, path, folder, progress)
+        known = set(store.run_folders(store.tip(ws)))
         theirs = _fetch(ws, path, folder / RUNS, str(manifest["branch"]))
         try:
-            known = set(store.run_folders(store.tip(ws)))
             arriving = sorted(set(store.run_folders(theirs)) - known)
             if arriving and not unverified:
                 _verify(ws, arriving, path)
@@ -147,7 +147,7 @@ def import_(
                 added, already = data.import_objects(ws, folder / OBJECTS)
             except Unreadable as e:
                 raise Unreadable(f"{path}: {e}; nothing was imported") from None
-            runs = remote.merge(ws, _IMPORTED, f"gitexp bundle import {path.name}")
+            runs = remote.merge(ws, _IMPORTED, f"gitexp bundle import {path.name}", known)
         finally:
             git.run(ws.workdir, f"--git-dir={ws.git_dir}", "update-ref", "-d", _IMPORTED)
     return Imported(tuple(runs), int(manifest["runs"]) - len(runs), added, already)

@@ -25,7 +25,7 @@ class Shared:
     """What a push or pull moved."""
 
     runs: int  # runs new on the receiving side
-    objects: int | None  # DVC objects (files and folder listings) copied; None: no remote
+    objects: data.Moved | None  # DVC objects (files and folder listings); None: no remote
 
 
 def _git(ws: Workspace, command: str, *options: str, words: Sequence[str]) -> None:
@@ -186,8 +186,11 @@ def pull(ws: Workspace, remote: str) -> Shared:
     named = remote in ws.repo.remotes.names()
     # A named remote's branch is kept where git keeps it; a URL's only for this pull.
     tracking = f"refs/remotes/{remote}/{ws.settings.branch}" if named else "refs/gitexp/pulled"
+    # Read before the fetch: a fresh clone's runs branch starts where the remote's was when
+    # cloned (store.tip), so that the runs this pull brings count as new.
+    before = set(store.run_folders(store.tip(ws)))
     fetch(ws, remote, tracking)
-    added = merge(ws, tracking, f"gitexp pull {remote}")
+    added = merge(ws, tracking, f"gitexp pull {remote}", before)
     objects = data.transfer(ws, referenced_objects(ws, store.tip(ws)), upload=False)
     return Shared(len(added), objects)
 
@@ -200,11 +203,11 @@ def fetch(ws: Workspace, source: str, tracking: str, theirs: str | None = None) 
     return ws.repo.references[tracking].peel(pygit2.Commit)
 
 
-def merge(ws: Workspace, tracking: str, message: str) -> list[str]:
-    """Merge the runs branch fetched to `tracking` into ours (see _union); the runs new here."""
+def merge(ws: Workspace, tracking: str, message: str, before: set[str]) -> list[str]:
+    """Merge the runs branch fetched to `tracking` into ours (see _union); the runs new here,
+    that is, not among those `before` it."""
     repo = ws.repo
     theirs = repo.references[tracking].peel(pygit2.Commit)
-    before = set(store.run_folders(store.tip(ws)))
     clean = _only_records(theirs)
 
     def merged(ours: pygit2.Commit | None) -> pygit2.Oid | None:
