@@ -516,6 +516,13 @@ def _changed(a: Mapping[str, Any], b: Mapping[str, Any]) -> tuple[dict[str, Any]
     return {k: a.get(k, ABSENT) for k in keys}, {k: b.get(k, ABSENT) for k in keys}
 
 
+def env_differences(a: Any, b: Any) -> list[tuple[str, Any, Any]]:
+    """(key, in a, in b) for every environment value that differs between two env.yaml
+    mappings, as `diff` counts them (absent and null alike)."""
+    old, new = _changed(_flat_env(a), _flat_env(b))
+    return [(key, old[key], new[key]) for key in old]
+
+
 def describe(
     change: Change, files_a: Mapping[str, bytes], files_b: Mapping[str, bytes], ids: tuple[str, str]
 ) -> Change:

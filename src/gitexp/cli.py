@@ -514,12 +514,30 @@ def unarchive(run_ids: tuple[str, ...]) -> None:
 @click.argument("paths", nargs=-1)
 @click.option("--data", "with_data", is_flag=True, help="Only the datasets the run read.")
 @click.option("--artifacts", "with_artifacts", is_flag=True, help="Only what the run made.")
-def checkout(run_id: str, paths: tuple[str, ...], with_data: bool, with_artifacts: bool) -> None:
-    """Restore a run's datasets and artifacts (or only PATHS) byte for byte."""
-    from gitexp import restore, workspace
+@click.option("--code", "code_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Write the run's exact code (its snapshot: commit and uncommitted changes) "
+              "into this new folder instead; your working tree is not touched.")  # fmt: skip
+def checkout(
+    run_id: str, paths: tuple[str, ...], with_data: bool, with_artifacts: bool,
+    code_dir: Path | None,
+) -> None:  # fmt: skip
+    """Restore a run's datasets and artifacts (or only PATHS) byte for byte; with --code DIR,
+    its code."""
+    from gitexp import history, restore, workspace
 
-    both = not (with_data or with_artifacts)
     ws = workspace.open_workspace()
+    if code_dir is not None:
+        if paths or with_data or with_artifacts:
+            raise click.UsageError("--code writes only the code: give no PATHS, --data or "
+                                   "--artifacts with it")  # fmt: skip
+        from gitexp.replay import code
+
+        record = history.load(ws, run_id)
+        snapshot = code.materialise(ws, record, code_dir)
+        click.echo(f"wrote the code of run {record.summary.id} (snapshot {snapshot[:12]}) "
+                   f"into {code_dir}")  # fmt: skip
+        return
+    both = not (with_data or with_artifacts)
     done = restore.checkout(ws, run_id, with_data or both, with_artifacts or both, paths,
                             Path.cwd())  # fmt: skip
     for item in done:
@@ -596,6 +614,72 @@ def _where_option(verb: str) -> Callable[[Callable[..., Any]], Callable[..., Any
         metavar="KEY OP VALUE",
         help=f"Also {verb} the runs this keeps (as `gitexp log --where`); repeatable.",
     )
+
+
+@cli.command()
+@click.argument("run_id")
+@click.option(
+    "--rtol",
+    type=click.FloatRange(min=0),
+    default=0.0,
+    show_default=True,
+    help="Relative tolerance for each metric.",
+)
+@click.option(
+    "--atol",
+    type=click.FloatRange(min=0),
+    default=0.0,
+    show_default=True,
+    help="Absolute tolerance for each metric.",
+)
+@click.option(
+    "--strict-env",
+    is_flag=True,
+    help="Refuse (exit 3) when this machine's environment differs from the record's.",
+)
+@click.option(
+    "--yes", is_flag=True, help="Run a record that does not verify without asking (for scripts)."
+)
+def reproduce(run_id: str, rtol: float, atol: float, strict_env: bool, yes: bool) -> None:
+    """Run RUN_ID again on its exact code, data, config and seeds, and compare its metrics
+    (exact by default); exit 5 when it does not reproduce."""
+    from gitexp import listing, workspace
+    from gitexp.errors import NotReproduced, Refused
+    from gitexp.reader import terminal_safe as safe
+    from gitexp.replay import reproduce as replay
+
+    ws = workspace.open_workspace()
+    plan = replay.plan(ws, run_id)
+    original = plan.record.summary.id
+    doubt = replay.distrust(ws, original)
+    if doubt is not None and not yes:
+        shown = safe(" ".join(plan.command))
+        if not sys.stdin.isatty():
+            raise Refused(f"run {original} does not verify ({safe(doubt)}); it would run "
+                          f"`{shown}`: read it, then pass --yes to run it")  # fmt: skip
+        click.echo(f"run {original} does not verify ({safe(doubt)}).", err=True)
+        if not click.confirm(f"Run `{shown}` from it?", err=True):
+            raise click.Abort()
+    if plan.environment:
+        click.echo("this machine differs from the record's environment:", err=True)
+        for key, recorded, here in plan.environment:
+            click.echo(f"  {safe(key)}: {safe(str(recorded))} -> {safe(str(here))}", err=True)
+        if strict_env:
+            raise Refused(f"{len(plan.environment)} environment values differ from run "
+                          f"{original}'s; match them, or drop --strict-env")  # fmt: skip
+    outcome = replay.run(ws, plan, rtol, atol)
+    rows = replay.summary_text(outcome.metrics)
+    if rows:
+        click.echo(listing.layout(["metric", original, outcome.run_id, ""],
+                                  [list(c) for c in zip(*rows, strict=True)], set()))  # fmt: skip
+    for key in outcome.config_changes:
+        click.echo(f"config.{safe(key)} differs from the original's", err=True)
+    if not outcome.reproduced:
+        why = (f"it {outcome.status} (exit {outcome.exit_status})"
+               if outcome.status != "succeeded" else "its outcome differs")  # fmt: skip
+        raise NotReproduced(f"run {outcome.run_id} does not reproduce run {original}: {why}")
+    tolerance = "exactly" if rtol == atol == 0 else f"within rtol={rtol:g}, atol={atol:g}"
+    click.echo(f"run {outcome.run_id} reproduces run {original}: every metric {tolerance}")
 
 
 @cli.group()

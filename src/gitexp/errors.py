@@ -32,3 +32,9 @@ class Unreadable(GitexpError):
     of the wrong types, naming paths outside the repository, or with objects missing."""
 
     exit_code = 4
+
+
+class NotReproduced(GitexpError):
+    """A reproduction whose outcome does not match the original's."""
+
+    exit_code = 5

@@ -50,6 +50,7 @@ class RunRequest:
     data: tuple[str, ...] | None = None  # None: the repository's `data:` setting, else all
     allow_unpinned_data: bool = False
     outputs: tuple[str, ...] = ()  # paths to store as artifacts once the command ends
+    reproduces: str | None = None  # the run this one replays (`gitexp reproduce`)
 
 
 @dataclass(frozen=True)
@@ -193,6 +194,7 @@ def begin(
             notes=request.notes,
             tags=tuple(request.tags),
             inputs=tuple(sorted({p.made_by for p in pins if p.made_by})),
+            reproduces=request.reproduces,
             redacted=(*redacted, *config_redacted),
         )
         live.write(CONFIG, yamlio.dump(recorded))

@@ -85,6 +85,7 @@ def record_view(record: Record) -> RenderableType:
                 if isinstance(r, Mapping)
             ),
         ),
+        ("reproduces", run.get("reproduces")),
         ("made from", ", ".join(view["lineage"]["inputs"])),
         ("used by", ", ".join(view["lineage"]["used_by"])),
         ("host", f"{run.get('user')}@{run.get('host')}"),

@@ -1,0 +1,94 @@
+"""A run's exact code, outside the user's working tree: as plain files (`checkout --code`),
+or as a git worktree of its own that a replay records from, sharing the DVC cache."""
+
+from __future__ import annotations
+
+import io
+import shutil
+import subprocess
+import tarfile
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from gitexp import git, history, reader
+from gitexp.errors import GitexpError, Unreadable
+from gitexp.record import CODE
+from gitexp.workspace import Workspace, open_workspace
+
+
+def snapshot_of(record: history.Record) -> str:
+    """The commit holding the run's exact code: its working tree as it ran."""
+    run_id = record.summary.id
+    snapshot = reader.snapshot_of(run_id, record.files.get(CODE))
+    if snapshot is None:
+        raise Unreadable(f"run {run_id} recorded no code snapshot, so its code cannot be rebuilt")
+    return snapshot
+
+
+def _have(ws: Workspace, snapshot: str) -> None:
+    found = git.run(
+        ws.workdir, f"--git-dir={ws.git_dir}", "cat-file", "-e", f"{snapshot}^{{commit}}"
+    )
+    if found is None or found.returncode != 0:
+        raise GitexpError(
+            f"the code snapshot {snapshot[:12]} is not in this repository; `gitexp pull` or "
+            "import the bundle that brought the run"
+        )
+
+
+def materialise(ws: Workspace, record: history.Record, target: Path) -> str:
+    """The run's code as files in `target`, a new or empty folder; returns its snapshot."""
+    snapshot = snapshot_of(record)
+    _have(ws, snapshot)
+    if target.exists() and (not target.is_dir() or any(target.iterdir())):
+        raise GitexpError(f"{target} exists and is not an empty folder; give a new one")
+    archived = subprocess.run(
+        ["git", f"--git-dir={ws.git_dir}", "archive", "--format=tar", snapshot],
+        capture_output=True, check=False,
+    )  # fmt: skip
+    if archived.returncode != 0:
+        raise GitexpError(f"git could not write the code of {snapshot[:12]}: "
+                          f"{archived.stderr.decode(errors='replace').strip()}")  # fmt: skip
+    target.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(fileobj=io.BytesIO(archived.stdout)) as tar:
+        tar.extractall(target, filter="data")  # git's own archive, yet never outside target
+    return snapshot
+
+
+@contextmanager
+def worktree(ws: Workspace, snapshot: str) -> Iterator[Workspace]:
+    """A git worktree at `snapshot`, under `.git/gitexp/replay/`, for as long as a replay
+    runs in it: its runs are recorded on this repository's runs branch, and its DVC cache
+    is this repository's. Removed after, whatever happened."""
+    _have(ws, snapshot)
+    root = ws.state_dir / "replay"
+    root.mkdir(parents=True, exist_ok=True)
+    place = Path(tempfile.mkdtemp(dir=root, prefix=f"{snapshot[:12]}-"))
+    made = git.run(ws.workdir, f"--git-dir={ws.git_dir}", "worktree", "add", "--detach",
+                   "--quiet", str(place), snapshot)  # fmt: skip
+    if made is None or made.returncode != 0:
+        shutil.rmtree(place, ignore_errors=True)
+        reason = git.said(made) if made is not None else "git is not installed"
+        raise GitexpError(f"git could not check out the run's code: {reason}")
+    try:
+        _share_dvc_cache(ws, place)
+        yield open_workspace(place)
+    finally:
+        git.run(ws.workdir, f"--git-dir={ws.git_dir}", "worktree", "remove", "--force", str(place))
+        shutil.rmtree(place, ignore_errors=True)
+        git.run(ws.workdir, f"--git-dir={ws.git_dir}", "worktree", "prune")
+
+
+def _share_dvc_cache(ws: Workspace, place: Path) -> None:
+    """The worktree's DVC reads and writes this repository's cache (`.dvc/config.local`,
+    which DVC keeps out of git)."""
+    if not (place / ".dvc").is_dir():
+        return
+    from dvc.repo import Repo
+
+    with Repo(str(ws.workdir)) as repo:
+        cache = repo.cache.local.path  # …/files/md5: the cache folder is two above
+    folder = Path(cache).parent.parent
+    (place / ".dvc" / "config.local").write_text(f"[cache]\n    dir = {folder}\n")

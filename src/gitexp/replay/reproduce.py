@@ -1,0 +1,211 @@
+"""`gitexp reproduce ID`: run a recorded run again, exactly, and say whether it came out
+the same.
+
+The run's code snapshot is checked out in a worktree of its own (replay.code), its pinned
+datasets restored there from the DVC cache (or remote), and its command run as it was
+recorded: the same working directory, config files and seed variables. The new run is
+recorded like any other, with `reproduces: ID`, and its summary metrics are compared with
+the original's.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from gitexp import axes, data, environment, history, launch, reader, runner
+from gitexp.config import flatten
+from gitexp.errors import GitexpError, Unreadable
+from gitexp.record import CODE, CONFIG, DATA, ENV, SEEDS, SUMMARY
+from gitexp.replay import code
+from gitexp.seeds import DETERMINISM_VARIABLE, SEED_VARIABLES
+from gitexp.workspace import Workspace
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a reproduction will run, and how this machine differs from the record's."""
+
+    record: history.Record
+    command: tuple[str, ...]
+    cwd: str  # relative to the top of the code
+    snapshot: str
+    environment: tuple[tuple[str, Any, Any], ...]  # (key, recorded, here) that differ
+    variables: Mapping[str, str]  # seed and determinism variables the run saw
+
+
+@dataclass(frozen=True)
+class Metric:
+    name: str
+    original: float | None
+    again: float | None
+    matches: bool
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How the reproduction ended and what it gave."""
+
+    original: str
+    run_id: str
+    status: str
+    exit_status: int
+    metrics: tuple[Metric, ...]
+    config_changes: tuple[str, ...]  # config keys whose value differs from the original's
+
+    @property
+    def reproduced(self) -> bool:
+        return (
+            self.status == "succeeded"
+            and all(m.matches for m in self.metrics)
+            and not self.config_changes
+        )
+
+
+def plan(ws: Workspace, ref: str) -> Plan:
+    """Read the run `ref` names and check this machine against its record; runs nothing
+    but the interpreter the command names, to ask its versions."""
+    record = history.load(ws, ref)
+    run_id = record.summary.id
+    info = reader.run_info(run_id, record.files.get("run.yaml"))
+    if not info.command:
+        raise Unreadable(f"run {run_id} recorded no command to run again")
+    snapshot = code.snapshot_of(record)
+    seeds = reader.mapping(run_id, SEEDS, record.files.get(SEEDS))
+    variables = _replayed_variables(seeds)
+    recorded = reader.mapping(run_id, ENV, record.files.get(ENV))
+    env = {**os.environ, **variables}
+    here = environment.capture(info.command, env, ws.workdir, ws.settings.env_allow)
+    differences = axes.env_differences(recorded, here)
+    return Plan(record, info.command, info.cwd, snapshot, tuple(differences), variables)
+
+
+def distrust(ws: Workspace, run_id: str) -> str | None:
+    """Why the record of `run_id` is not to be trusted to run (not signed by a key git
+    trusts, or altered since), or None when it verifies."""
+    from gitexp import verify
+
+    report = verify.verify(ws, [run_id])
+    if report.ok:
+        return None
+    if report.failed:
+        check = report.failed[0]
+        return f"{check.status}: {check.detail}" if check.detail else check.status
+    return "the runs branch itself does not verify (`gitexp verify` says why)"
+
+
+def _replayed_variables(seeds: Mapping[str, Any]) -> dict[str, str]:
+    """The seed variables (`gitexp run --seed`) and determinism flag the run saw."""
+    seen, flags = seeds.get("variables"), seeds.get("deterministic")
+    seen = seen if isinstance(seen, dict) else {}
+    flags = flags if isinstance(flags, dict) else {}
+    found = {name: str(seen[name]) for name in SEED_VARIABLES if name in seen}
+    if DETERMINISM_VARIABLE in flags:
+        found[DETERMINISM_VARIABLE] = str(flags[DETERMINISM_VARIABLE])
+    return found
+
+
+def run(ws: Workspace, chosen: Plan, rtol: float, atol: float) -> Outcome:
+    """Run the plan in a worktree of the run's code; record and compare the new run."""
+    record = chosen.record
+    run_id = record.summary.id
+    info = reader.run_info(run_id, record.files.get("run.yaml"))
+    recorded_code = reader.mapping(run_id, CODE, record.files.get(CODE))
+    files = [str(f) for f in recorded_code.get("config_files") or [] if isinstance(f, str)]
+    with code.worktree(ws, chosen.snapshot) as there:
+        pins = [(p.path, p.md5) for p in reader.pins(run_id, DATA, record.files.get(DATA))]
+        if pins:
+            data.restore(there, pins)
+        cwd = there.workdir / chosen.cwd
+        if not cwd.resolve().is_relative_to(there.workdir.resolve()):
+            raise Unreadable(f"run {run_id} ran in {chosen.cwd!r}, outside its repository")
+        request = launch.RunRequest(
+            command=chosen.command,
+            name=info.name,
+            tags=info.tags,
+            config_files=tuple(there.workdir / f for f in files),
+            data=tuple(path for path, _ in pins) or None,
+            reproduces=run_id,
+        )
+        with _environment(chosen.variables):
+            result = runner.run(there, request, cwd)
+    again = history.load(ws, result.run_id) if result.kept is None else None
+    if again is None:
+        raise GitexpError(f"the reproduction ran, but its record is not written: {result.kept}")
+    return Outcome(
+        run_id,
+        result.run_id,
+        result.status,
+        result.exit_status,
+        tuple(compare_metrics(record, again, rtol, atol)),
+        tuple(_config_changes(record, again)),
+    )
+
+
+@contextmanager
+def _environment(variables: Mapping[str, str]) -> Iterator[None]:
+    """The variables set for the command, and this process's own put back after."""
+    before = {name: os.environ.get(name) for name in variables}
+    os.environ.update(variables)
+    try:
+        yield
+    finally:
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def compare_metrics(
+    original: history.Record, again: history.Record, rtol: float, atol: float
+) -> list[Metric]:
+    """Each summary metric's last value in both runs, and whether they agree within
+    |again - original| <= atol + rtol * |original| (NaN agrees with NaN only)."""
+    first = reader.summary(original.summary.id, SUMMARY, original.files.get(SUMMARY))
+    second = reader.summary(again.summary.id, SUMMARY, again.files.get(SUMMARY))
+    found = []
+    for name in sorted(first):
+        a, b = _last(first.get(name)), _last(second.get(name))
+        found.append(Metric(name, a, b, _close(a, b, rtol, atol)))
+    return found
+
+
+def _last(entry: Any) -> float | None:
+    value = entry.get("last") if isinstance(entry, dict) else None
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def _close(a: float | None, b: float | None, rtol: float, atol: float) -> bool:
+    if a is None or b is None:
+        return a is b
+    if math.isnan(a) or math.isnan(b):
+        return math.isnan(a) and math.isnan(b)
+    return a == b or abs(b - a) <= atol + rtol * abs(a)
+
+
+def _config_changes(original: history.Record, again: history.Record) -> list[str]:
+    """Config keys whose values differ: a reproduction ran what the original ran, or says."""
+
+    def config(record: history.Record) -> dict[str, Any]:
+        run_id = record.summary.id
+        return flatten(reader.mapping(run_id, CONFIG, record.files.get(CONFIG)))
+
+    a, b = config(original), config(again)
+    return sorted(k for k in a.keys() | b.keys() if not axes.same_value(a.get(k), b.get(k)))
+
+
+def summary_text(metrics: Sequence[Metric]) -> list[list[str]]:
+    """Rows for the table `reproduce` prints: metric, original, again, verdict."""
+
+    def shown(value: float | None) -> str:
+        return "(absent)" if value is None else f"{value:.6g}"
+
+    return [
+        [m.name, shown(m.original), shown(m.again), "same" if m.matches else "DIFFERS"]
+        for m in metrics
+    ]

@@ -1,0 +1,146 @@
+"""`gitexp reproduce ID` and `gitexp checkout ID --code DIR`: a run's exact code, data,
+config and seeds, run again; its outcome compared."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from .conftest import git, gitexp, run_ids
+from .test_data import _dvc
+
+# Its loss depends on the data, the code (SCALE), the --lr option and the seed; with NOISE set,
+# on nothing reproducible at all.
+SCRIPT = """\
+import argparse, os, random
+import gitexp
+SCALE = 1.0
+parser = argparse.ArgumentParser()
+parser.add_argument("--lr", type=float, default=0.1)
+args = parser.parse_args()
+random.seed(int(os.environ.get("GITEXP_SEED", "0")))
+rows = open("data/train.csv").read().split()
+loss = SCALE * args.lr * sum(float(x) for x in rows) + random.random()
+if os.environ.get("NOISE"):
+    loss += int.from_bytes(os.urandom(4), "big") * 1e-12  # below 0.005, never twice the same
+with gitexp.init() as run:
+    run.log({"loss": loss, "rows": float(len(rows))})
+"""
+
+
+@pytest.fixture
+def trainer(project: Path) -> Path:
+    """The project with DVC data and a script whose loss depends on everything it used."""
+    assert gitexp("init").exit_code == 0
+    (project / "data").mkdir()
+    (project / "data" / "train.csv").write_text("1\n2\n3\n")
+    _dvc(project, "add", "data/train.csv")
+    (project / "fit.py").write_text(SCRIPT)
+    git(project, "add", "-A")
+    git(project, "commit", "-q", "-m", "trainer")
+    return project
+
+
+def _record(*args: str) -> str:
+    result = gitexp("run", *args)
+    assert result.exit_code == 0, result.output
+    return run_ids(Path.cwd())[0]
+
+
+def _loss(run_id: str) -> float:
+    shown = json.loads(gitexp("show", run_id, "--json").stdout)
+    return float(shown["summary"]["loss"]["last"])
+
+
+def test_a_run_reproduces_exactly_from_its_own_code_data_and_seed(trainer: Path) -> None:
+    (trainer / "fit.py").write_text(SCRIPT.replace("SCALE = 1.0", "SCALE = 3.0"))  # uncommitted
+    original = _record("--seed", "7", "--", sys.executable, "fit.py", "--lr", "0.5")
+    # Everything changes afterwards: the code, the data, the seed in the environment.
+    git(trainer, "checkout", "-q", "fit.py")
+    (trainer / "data" / "train.csv").write_text("100\n")
+    result = gitexp("reproduce", original, "--yes")
+    assert result.exit_code == 0, result.output
+    again = run_ids(trainer)[0]
+    assert result.stdout.splitlines()[-1] == (
+        f"run {again} reproduces run {original}: every metric exactly"
+    )
+    assert _loss(again) == _loss(original)
+    shown = json.loads(gitexp("show", again, "--json").stdout)
+    assert shown["run"]["reproduces"] == original
+    assert gitexp("diff", original, again).stdout.startswith(f"{original} → {again}: no axis")
+    assert git(trainer, "worktree", "list").count("\n") == 1  # its worktree is gone
+    assert not any((trainer / ".git" / "gitexp" / "replay").iterdir())
+    assert (trainer / "data" / "train.csv").read_text() == "100\n"  # the user's, untouched
+
+
+def test_a_run_that_does_not_reproduce_exits_5_and_says_which_metric(
+    trainer: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("NOISE", "1")
+    original = _record("--", sys.executable, "fit.py")
+    result = gitexp("reproduce", original, "--yes")
+    assert result.exit_code == 5
+    again = run_ids(trainer)[0]
+    assert (
+        result.stderr
+        == f"Error: run {again} does not reproduce run {original}: its outcome differs\n"
+    )
+    lines = {line.split()[0]: line.split() for line in result.stdout.splitlines()}
+    assert lines["loss"][-1] == "DIFFERS" and lines["rows"][-1] == "same"
+    within = gitexp("reproduce", original, "--yes", "--atol", "1")
+    assert within.exit_code == 0, within.output
+    assert within.stdout.endswith("every metric within rtol=0, atol=1\n")
+
+
+def test_a_record_that_does_not_verify_is_not_run_without_consent(trainer: Path) -> None:
+    original = _record("--", sys.executable, "fit.py")
+    before = run_ids(trainer)
+    done = subprocess.run([sys.executable, "-m", "gitexp", "reproduce", original],
+                          cwd=trainer, stdin=subprocess.DEVNULL, capture_output=True,
+                          text=True)  # fmt: skip
+    assert done.returncode == 3
+    assert f"it would run `{sys.executable} fit.py`" in done.stderr and "--yes" in done.stderr
+    assert run_ids(trainer) == before
+
+
+def test_signed_records_run_without_asking(trainer: Path, signing: Path) -> None:
+    original = _record("--", sys.executable, "fit.py")
+    done = subprocess.run([sys.executable, "-m", "gitexp", "reproduce", original],
+                          cwd=trainer, stdin=subprocess.DEVNULL, capture_output=True,
+                          text=True)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "reproduces run" in done.stdout
+
+
+def test_environment_differences_are_listed_and_strict_env_refuses(
+    trainer: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")  # recorded: it changes what a run computes
+    original = _record("--", sys.executable, "fit.py")
+    monkeypatch.setenv("OMP_NUM_THREADS", "5")
+    before = run_ids(trainer)
+    refused = gitexp("reproduce", original, "--yes", "--strict-env")
+    assert refused.exit_code == 3
+    assert "variables.OMP_NUM_THREADS: 3 -> 5" in refused.stderr
+    assert run_ids(trainer) == before
+    allowed = gitexp("reproduce", original, "--yes")
+    assert allowed.exit_code == 0, allowed.output
+    assert "variables.OMP_NUM_THREADS: 3 -> 5" in allowed.stderr
+
+
+def test_checkout_code_writes_the_exact_code_elsewhere(trainer: Path, tmp_path: Path) -> None:
+    (trainer / "fit.py").write_text(SCRIPT + "# tried in the working tree\n")
+    (trainer / "notes.txt").write_text("untracked, yet part of the run's code\n")
+    original = _record("--", sys.executable, "fit.py")
+    git(trainer, "checkout", "-q", "fit.py")
+    result = gitexp("checkout", original, "--code", str(tmp_path / "code"))
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "code" / "fit.py").read_text().endswith("# tried in the working tree\n")
+    assert (tmp_path / "code" / "notes.txt").exists()
+    assert (trainer / "fit.py").read_text() == SCRIPT  # the working tree is not touched
+    again = gitexp("checkout", original, "--code", str(tmp_path / "code"))
+    assert again.exit_code == 1 and "is not an empty folder" in again.stderr
