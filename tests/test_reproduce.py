@@ -144,3 +144,32 @@ def test_checkout_code_writes_the_exact_code_elsewhere(trainer: Path, tmp_path: 
     assert (trainer / "fit.py").read_text() == SCRIPT  # the working tree is not touched
     again = gitexp("checkout", original, "--code", str(tmp_path / "code"))
     assert again.exit_code == 1 and "is not an empty folder" in again.stderr
+
+
+def test_rerun_changes_one_option_and_links_the_new_run(trainer: Path) -> None:
+    spelled = _record("--seed", "3", "--", sys.executable, "fit.py", "--lr", "0.5")
+    defaulted = _record("--seed", "3", "--", sys.executable, "fit.py")
+    for original in (spelled, defaulted):
+        result = gitexp("rerun", original, "-p", "lr=0.25", "--yes")
+        assert result.exit_code == 0, result.output
+        again = run_ids(trainer)[0]
+        assert f"run {again} succeeded: run {original} with lr=0.25; changed config.lr" in (
+            result.stderr
+        )
+        shown = json.loads(gitexp("show", again, "--json").stdout)
+        assert shown["run"]["rerun_of"] == original and shown["config"]["lr"] == 0.25
+        diff = gitexp("diff", original, again).stdout.splitlines()
+        assert diff[0] == f"{original} → {again}: 1 axis differs"
+        assert diff[1].split(":")[0].strip() == "config.lr"
+
+
+def test_a_rerun_key_the_command_does_not_have_is_set_as_config(trainer: Path) -> None:
+    original = _record("--", sys.executable, "fit.py")
+    result = gitexp("rerun", original, "-p", "optim.momentum=0.9", "--yes")
+    assert result.exit_code == 0, result.output
+    again = run_ids(trainer)[0]
+    assert "changed config.optim.momentum" in result.stderr  # as `gitexp run -p` records it
+    command = json.loads(gitexp("show", again, "--json").stdout)["run"]["command"]
+    assert command == [sys.executable, "fit.py"]  # not passed to a script that has no such option
+    bad = gitexp("rerun", original, "-p", "lr", "--yes")
+    assert bad.exit_code == 2 and "write KEY=VALUE" in bad.stderr

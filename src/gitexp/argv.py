@@ -56,6 +56,12 @@ def program(command: Sequence[str]) -> list[str]:
     return words[-1:] if words and not words[-1].startswith("-") else []
 
 
+def script_end(command: Sequence[str]) -> int:
+    """Where the program's own words start: after the interpreter, its options and the
+    script (`python -u train.py --lr 1` → 3)."""
+    return _interpreter_words(command)
+
+
 def is_option(word: str) -> bool:
     """Whether a word is an option (`-k`, `--lr=1`) rather than a value (`-1e-3`, `-`)."""
     return word.startswith("-") and word not in ("-", "--") and not _NUMBER.match(word)

@@ -19,6 +19,8 @@ from gitexp.errors import GitexpError
 
 if TYPE_CHECKING:
     from gitexp import data
+    from gitexp.replay.reproduce import Plan
+    from gitexp.workspace import Workspace
 
 _STATUSES = ("running", "succeeded", "failed", "interrupted", "crashed")
 # Failures of the disk rather than of gitexp: said in one line, with what to do.
@@ -651,15 +653,7 @@ def reproduce(run_id: str, rtol: float, atol: float, strict_env: bool, yes: bool
     ws = workspace.open_workspace()
     plan = replay.plan(ws, run_id)
     original = plan.record.summary.id
-    doubt = replay.distrust(ws, original)
-    if doubt is not None and not yes:
-        shown = safe(" ".join(plan.command))
-        if not sys.stdin.isatty():
-            raise Refused(f"run {original} does not verify ({safe(doubt)}); it would run "
-                          f"`{shown}`: read it, then pass --yes to run it")  # fmt: skip
-        click.echo(f"run {original} does not verify ({safe(doubt)}).", err=True)
-        if not click.confirm(f"Run `{shown}` from it?", err=True):
-            raise click.Abort()
+    _consent(ws, plan, yes)
     if plan.environment:
         click.echo("this machine differs from the record's environment:", err=True)
         for key, recorded, here in plan.environment:
@@ -680,6 +674,55 @@ def reproduce(run_id: str, rtol: float, atol: float, strict_env: bool, yes: bool
         raise NotReproduced(f"run {outcome.run_id} does not reproduce run {original}: {why}")
     tolerance = "exactly" if rtol == atol == 0 else f"within rtol={rtol:g}, atol={atol:g}"
     click.echo(f"run {outcome.run_id} reproduces run {original}: every metric {tolerance}")
+
+
+@cli.command()
+@click.argument("run_id")
+@click.option("-p", "--param", "changes", multiple=True, required=True, metavar="KEY=VALUE",
+              help="The change: an option of the command (`lr=0.01` for `--lr`), or a config "
+              "key as `gitexp run -p` sets it; repeatable.")  # fmt: skip
+@click.option(
+    "--yes", is_flag=True, help="Run a record that does not verify without asking (for scripts)."
+)
+@click.pass_context
+def rerun(ctx: click.Context, run_id: str, changes: tuple[str, ...], yes: bool) -> None:
+    """Run RUN_ID's command again on its exact code, data and seeds, with one change: a new
+    run, linked to it (rerun_of). Exits with the command's own status."""
+    from gitexp import workspace
+    from gitexp.reader import terminal_safe as safe
+    from gitexp.replay import reproduce as replay
+
+    ws = workspace.open_workspace()
+    plan = replay.plan(ws, run_id)
+    _consent(ws, plan, yes)
+    done = replay.rerun(ws, plan, changes)
+    changed = ", ".join(f"config.{safe(key)}" for key in done.config_changes)
+    click.echo(f"gitexp: run {done.run_id} {done.status}: run {done.original} with "
+               f"{safe(' '.join(changes))}; changed {changed or 'nothing in its config'}",
+               err=True)  # fmt: skip
+    if not done.config_changes:
+        click.echo("gitexp: warning: the change did not reach the script's config; check "
+                   "the KEY against `gitexp show` of the run", err=True)  # fmt: skip
+    ctx.exit(done.exit_status)
+
+
+def _consent(ws: Workspace, plan: Plan, yes: bool) -> None:
+    """Run a record's command only if it verifies, or its reader agrees."""
+    from gitexp.errors import Refused
+    from gitexp.reader import terminal_safe as safe
+    from gitexp.replay import reproduce as replay
+
+    original = plan.record.summary.id
+    doubt = replay.distrust(ws, original)
+    if doubt is None or yes:
+        return
+    shown = safe(" ".join(plan.command))
+    if not sys.stdin.isatty():
+        raise Refused(f"run {original} does not verify ({safe(doubt)}); it would run "
+                      f"`{shown}`: read it, then pass --yes to run it")  # fmt: skip
+    click.echo(f"run {original} does not verify ({safe(doubt)}).", err=True)
+    if not click.confirm(f"Run `{shown}` from it?", err=True):
+        raise click.Abort()
 
 
 @cli.group()

@@ -51,6 +51,7 @@ class RunRequest:
     allow_unpinned_data: bool = False
     outputs: tuple[str, ...] = ()  # paths to store as artifacts once the command ends
     reproduces: str | None = None  # the run this one replays (`gitexp reproduce`)
+    rerun_of: str | None = None  # the run this one re-runs with a change (`gitexp rerun`)
 
 
 @dataclass(frozen=True)
@@ -195,6 +196,7 @@ def begin(
             tags=tuple(request.tags),
             inputs=tuple(sorted({p.made_by for p in pins if p.made_by})),
             reproduces=request.reproduces,
+            rerun_of=request.rerun_of,
             redacted=(*redacted, *config_redacted),
         )
         live.write(CONFIG, yamlio.dump(recorded))

@@ -123,6 +123,7 @@ class RunInfo:
     finished: str | None = None
     duration_s: float | None = None
     reproduces: str | None = None
+    rerun_of: str | None = None  # the run this one re-ran with a change (`gitexp rerun`)
     inputs: tuple[str, ...] = ()
     schema: int = SCHEMA
     redacted: tuple[Redaction, ...] = ()  # secrets kept out of `command` and config.yaml
@@ -174,6 +175,8 @@ class RunInfo:
         data["tags"] = list(self.tags)
         data["inputs"] = list(self.inputs)
         ordered = {key: data[key] for key in order}
+        if self.rerun_of:  # written only when there is something to say
+            ordered["rerun_of"] = self.rerun_of
         if self.redacted:  # written only when there is something to say
             ordered["redacted"] = [asdict(item) for item in self.redacted]
         return yamlio.dump(ordered)

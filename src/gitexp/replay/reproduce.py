@@ -17,9 +17,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from gitexp import axes, data, environment, history, launch, reader, runner
+from gitexp import argv, axes, data, environment, history, launch, reader, runner
 from gitexp.config import flatten
-from gitexp.errors import GitexpError, Unreadable
+from gitexp.errors import GitexpError, Unreadable, UsageError
 from gitexp.record import CODE, CONFIG, DATA, ENV, SEEDS, SUMMARY
 from gitexp.replay import code
 from gitexp.seeds import DETERMINISM_VARIABLE, SEED_VARIABLES
@@ -112,6 +112,85 @@ def _replayed_variables(seeds: Mapping[str, Any]) -> dict[str, str]:
 def run(ws: Workspace, chosen: Plan, rtol: float, atol: float) -> Outcome:
     """Run the plan in a worktree of the run's code; record and compare the new run."""
     record = chosen.record
+    result = _replay(ws, chosen, chosen.command, (), reproduces=record.summary.id)
+    again = history.load(ws, result.run_id)
+    return Outcome(
+        record.summary.id,
+        result.run_id,
+        result.status,
+        result.exit_status,
+        tuple(compare_metrics(record, again, rtol, atol)),
+        tuple(_config_changes(record, again)),
+    )
+
+
+@dataclass(frozen=True)
+class Rerun:
+    """A run re-run with a change, and the config keys that changed."""
+
+    original: str
+    run_id: str
+    status: str
+    exit_status: int
+    command: tuple[str, ...]
+    config_changes: tuple[str, ...]
+
+
+def rerun(ws: Workspace, chosen: Plan, changes: Sequence[str]) -> Rerun:
+    """Run the plan's command with `changes` (KEY=VALUE each) on the run's own code, data
+    and seeds: an option of the command takes the new value; a key of the run's config that
+    the command does not spell (an argparse default) is added as `--KEY=VALUE`; any other
+    key is set in the config, as `gitexp run -p` does."""
+    record = chosen.record
+    config = reader.mapping(record.summary.id, CONFIG, record.files.get(CONFIG))
+    command, params = list(chosen.command), []
+    for change in changes:
+        key, sep, value = change.partition("=")
+        if not sep or not key or key.startswith("-"):
+            raise UsageError(f"-p {change!r}: write KEY=VALUE, e.g. -p lr=0.01")
+        if _set_option(command, key, value):
+            continue
+        if key in config:
+            command.append(f"--{key}={value}")
+        else:
+            params.append(change)
+    result = _replay(ws, chosen, tuple(command), tuple(params), rerun_of=record.summary.id)
+    again = history.load(ws, result.run_id)
+    changed = tuple(_config_changes(record, again))
+    return Rerun(record.summary.id, result.run_id, result.status, result.exit_status,
+                 tuple(command), changed)  # fmt: skip
+
+
+def _set_option(command: list[str], key: str, value: str) -> bool:
+    """Give the option `key` of the command (`--key v`, `--key=v`, `-k v`) the value `value`,
+    wherever the command already spells it; whether it did."""
+    found = False
+    for i in range(argv.script_end(command), len(command)):
+        word = command[i]
+        if word == "--":
+            break
+        name, has_value, _ = word.partition("=")
+        if not argv.is_option(word) or name.lstrip("-") not in (key, key.replace("_", "-")):
+            continue
+        if has_value:
+            command[i] = f"{name}={value}"
+            found = True
+        elif i + 1 < len(command) and not argv.is_option(command[i + 1]):
+            command[i + 1] = value
+            found = True
+    return found
+
+
+def _replay(
+    ws: Workspace,
+    chosen: Plan,
+    command: tuple[str, ...],
+    params: tuple[str, ...],
+    reproduces: str | None = None,
+    rerun_of: str | None = None,
+) -> runner.RunResult:
+    """`command` run as the recorded run was, in a worktree of its code, and recorded."""
+    record = chosen.record
     run_id = record.summary.id
     info = reader.run_info(run_id, record.files.get("run.yaml"))
     recorded_code = reader.mapping(run_id, CODE, record.files.get(CODE))
@@ -124,26 +203,20 @@ def run(ws: Workspace, chosen: Plan, rtol: float, atol: float) -> Outcome:
         if not cwd.resolve().is_relative_to(there.workdir.resolve()):
             raise Unreadable(f"run {run_id} ran in {chosen.cwd!r}, outside its repository")
         request = launch.RunRequest(
-            command=chosen.command,
+            command=command,
             name=info.name,
             tags=info.tags,
             config_files=tuple(there.workdir / f for f in files),
+            params=params,
             data=tuple(path for path, _ in pins) or None,
-            reproduces=run_id,
+            reproduces=reproduces,
+            rerun_of=rerun_of,
         )
         with _environment(chosen.variables):
             result = runner.run(there, request, cwd)
-    again = history.load(ws, result.run_id) if result.kept is None else None
-    if again is None:
-        raise GitexpError(f"the reproduction ran, but its record is not written: {result.kept}")
-    return Outcome(
-        run_id,
-        result.run_id,
-        result.status,
-        result.exit_status,
-        tuple(compare_metrics(record, again, rtol, atol)),
-        tuple(_config_changes(record, again)),
-    )
+    if result.kept is not None:
+        raise GitexpError(f"the run ran, but its record is not written yet: {result.kept}")
+    return result
 
 
 @contextmanager
