@@ -168,3 +168,17 @@ def test_the_data_of_chosen_runs_only(cluster: Path, tmp_path: Path) -> None:
     assert f"objects/{data_md5[:2]}/{data_md5[2:]}" in names
     none_yet = gitexp("bundle", "create", str(tmp_path / "x.gxb"), "--since", "2999-01-01")
     assert none_yet.exit_code == 0 and "with the data of 0: 0 DVC objects" in none_yet.stdout
+
+
+def test_push_to_a_gxb_file_and_pull_from_it_carry_a_bundle(
+    cluster: Path, workstation: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stick = tmp_path / "stick.gxb"
+    pushed = gitexp("push", str(stick))
+    assert pushed.exit_code == 0, pushed.output
+    assert pushed.stdout.startswith(f"bundled 2 runs into {stick}")
+    monkeypatch.chdir(workstation)
+    pulled = gitexp("pull", str(stick))
+    assert pulled.exit_code == 0, pulled.output
+    assert pulled.stdout.startswith(f"imported 2 new runs from {stick}")
+    assert run_ids(workstation) == run_ids(cluster)

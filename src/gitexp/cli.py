@@ -562,22 +562,34 @@ def _objects(moved: data.Moved | None, new: str) -> str:
 @cli.command()
 @click.argument("remote", default="origin")
 def push(remote: str) -> None:
-    """Send the runs branch to a git REMOTE and the data it names to the DVC remote."""
+    """Send the runs branch to a git REMOTE and the data it names to the DVC remote; to a
+    FILE.gxb, write a bundle instead (`gitexp bundle create`)."""
     from gitexp import workspace
+    from gitexp.sharing import bundle as bundles
     from gitexp.sharing import remote as sharing
 
-    done = sharing.push(workspace.open_workspace(), remote)
+    ws = workspace.open_workspace()
+    if remote.endswith(bundles.SUFFIX):
+        _bundle_create(ws, Path(remote), None)
+        return
+    done = sharing.push(ws, remote)
     click.echo(f"pushed {done.runs} runs to {remote}{_objects(done.objects, 'new ')}")
 
 
 @cli.command()
 @click.argument("remote", default="origin")
 def pull(remote: str) -> None:
-    """Merge the runs branch of a git REMOTE into ours and fetch the data it names."""
+    """Merge the runs branch of a git REMOTE into ours and fetch the data it names; from a
+    gitexp bundle file, import it (`gitexp bundle import`)."""
     from gitexp import workspace
+    from gitexp.sharing import bundle as bundles
     from gitexp.sharing import remote as sharing
 
-    done = sharing.pull(workspace.open_workspace(), remote)
+    ws = workspace.open_workspace()
+    if Path(remote).is_file() and bundles.is_bundle(Path(remote)):
+        _bundle_import(ws, Path(remote), unverified=False)
+        return
+    done = sharing.pull(ws, remote)
     click.echo(f"pulled {done.runs} new runs from {remote}{_objects(done.objects, '')}")
     missing = done.objects.missing if done.objects is not None else ()
     if missing:
@@ -745,11 +757,17 @@ def bundle_create(file: Path, named: tuple[str, ...], since: str | None,
                   conditions: tuple[str, ...]) -> None:  # fmt: skip
     """Write FILE: the runs branch (every record and its code) and the DVC objects the runs
     name (all, or those --runs/--since/--where choose)."""
-    from gitexp import listing, workspace
+    from gitexp import workspace
     from gitexp.sharing import bundle as bundles
 
     ws = workspace.open_workspace()
-    chosen = bundles.choose(ws, named, since, conditions)
+    _bundle_create(ws, file, bundles.choose(ws, named, since, conditions))
+
+
+def _bundle_create(ws: Workspace, file: Path, chosen: list[str] | None) -> None:
+    from gitexp import listing
+    from gitexp.sharing import bundle as bundles
+
     with listing.progress_bar("writing the bundle") as progress:
         made = bundles.create(ws, file, chosen, progress)
     click.echo(f"bundled {made.runs} runs into {file} ({made.size / 1e6:.1f} MB), with the data "
@@ -770,10 +788,15 @@ def bundle_create(file: Path, named: tuple[str, ...], since: str | None,
 def bundle_import(file: Path, unverified: bool) -> None:
     """Merge the runs of a bundle FILE into the runs branch and its data into the DVC cache,
     once every file in it checks out and its new runs verify."""
-    from gitexp import listing, workspace
+    from gitexp import workspace
+
+    _bundle_import(workspace.open_workspace(), file, unverified)
+
+
+def _bundle_import(ws: Workspace, file: Path, unverified: bool) -> None:
+    from gitexp import listing
     from gitexp.sharing import bundle as bundles
 
-    ws = workspace.open_workspace()
     with listing.progress_bar("reading the bundle") as progress:
         done = bundles.import_(ws, file, unverified, progress)
     click.echo(f"imported {len(done.runs)} new runs from {file} ({done.known} were here "

@@ -67,6 +67,19 @@ class Imported:
     objects_known: int  # DVC objects the cache had already
 
 
+SUFFIX = ".gxb"  # what `push` takes for a bundle to write
+
+
+def is_bundle(path: Path) -> bool:
+    """Whether `path` is a file that starts as a gitexp bundle does (its first header)."""
+    try:
+        with tarfile.open(path, "r|") as tar:
+            first = tar.next()
+    except (OSError, tarfile.TarError, EOFError):
+        return False
+    return first is not None and first.name == MANIFEST
+
+
 def choose(
     ws: Workspace, named: Sequence[str], since: str | None, wheres: Sequence[str]
 ) -> list[str] | None:
