@@ -46,6 +46,7 @@ def workstation(cluster: Path, tmp_path: Path) -> Path:
     return there
 
 
+@pytest.mark.slow
 def test_a_bundle_carries_runs_code_and_data_across_the_gap(
     cluster: Path, workstation: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -72,6 +73,7 @@ def test_a_bundle_carries_runs_code_and_data_across_the_gap(
     assert again.stdout.startswith(f"imported 0 new runs from {stick} (2 were here already), 0 ")
 
 
+@pytest.mark.slow
 def test_runs_that_do_not_verify_are_refused_unless_asked_for(
     cluster: Path, workstation: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -153,6 +155,7 @@ def test_a_damaged_or_altered_bundle_changes_nothing(
     _refused(stick, workstation, "not a whole gitexp bundle")
 
 
+@pytest.mark.slow
 def test_the_data_of_chosen_runs_only(cluster: Path, tmp_path: Path) -> None:
     ids = run_ids(cluster)  # newest first: the model run, then the one that read the data
     everything = tmp_path / "all.gxb"
@@ -170,6 +173,7 @@ def test_the_data_of_chosen_runs_only(cluster: Path, tmp_path: Path) -> None:
     assert none_yet.exit_code == 0 and "with the data of 0: 0 DVC objects" in none_yet.stdout
 
 
+@pytest.mark.slow
 def test_push_to_a_gxb_file_and_pull_from_it_carry_a_bundle(
     cluster: Path, workstation: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -77,6 +77,7 @@ def test_a_run_reproduces_exactly_from_its_own_code_data_and_seed(trainer: Path)
     assert (trainer / "data" / "train.csv").read_text() == "100\n"  # the user's, untouched
 
 
+@pytest.mark.slow
 def test_a_run_that_does_not_reproduce_exits_5_and_says_which_metric(
     trainer: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -107,6 +108,7 @@ def test_a_record_that_does_not_verify_is_not_run_without_consent(trainer: Path)
     assert run_ids(trainer) == before
 
 
+@pytest.mark.slow
 def test_signed_records_run_without_asking(trainer: Path, signing: Path) -> None:
     original = _record("--", sys.executable, "fit.py")
     done = subprocess.run([sys.executable, "-m", "gitexp", "reproduce", original],
@@ -116,6 +118,7 @@ def test_signed_records_run_without_asking(trainer: Path, signing: Path) -> None
     assert "reproduces run" in done.stdout
 
 
+@pytest.mark.slow
 def test_environment_differences_are_listed_and_strict_env_refuses(
     trainer: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -146,6 +149,7 @@ def test_checkout_code_writes_the_exact_code_elsewhere(trainer: Path, tmp_path: 
     assert again.exit_code == 1 and "is not an empty folder" in again.stderr
 
 
+@pytest.mark.slow
 def test_rerun_changes_one_option_and_links_the_new_run(trainer: Path) -> None:
     spelled = _record("--seed", "3", "--", sys.executable, "fit.py", "--lr", "0.5")
     defaulted = _record("--seed", "3", "--", sys.executable, "fit.py")
@@ -163,6 +167,7 @@ def test_rerun_changes_one_option_and_links_the_new_run(trainer: Path) -> None:
         assert diff[1].split(":")[0].strip() == "config.lr"
 
 
+@pytest.mark.slow
 def test_a_rerun_key_the_command_does_not_have_is_set_as_config(trainer: Path) -> None:
     original = _record("--", sys.executable, "fit.py")
     result = gitexp("rerun", original, "-p", "optim.momentum=0.9", "--yes")
