@@ -4,6 +4,7 @@ config and seeds, run again; its outcome compared."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -178,3 +179,21 @@ def test_a_rerun_key_the_command_does_not_have_is_set_as_config(trainer: Path) -
     assert command == [sys.executable, "fit.py"]  # not passed to a script that has no such option
     bad = gitexp("rerun", original, "-p", "lr", "--yes")
     assert bad.exit_code == 2 and "write KEY=VALUE" in bad.stderr
+
+
+@pytest.mark.slow
+def test_an_interpreter_this_machine_lacks_is_its_own_python_and_said(
+    trainer: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    venv = tmp_path / "elsewhere" / "bin"
+    venv.mkdir(parents=True)
+    (venv / "python3").write_text(f'#!/bin/sh\nexec {sys.executable} "$@"\n')  # another machine's
+    (venv / "python3").chmod(0o755)
+    original = _record("--", str(venv / "python3"), "fit.py")
+    (venv / "python3").unlink()
+    here = Path(sys.executable).parent  # this machine's environment, activated
+    monkeypatch.setenv("PATH", f"{here}{os.pathsep}{os.environ['PATH']}")
+    result = gitexp("reproduce", original, "--yes")
+    assert result.exit_code == 0, result.output
+    assert f"gitexp: {venv / 'python3'} is not on this machine: running " in result.stderr
+    assert "reproduces run" in result.stdout

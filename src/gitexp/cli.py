@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from gitexp.replay.reproduce import Plan
     from gitexp.workspace import Workspace
 
+_SHOWN_DIFFERENCES = 20  # environment values `reproduce` lists before it counts the rest
 _STATUSES = ("running", "succeeded", "failed", "interrupted", "crashed")
 # Failures of the disk rather than of gitexp: said in one line, with what to do.
 _STORAGE_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES, errno.EIO)
@@ -666,10 +667,16 @@ def reproduce(run_id: str, rtol: float, atol: float, strict_env: bool, yes: bool
     plan = replay.plan(ws, run_id)
     original = plan.record.summary.id
     _consent(ws, plan, yes)
+    for note in plan.notes:
+        click.echo(f"gitexp: {safe(note)}", err=True)
     if plan.environment:
         click.echo("this machine differs from the record's environment:", err=True)
-        for key, recorded, here in plan.environment:
+        for key, recorded, here in plan.environment[:_SHOWN_DIFFERENCES]:
             click.echo(f"  {safe(key)}: {safe(str(recorded))} -> {safe(str(here))}", err=True)
+        more = len(plan.environment) - _SHOWN_DIFFERENCES
+        if more > 0:
+            click.echo(f"  … and {more} more (`gitexp diff` of the two runs lists them all)",
+                       err=True)  # fmt: skip
         if strict_env:
             raise Refused(f"{len(plan.environment)} environment values differ from run "
                           f"{original}'s; match them, or drop --strict-env")  # fmt: skip
@@ -707,6 +714,8 @@ def rerun(ctx: click.Context, run_id: str, changes: tuple[str, ...], yes: bool) 
     ws = workspace.open_workspace()
     plan = replay.plan(ws, run_id)
     _consent(ws, plan, yes)
+    for note in plan.notes:
+        click.echo(f"gitexp: {safe(note)}", err=True)
     done = replay.rerun(ws, plan, changes)
     changed = ", ".join(f"config.{safe(key)}" for key in done.config_changes)
     click.echo(f"gitexp: run {done.run_id} {done.status}: run {done.original} with "

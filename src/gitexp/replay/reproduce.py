@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import math
 import os
+import shutil
+import sys
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -36,6 +38,7 @@ class Plan:
     snapshot: str
     environment: tuple[tuple[str, Any, Any], ...]  # (key, recorded, here) that differ
     variables: Mapping[str, str]  # seed and determinism variables the run saw
+    notes: tuple[str, ...] = ()  # what had to be adapted to this machine, for the user
 
 
 @dataclass(frozen=True)
@@ -77,11 +80,24 @@ def plan(ws: Workspace, ref: str) -> Plan:
     snapshot = code.snapshot_of(record)
     seeds = reader.mapping(run_id, SEEDS, record.files.get(SEEDS))
     variables = _replayed_variables(seeds)
+    command, notes = _runnable(info.command)
     recorded = reader.mapping(run_id, ENV, record.files.get(ENV))
     env = {**os.environ, **variables}
-    here = environment.capture(info.command, env, ws.workdir, ws.settings.env_allow)
+    here = environment.capture(command, env, ws.workdir, ws.settings.env_allow)
     differences = axes.env_differences(recorded, here)
-    return Plan(record, info.command, info.cwd, snapshot, tuple(differences), variables)
+    return Plan(record, command, info.cwd, snapshot, tuple(differences), variables, notes)
+
+
+def _runnable(command: tuple[str, ...]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The recorded command, runnable here: a Python interpreter recorded by a path this
+    machine lacks (another machine's virtual environment) is this machine's `python` of the
+    same name on PATH, and the user is told; the environment check shows what differs."""
+    program = command[0]
+    if not os.path.isabs(program) or os.path.exists(program) or not argv.is_python(program):
+        return command, ()
+    found = shutil.which(os.path.basename(program)) or shutil.which("python3") or sys.executable
+    note = f"{program} is not on this machine: running {found} instead"
+    return (found, *command[1:]), (note,)
 
 
 def distrust(ws: Workspace, run_id: str) -> str | None:
