@@ -60,6 +60,13 @@ step gitexp run --name evaluate --data "$best" -- python -c "import torch; print
 
 step gitexp log
 step gitexp show evaluate
+# Replay a run on its exact code, data and seed (in a worktree of its own), and compare;
+# then the same run with one change, which `gitexp diff` shows as that one axis.
+step gitexp reproduce --yes torch-baseline
+step gitexp rerun --yes torch-baseline -p epochs=40
+step gitexp diff --no-pager --stat torch-baseline @
+# The air gap: every run, its code and its data in one file.
+step gitexp bundle create "$(dirname "$project")/stick.gxb"
 step git status --short
 
 printf '\nThe demo repository is %s: explore it with gitexp and git.\n' "$project"

@@ -219,8 +219,7 @@ def _replay(
         if not cwd.resolve().is_relative_to(there.workdir.resolve()):
             raise Unreadable(f"run {run_id} ran in {chosen.cwd!r}, outside its repository")
         request = launch.RunRequest(
-            command=command,
-            name=info.name,
+            command=command,  # no name: a name finds one run, and the link says whose this is
             tags=info.tags,
             config_files=tuple(there.workdir / f for f in files),
             params=params,
