@@ -143,16 +143,23 @@ def test_a_damaged_or_altered_bundle_changes_nothing(
 
     extra = tarfile.TarInfo("../../outside")
     _write(stick, [*members, (extra, b"x")])
-    _refused(stick, workstation, "which its manifest does not list")
+    _refused(stick, workstation, "though its manifest does not list it")
     assert not (tmp_path.parent / "outside").exists()
 
     link = tarfile.TarInfo(members[1][0].name)
     link.type, link.linkname = tarfile.SYMTYPE, "/etc/passwd"
     _write(stick, [members[0], (link, b""), *members[2:]])
-    _refused(stick, workstation, "which its manifest does not list")
+    _refused(stick, workstation, "as something other than a plain file")
 
     stick.write_bytes(b"not a tar at all" * 100)
     _refused(stick, workstation, "not a whole gitexp bundle")
+
+    # A manifest naming another tip, or more runs than there are: the branch decides.
+    lines = manifest.splitlines()
+    tip_line = next(line for line in lines if line.startswith("tip: "))
+    forged = manifest.replace(tip_line, "tip: " + "0" * 40).encode()
+    _write(stick, [(members[0][0], forged), *members[1:]])
+    _refused(stick, workstation, "its runs branch is not at the commit its manifest names")
 
 
 @pytest.mark.slow
@@ -185,4 +192,24 @@ def test_push_to_a_gxb_file_and_pull_from_it_carry_a_bundle(
     pulled = gitexp("pull", str(stick))
     assert pulled.exit_code == 0, pulled.output
     assert pulled.stdout.startswith(f"imported 2 new runs from {stick}")
+    assert run_ids(workstation) == run_ids(cluster)
+
+
+def test_a_bundle_needs_a_folder_to_go_in(cluster: Path, tmp_path: Path) -> None:
+    result = gitexp("bundle", "create", str(tmp_path / "nowhere" / "runs.gxb"))
+    assert result.exit_code == 1
+    assert result.stderr == (
+        f"Error: {tmp_path / 'nowhere'} is not a folder; create it, or write the bundle elsewhere\n"
+    )
+
+
+def test_pull_takes_the_runs_branch_and_never_the_tags_beside_it(
+    cluster: Path, workstation: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    git(cluster, "tag", "evil", "gitexp/runs")
+    git(cluster, "bundle", "create", str(tmp_path / "plain.bundle"), "gitexp/runs", "evil")
+    monkeypatch.chdir(workstation)
+    pulled = gitexp("pull", str(tmp_path / "plain.bundle"))
+    assert pulled.exit_code == 0, pulled.output
+    assert "evil" not in git(workstation, "tag", "--list")
     assert run_ids(workstation) == run_ids(cluster)

@@ -22,10 +22,13 @@ import gitexp
 SCALE = 1.0
 parser = argparse.ArgumentParser()
 parser.add_argument("--lr", type=float, default=0.1)
+parser.add_argument("--warm-up-steps", type=int, default=0)
+parser.add_argument("--double", action="store_true")
 args = parser.parse_args()
 random.seed(int(os.environ.get("GITEXP_SEED", "0")))
 rows = open("data/train.csv").read().split()
-loss = SCALE * args.lr * sum(float(x) for x in rows) + random.random()
+loss = SCALE * args.lr * sum(float(x) for x in rows) + random.random() + args.warm_up_steps
+loss *= 2 if args.double else 1
 if os.environ.get("NOISE"):
     loss += int.from_bytes(os.urandom(4), "big") * 1e-12  # below 0.005, never twice the same
 with gitexp.init() as run:
@@ -89,7 +92,7 @@ def test_a_run_that_does_not_reproduce_exits_5_and_says_which_metric(
     again = run_ids(trainer)[0]
     assert (
         result.stderr
-        == f"Error: run {again} does not reproduce run {original}: its outcome differs\n"
+        == f"Error: run {again} does not reproduce run {original}: 1 of 2 metrics differ (loss)\n"
     )
     lines = {line.split()[0]: line.split() for line in result.stdout.splitlines()}
     assert lines["loss"][-1] == "DIFFERS" and lines["rows"][-1] == "same"
@@ -175,6 +178,7 @@ def test_a_rerun_key_the_command_does_not_have_is_set_as_config(trainer: Path) -
     assert result.exit_code == 0, result.output
     again = run_ids(trainer)[0]
     assert "changed config.optim.momentum" in result.stderr  # as `gitexp run -p` records it
+    assert "optim.momentum is neither an option of the command nor one its code" in result.stderr
     command = json.loads(gitexp("show", again, "--json").stdout)["run"]["command"]
     assert command == [sys.executable, "fit.py"]  # not passed to a script that has no such option
     bad = gitexp("rerun", original, "-p", "lr", "--yes")
@@ -197,3 +201,23 @@ def test_an_interpreter_this_machine_lacks_is_its_own_python_and_said(
     assert result.exit_code == 0, result.output
     assert f"gitexp: {venv / 'python3'} is not on this machine: running " in result.stderr
     assert "reproduces run" in result.stdout
+
+
+@pytest.mark.slow
+def test_rerun_spells_a_defaulted_option_as_the_code_does(trainer: Path) -> None:
+    original = _record("--", sys.executable, "fit.py")
+    result = gitexp("rerun", original, "-p", "warm_up_steps=3", "-p", "double=true", "--yes")
+    assert result.exit_code == 0, result.output
+    again = run_ids(trainer)[0]
+    command = json.loads(gitexp("show", again, "--json").stdout)["run"]["command"]
+    assert command[-2:] == ["--warm-up-steps=3", "--double"]
+    assert "changed config.double, config.warm_up_steps" in result.stderr
+    off = gitexp("rerun", original, "-p", "double=false", "--yes")
+    assert off.exit_code == 2 and "a switch the command can only turn on" in off.stderr
+
+
+def test_a_run_with_no_metrics_is_not_said_to_reproduce(trainer: Path) -> None:
+    original = _record("--", sys.executable, "-c", "print('no metrics logged')")
+    result = gitexp("reproduce", original, "--yes")
+    assert result.exit_code == 5
+    assert "recorded no metrics, so there is nothing to compare" in result.stderr

@@ -24,7 +24,7 @@ from gitexp.workspace import Workspace
 if TYPE_CHECKING:  # `diff` needs axes; listing runs must not load it
     from gitexp import axes
 
-_VERSION = "11"  # 11: each run's `log --json` line, made once
+_VERSION = "12"  # 12: folders with links or bad data paths listed invalid
 _COLUMNS = (
     "id, tree, name, status, started, duration_s, exit_code, tags, notes, command, config, "
     "summary, inputs, artifacts, problem, fields, archived, json"

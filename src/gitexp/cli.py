@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import errno
 import os
+import shlex
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -579,7 +580,12 @@ def push(remote: str) -> None:
 
 @cli.command()
 @click.argument("remote", default="origin")
-def pull(remote: str) -> None:
+@click.option(
+    "--unverified",
+    is_flag=True,
+    help="From a bundle file: import runs that do not verify, as `bundle import`.",
+)
+def pull(remote: str, unverified: bool) -> None:
     """Merge the runs branch of a git REMOTE into ours and fetch the data it names; from a
     gitexp bundle file, import it (`gitexp bundle import`)."""
     from gitexp import workspace
@@ -588,7 +594,7 @@ def pull(remote: str) -> None:
 
     ws = workspace.open_workspace()
     if Path(remote).is_file() and bundles.is_bundle(Path(remote)):
-        _bundle_import(ws, Path(remote), unverified=False)
+        _bundle_import(ws, Path(remote), unverified)
         return
     done = sharing.pull(ws, remote)
     click.echo(f"pulled {done.runs} new runs from {remote}{_objects(done.objects, '')}")
@@ -683,14 +689,13 @@ def reproduce(run_id: str, rtol: float, atol: float, strict_env: bool, yes: bool
     outcome = replay.run(ws, plan, rtol, atol)
     rows = replay.summary_text(outcome.metrics)
     if rows:
-        click.echo(listing.layout(["metric", original, outcome.run_id, ""],
+        click.echo(listing.layout(["metric", "original", "reproduction", ""],
                                   [list(c) for c in zip(*rows, strict=True)], set()))  # fmt: skip
     for key in outcome.config_changes:
         click.echo(f"config.{safe(key)} differs from the original's", err=True)
-    if not outcome.reproduced:
-        why = (f"it {outcome.status} (exit {outcome.exit_status})"
-               if outcome.status != "succeeded" else "its outcome differs")  # fmt: skip
-        raise NotReproduced(f"run {outcome.run_id} does not reproduce run {original}: {why}")
+    if outcome.failure is not None:
+        raise NotReproduced(f"run {outcome.run_id} does not reproduce run {original}: "
+                            f"{safe(outcome.failure)}")  # fmt: skip
     tolerance = "exactly" if rtol == atol == 0 else f"within rtol={rtol:g}, atol={atol:g}"
     click.echo(f"run {outcome.run_id} reproduces run {original}: every metric {tolerance}")
 
@@ -713,10 +718,11 @@ def rerun(ctx: click.Context, run_id: str, changes: tuple[str, ...], yes: bool) 
 
     ws = workspace.open_workspace()
     plan = replay.plan(ws, run_id)
-    _consent(ws, plan, yes)
-    for note in plan.notes:
+    change = replay.changed(ws, plan, changes)
+    _consent(ws, plan, yes, change.command)
+    for note in (*plan.notes, *change.notes):
         click.echo(f"gitexp: {safe(note)}", err=True)
-    done = replay.rerun(ws, plan, changes)
+    done = replay.rerun(ws, plan, change)
     changed = ", ".join(f"config.{safe(key)}" for key in done.config_changes)
     click.echo(f"gitexp: run {done.run_id} {done.status}: run {done.original} with "
                f"{safe(' '.join(changes))}; changed {changed or 'nothing in its config'}",
@@ -727,7 +733,7 @@ def rerun(ctx: click.Context, run_id: str, changes: tuple[str, ...], yes: bool) 
     ctx.exit(done.exit_status)
 
 
-def _consent(ws: Workspace, plan: Plan, yes: bool) -> None:
+def _consent(ws: Workspace, plan: Plan, yes: bool, command: Sequence[str] | None = None) -> None:
     """Run a record's command only if it verifies, or its reader agrees."""
     from gitexp.errors import Refused
     from gitexp.reader import terminal_safe as safe
@@ -737,7 +743,7 @@ def _consent(ws: Workspace, plan: Plan, yes: bool) -> None:
     doubt = replay.distrust(ws, original)
     if doubt is None or yes:
         return
-    shown = safe(" ".join(plan.command))
+    shown = safe(shlex.join(command or plan.command))
     if not sys.stdin.isatty():
         raise Refused(f"run {original} does not verify ({safe(doubt)}); it would run "
                       f"`{shown}`: read it, then pass --yes to run it")  # fmt: skip

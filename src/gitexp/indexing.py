@@ -9,6 +9,7 @@ import json
 from typing import Any
 
 import pygit2
+from pygit2.enums import FileMode
 
 from gitexp import axes, reader, store
 from gitexp.config import flatten
@@ -53,6 +54,12 @@ def run_row(repo: pygit2.Repository, run_id: str, tree_id: pygit2.Oid) -> tuple[
         def read(name: str) -> bytes | None:
             return store.record_file(repo, folder, run_id, name)
 
+        # What `show` and `checkout` would refuse, `log` lists as invalid: a file that is a
+        # link or a folder, a data path outside the working tree.
+        for entry in folder:
+            if entry.filemode not in (FileMode.BLOB, FileMode.BLOB_EXECUTABLE):
+                raise Unreadable(f"{run_dir(run_id)}/{entry.name} is not a plain file")
+        reader.pins(run_id, DATA, read(DATA))
         info = reader.run_info(run_id, read(RUN))
         config = reader.mapping(run_id, CONFIG, read(CONFIG))
         summary = reader.summary(run_id, SUMMARY, read(SUMMARY))

@@ -61,6 +61,8 @@ def checkout(
             chosen[relative] = found[relative]
         found = chosen
     if not found:
-        raise GitexpError(f"run {record.summary.id} recorded no datasets or artifacts to restore")
+        what = "datasets or artifacts" if with_data and with_artifacts else (
+            "datasets" if with_data else "artifacts")  # fmt: skip
+        raise GitexpError(f"run {record.summary.id} recorded no {what} to restore")
     _inside(ws, list(found), record.summary.id)
     return data.restore(ws, sorted(found.items()))

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import pygit2
 
-from gitexp import catalog, pending, store
+from gitexp import catalog, pending, reader, store
 from gitexp.errors import GitexpError, VerificationFailed
 from gitexp.ids import ID_PATTERN
 from gitexp.record import ANNOTATIONS, CODE, EXPERIMENTS
@@ -484,7 +484,8 @@ def _history(objects: _Objects, tip: pygit2.Commit) -> _History:
                 added &= {n for n, (now, then) in more.items() if then is None and now is not None}
         for run_id in sorted(added):
             folder = here.folder(run_id)
-            if folder is not None:
+            # Only folders named by run ids are runs: `pull` leaves anything else behind.
+            if folder is not None and reader.is_run_id(run_id):
                 history.created.setdefault(run_id, []).append((commit, folder))
     return history
 

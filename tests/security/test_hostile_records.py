@@ -24,15 +24,22 @@ RUN_YAML = (
 
 
 def _plant(
-    root: Path, name: str, files: Mapping[str, bytes | str], mode: int = FileMode.TREE
+    root: Path,
+    name: str,
+    files: Mapping[str, bytes | str],
+    mode: int = FileMode.TREE,
+    links: Mapping[str, str] | None = None,
 ) -> None:
-    """Put a folder under experiments/ on the runs branch, unsigned, as a pull would bring it."""
+    """Put a folder under experiments/ on the runs branch, unsigned, as a pull would bring it;
+    `links`, symbolic links inside it (name → target)."""
     repo = pygit2.Repository(str(root))
     tip = repo.references["refs/heads/gitexp/runs"].peel(pygit2.Commit)
     folder = repo.TreeBuilder()
     for file, data in files.items():
         raw = data.encode() if isinstance(data, str) else data
         folder.insert(file, repo.create_blob(raw), FileMode.BLOB)
+    for file, target in (links or {}).items():
+        folder.insert(file, repo.create_blob(target.encode()), FileMode.LINK)
     listing = repo.TreeBuilder(tip.tree["experiments"].peel(pygit2.Tree))
     if mode == FileMode.LINK:
         listing.insert(name, repo.create_blob(b"../../.."), FileMode.LINK)
@@ -67,6 +74,10 @@ POISONS = {
     "run.yaml a list": {"run.yaml": "- 1\n- 2\n"},
     "newer schema": {"run.yaml": RUN_YAML.replace("schema: 1", "schema: 99")},
     "an anchor in run.yaml": {"run.yaml": RUN_YAML + "tags: &t [a]\ninputs: *t\n"},
+    "a dataset outside the repository": {
+        "run.yaml": RUN_YAML,
+        "data.yaml": "datasets:\n- path: ../../outside.txt\n  md5: " + "0" * 32 + "\n",
+    },
 }
 
 
@@ -86,6 +97,21 @@ def test_a_poisoned_record_never_stops_the_others(project: Path, honest: str, ca
         shown.stderr.startswith(f"Error: experiments/{FORGED}/") and shown.stderr.count("\n") == 1
     )
     assert gitexp("diff", honest, "@").exit_code in (0, 3)  # the honest ones still compare
+
+
+def test_a_record_holding_a_link_is_listed_invalid_and_never_followed(
+    project: Path, honest: str
+) -> None:
+    _plant(project, FORGED, {"run.yaml": RUN_YAML}, links={"output.log": "/etc/passwd"})
+    listed = gitexp("log")
+    assert listed.exit_code == 0 and honest in listed.stdout
+    assert (
+        f"warning: run {FORGED} cannot be read: experiments/{FORGED}/output.log is not a "
+        "plain file" in listed.stderr
+    )
+    assert "invalid" in listed.stdout
+    shown = gitexp("show", FORGED)
+    assert shown.exit_code == 4 and "root:" not in shown.output
 
 
 def test_a_poisoned_record_is_refused_by_diff(project: Path, honest: str) -> None:
@@ -242,3 +268,21 @@ def test_a_record_of_countless_files_is_refused_unread(project: Path, honest: st
         f"Error: experiments/{FORGED} holds 10,002 files, more than a record has\n"
     )
     assert gitexp("show", honest).exit_code == 0
+
+
+def test_verify_counts_only_folders_named_by_run_ids(project: Path, honest: str) -> None:
+    """A stray folder some commit once added (as a merged foreign branch may have) is no run
+    that went missing."""
+    _plant(project, "not-a-run", {"run.yaml": RUN_YAML})
+    repo = pygit2.Repository(str(project))
+    tip = repo.references["refs/heads/gitexp/runs"].peel(pygit2.Commit)
+    listing = repo.TreeBuilder(tip.tree["experiments"].peel(pygit2.Tree))
+    listing.remove("not-a-run")
+    top = repo.TreeBuilder(tip.tree)
+    top.insert("experiments", listing.write(), FileMode.TREE)
+    who = pygit2.Signature("Mallory", "m@example.com")
+    commit = repo.create_commit(None, who, who, "tidy", top.write(), [tip.id])
+    git(project, "update-ref", "refs/heads/gitexp/runs", str(commit))
+    result = gitexp("verify", "--all", "--json")
+    checked = [check["id"] for check in json.loads(result.stdout)["runs"]]
+    assert checked == [honest]

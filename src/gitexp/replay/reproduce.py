@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from gitexp import argv, axes, data, environment, history, launch, reader, runner
+from gitexp import argv, axes, data, environment, git, history, launch, reader, runner, yamlio
 from gitexp.config import flatten
 from gitexp.errors import GitexpError, Unreadable, UsageError
 from gitexp.record import CODE, CONFIG, DATA, ENV, SEEDS, SUMMARY
@@ -61,12 +61,21 @@ class Outcome:
     config_changes: tuple[str, ...]  # config keys whose value differs from the original's
 
     @property
-    def reproduced(self) -> bool:
-        return (
-            self.status == "succeeded"
-            and all(m.matches for m in self.metrics)
-            and not self.config_changes
-        )
+    def failure(self) -> str | None:
+        """Why the reproduction does not reproduce the original; None when it does."""
+        if self.status != "succeeded":
+            return f"it {self.status} (exit {self.exit_status})"
+        if not self.metrics:
+            return (
+                f"run {self.original} recorded no metrics, so there is nothing to compare; "
+                "log them (gitexp.init, run.log) to make a run reproducible"
+            )
+        differ = [m.name for m in self.metrics if not m.matches]
+        if differ:
+            return f"{len(differ)} of {len(self.metrics)} metrics differ ({', '.join(differ)})"
+        if self.config_changes:
+            return f"its config came out differently ({', '.join(self.config_changes)})"
+        return None
 
 
 def plan(ws: Workspace, ref: str) -> Plan:
@@ -152,29 +161,66 @@ class Rerun:
     config_changes: tuple[str, ...]
 
 
-def rerun(ws: Workspace, chosen: Plan, changes: Sequence[str]) -> Rerun:
-    """Run the plan's command with `changes` (KEY=VALUE each) on the run's own code, data
-    and seeds: an option of the command takes the new value; a key of the run's config that
-    the command does not spell (an argparse default) is added as `--KEY=VALUE`; any other
-    key is set in the config, as `gitexp run -p` does."""
+@dataclass(frozen=True)
+class Changed:
+    """What a rerun runs: the command with its changed options, config set beside it."""
+
+    command: tuple[str, ...]
+    params: tuple[str, ...]  # KEY=VALUE set in the config, as `gitexp run -p` does
+    notes: tuple[str, ...]  # for the user: what was set where the script may not read it
+
+
+def changed(ws: Workspace, chosen: Plan, changes: Sequence[str]) -> Changed:
+    """`changes` (KEY=VALUE each) applied to the plan's command: an option the command
+    spells takes the new value; an option it left at its default is added, spelled as the
+    code's parser spells it (found in the snapshot's Python files); any other key is set
+    in the config, as `gitexp run -p` does."""
     record = chosen.record
     config = reader.mapping(record.summary.id, CONFIG, record.files.get(CONFIG))
-    command, params = list(chosen.command), []
+    command, params, notes = list(chosen.command), [], []
     for change in changes:
         key, sep, value = change.partition("=")
         if not sep or not key or key.startswith("-"):
             raise UsageError(f"-p {change!r}: write KEY=VALUE, e.g. -p lr=0.01")
         if _set_option(command, key, value):
             continue
-        if key in config:
-            command.append(f"--{key}={value}")
-        else:
+        option = _option_of(ws, chosen.snapshot, key) if key in config else None
+        if option is None:
             params.append(change)
-    result = _replay(ws, chosen, tuple(command), tuple(params), rerun_of=record.summary.id)
+            notes.append(
+                f"{key} is neither an option of the command nor one its code defines; it is "
+                "set in the config only, where the script may not read it"
+            )
+        elif isinstance(config[key], bool):  # a switch: present or absent, no value
+            if yamlio.typed_value(value) is not True or config[key]:
+                raise UsageError(f"-p {change!r}: {option} is a switch the command can only "
+                                 "turn on, and it is off by default; give true")  # fmt: skip
+            command.append(option)
+        else:
+            command.append(f"{option}={value}")
+    return Changed(tuple(command), tuple(params), tuple(notes))
+
+
+def _option_of(ws: Workspace, snapshot: str, key: str) -> str | None:
+    """How the code at `snapshot` spells the option whose value the config holds as `key`:
+    `--test-batch-size` or `--test_batch_size`, whichever a Python file of it defines."""
+    for option in dict.fromkeys([f"--{key.replace('_', '-')}", f"--{key}"]):
+        quoted = ["-e", f'"{option}"', "-e", f"'{option}'"]
+        found = git.run(ws.workdir, f"--git-dir={ws.git_dir}", "grep", "-q", "-F", *quoted,
+                        snapshot, "--", "*.py")  # fmt: skip
+        if found is not None and found.returncode == 0:
+            return option
+    return None
+
+
+def rerun(ws: Workspace, chosen: Plan, change: Changed) -> Rerun:
+    """The plan's command with `change`, on the run's own code, data and seeds."""
+    record = chosen.record
+    result = _replay(ws, chosen, change.command, change.params, rerun_of=record.summary.id)
     again = history.load(ws, result.run_id)
-    changed = tuple(_config_changes(record, again))
+    differs = tuple(_config_changes(record, again))
     return Rerun(record.summary.id, result.run_id, result.status, result.exit_status,
-                 tuple(command), changed)  # fmt: skip
+                 change.command, differs)  # fmt: skip
 
 
 def _set_option(command: list[str], key: str, value: str) -> bool:

@@ -30,8 +30,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO, Any
 
+import pygit2
+
 from gitexp import data, git, limits, store, yamlio
-from gitexp.errors import GitexpError, Unreadable, VerificationFailed
+from gitexp.errors import GitexpError, Unreadable, UsageError, VerificationFailed
 from gitexp.sharing import remote
 from gitexp.workspace import Workspace
 
@@ -91,6 +93,11 @@ def choose(
     conditions = [*wheres, *([f"started>={since}"] if since else [])]
     if not named and not conditions:
         return None
+    if since:
+        try:
+            table.parse_where([f"started>={since}"])
+        except UsageError:
+            raise UsageError(f"--since {since!r} is not a date; write YYYY-MM-DD") from None
     chosen = {history.resolve(ws, ref).id for ref in named}
     if conditions:
         where = table.parse_where(conditions)
@@ -106,11 +113,17 @@ def create(
     tip = store.tip(ws)
     if tip is None:
         raise GitexpError("there are no runs to bundle; record one with `gitexp run -- CMD`")
-    runs = sorted(store.run_folders(tip))
-    chosen = runs if with_data is None else sorted(set(with_data))
+    if not path.parent.is_dir():
+        raise GitexpError(f"{path.parent} is not a folder; create it, or write the bundle "
+                          "elsewhere")  # fmt: skip
+    if path.is_dir():
+        raise GitexpError(f"{path} is a folder; give the bundle a file name, e.g. runs.gxb")
     with tempfile.TemporaryDirectory(dir=_scratch(ws), prefix="bundle-") as scratch:
         folder = Path(scratch)
-        _git_bundle(ws, folder / RUNS)
+        # The branch as bundled (a run may have been recorded since `tip` was read).
+        tip = ws.repo[_git_bundle(ws, folder / RUNS)].peel(pygit2.Commit)
+        runs = sorted(store.run_folders(tip))
+        chosen = runs if with_data is None else sorted(set(with_data))
         names = remote.referenced_objects(ws, tip, set(chosen))
         _, missing = data.export_objects(ws, names, folder / OBJECTS)
         members = [RUNS, *sorted(_files(folder, OBJECTS))]
@@ -153,7 +166,11 @@ def import_(
         known = set(store.run_folders(store.tip(ws)))
         theirs = _fetch(ws, path, folder / RUNS, str(manifest["branch"]))
         try:
-            arriving = sorted(set(store.run_folders(theirs)) - known)
+            if str(theirs.id) != manifest.get("tip"):
+                raise Unreadable(f"{path}: its runs branch is not at the commit its manifest "
+                                 "names (it was altered); nothing was imported")  # fmt: skip
+            carried = set(store.run_folders(theirs))
+            arriving = sorted(carried - known)
             if arriving and not unverified:
                 _verify(ws, arriving, path)
             try:
@@ -163,7 +180,7 @@ def import_(
             runs = remote.merge(ws, _IMPORTED, f"gitexp bundle import {path.name}", known)
         finally:
             git.run(ws.workdir, f"--git-dir={ws.git_dir}", "update-ref", "-d", _IMPORTED)
-    return Imported(tuple(runs), int(manifest["runs"]) - len(runs), added, already)
+    return Imported(tuple(runs), len(carried & known), added, already)
 
 
 def _scratch(ws: Workspace) -> Path:
@@ -172,10 +189,15 @@ def _scratch(ws: Workspace) -> Path:
     return ws.state_dir
 
 
-def _git_bundle(ws: Workspace, target: Path) -> None:
-    made = git.run(ws.workdir, f"--git-dir={ws.git_dir}", "bundle", "create", "--quiet",
-                   str(target), ws.runs_ref)  # fmt: skip
+def _git_bundle(ws: Workspace, target: Path) -> str:
+    """Bundle the runs branch into `target`; the commit it holds."""
+    git_dir = f"--git-dir={ws.git_dir}"
+    made = git.run(ws.workdir, git_dir, "bundle", "create", "--quiet", str(target), ws.runs_ref)
     _check(made, "bundle")
+    heads = git.run(ws.workdir, git_dir, "bundle", "list-heads", str(target), ws.runs_ref)
+    _check(heads, "bundle")
+    assert heads is not None
+    return heads.stdout.split()[0]
 
 
 def _check(done: Any, what: str) -> None:
@@ -242,8 +264,9 @@ def _unpack(tar: tarfile.TarFile, path: Path, folder: Path, progress: Progress |
     while (member := tar.next()) is not None:
         name = member.name
         if name not in files or name in seen or not member.isfile():
-            raise Unreadable(f"{path} holds {name!r}, which its manifest does not list as a "
-                             "file; nothing was imported")  # fmt: skip
+            what = "twice" if name in seen else "as something other than a plain file" if (
+                name in files) else "though its manifest does not list it"  # fmt: skip
+            raise Unreadable(f"{path} holds {name!r} {what}; nothing was imported")
         if member.size != files[name]["size"]:
             raise Unreadable(f"{path}: {name} is not the size its manifest says; nothing was "
                              "imported")  # fmt: skip

@@ -198,7 +198,8 @@ def pull(ws: Workspace, remote: str) -> Shared:
 def fetch(ws: Workspace, source: str, tracking: str, theirs: str | None = None) -> pygit2.Commit:
     """The runs branch of `source` (a remote, a URL, a path, a git bundle file), fetched to
     the ref `tracking`; `theirs` names it there when its settings name another branch."""
-    _git(ws, "fetch", "--quiet", "--no-write-fetch-head", words=[source,
+    # --no-tags: only the runs branch comes, never the tags git would follow along with it.
+    _git(ws, "fetch", "--quiet", "--no-tags", "--no-write-fetch-head", words=[source,
          f"+{theirs or ws.runs_ref}:{tracking}"])  # fmt: skip
     return ws.repo.references[tracking].peel(pygit2.Commit)
 
