@@ -123,9 +123,13 @@ def _seed_stats(one_a: float | None, one_b: float | None, values_a: Sequence[flo
     group = stats.spread(values_a)
     delta = None if one_a is None or one_b is None else one_b - one_a
     relative = None if delta is None or not one_a else delta / abs(one_a)
-    within = None if delta is None or group.sd is None else abs(delta) <= 2 * group.sd
+    # A and B alone: their spread is their difference, so |Δ| ≤ 2 sd would always hold.
+    alone = len(values_a) < 3
+    within = None if delta is None or group.sd is None or alone else abs(delta) <= 2 * group.sd
     if delta is None:
         why = f"{'A' if one_a is None else 'B'} has no finite value"
+    elif alone:
+        why = "A and B are their seed group's only runs: repeat with a third seed to judge noise"
     else:
         why = group.values_needed or "A and B differ in seed alone: their difference is noise"
     return SeedStats(group, group, stats.Difference(
