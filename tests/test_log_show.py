@@ -197,10 +197,11 @@ def test_a_damaged_record_is_listed_as_invalid_not_fatal(
 
 @pytest.mark.parametrize("system", ["standard", "256", "truecolor"])
 def test_log_colours_status_on_a_terminal(three_runs: list[str], system: str) -> None:
-    from gitexp import history, listing
+    from gitexp import cells, history, listing
     from gitexp.workspace import open_workspace
 
-    table = listing.runs_table(history.runs(open_workspace()), system)
+    rows = [cells.of(run) for run in history.runs(open_workspace())]
+    table = listing.runs_table(rows, system)
     assert "\x1b[31mfailed\x1b[0m" in table  # red, in every colour system
-    plain = listing.runs_table(history.runs(open_workspace()), None)
+    plain = listing.runs_table(rows, None)
     assert "\x1b" not in plain

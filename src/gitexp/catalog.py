@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from gitexp import jsontext, yamlio
+from gitexp import cells, jsontext, yamlio
 from gitexp.errors import GitexpError
 from gitexp.ids import suffix_of
 from gitexp.record import INVALID
@@ -24,10 +24,10 @@ from gitexp.workspace import Workspace
 if TYPE_CHECKING:  # `diff` needs axes; listing runs must not load it
     from gitexp import axes
 
-_VERSION = "12"  # 12: folders with links or bad data paths listed invalid
+_VERSION = "13"  # 13: each run's `log` table cells, made once
 _COLUMNS = (
     "id, tree, name, status, started, duration_s, exit_code, tags, notes, command, config, "
-    "summary, inputs, artifacts, problem, fields, archived, json"
+    "summary, inputs, artifacts, problem, fields, archived, json, cells"
 )
 
 
@@ -109,7 +109,7 @@ def _schema(db: sqlite3.Connection) -> None:
         "CREATE TABLE IF NOT EXISTS runs (id TEXT PRIMARY KEY, tree TEXT NOT NULL, name TEXT, "
         "status TEXT, started TEXT, duration_s REAL, exit_code INTEGER, tags TEXT, notes TEXT, "
         "command TEXT, config TEXT, summary TEXT, inputs TEXT, artifacts TEXT, problem TEXT, "
-        "fields TEXT, archived INTEGER, json TEXT)"
+        "fields TEXT, archived INTEGER, json TEXT, cells TEXT)"
     )
     # Listings read runs newest first: in this order already, whole rows are never sorted.
     db.execute("CREATE INDEX IF NOT EXISTS runs_newest ON runs (started DESC, id DESC)")
@@ -212,14 +212,16 @@ def _sync(ws: Workspace, db: sqlite3.Connection, progress: Progress | None = Non
     _note_seen(db, ws.runs_ref, tip, list(folders), [run_id for run_id, _ in todo])
     changed = []
     for done, (run_id, tree) in enumerate(todo, 1):
-        row = (*indexing.run_row(ws.repo, run_id, tree), None)
-        changed.append((*row[:-1], _summaries([row])[0].json_line()))
+        # The run's --json line and table cells, made once here so that no listing does.
+        row = (*indexing.run_row(ws.repo, run_id, tree), None, None)
+        summary = _summaries([row])[0]
+        changed.append((*row[:-2], summary.json_line(), cells.encode(cells.of(summary))))
         if progress is not None and (done % 100 == 0 or done == len(todo)):
             progress(done, len(todo))
     gone = [(run_id,) for run_id in indexed if run_id not in folders]
     db.executemany("DELETE FROM runs WHERE id = ?", gone)
     db.executemany(
-        f"INSERT OR REPLACE INTO runs ({_COLUMNS}) VALUES ({', '.join('?' * 18)})", changed
+        f"INSERT OR REPLACE INTO runs ({_COLUMNS}) VALUES ({', '.join('?' * 19)})", changed
     )
     db.execute("INSERT OR REPLACE INTO meta VALUES ('mirrors', ?)", (f"{ws.runs_ref} {tip}",))
     return True
@@ -351,32 +353,12 @@ def runs(
     return _summaries(_rows(ws, _COLUMNS, query, progress))
 
 
-class Brief(NamedTuple):
-    """What the plain `gitexp log` table shows of a run. Read without the config, command
-    and record fields, most of a row: 10,000 runs list in two thirds of the time."""
-
-    id: str
-    name: str | None
-    status: str
-    started: str
-    duration_s: float | None
-    tags: tuple[str, ...]
-    summary: Mapping[str, Mapping[str, Any]]
-    archived: bool
-    problem: str | None
-
-
 def briefs(
     ws: Workspace, query: RunQuery | None = None, progress: Progress | None = None
-) -> list[Brief]:
-    """Runs as `runs` lists them, brief."""
-    columns = "id, name, status, started, duration_s, tags, summary, archived, problem"
-    rows = _rows(ws, columns, query, progress)
-    decoded = json.loads("[" + ",".join(f"[{r[5]},{r[6]}]" for r in rows) + "]")
-    return [
-        Brief(r[0], r[1], r[2], r[3], r[4], tuple(tags), summary, bool(r[7]), r[8])
-        for r, (tags, summary) in zip(rows, decoded, strict=True)
-    ]
+) -> list[cells.Cells]:
+    """Runs as `runs` lists them, as the plain `gitexp log` table shows them: the cells the
+    index made for each (see gitexp.cells), none formatted now."""
+    return cells.decode(_rows(ws, "id, started, status, problem, cells", query, progress))
 
 
 class JsonLine(NamedTuple):

@@ -265,7 +265,7 @@ def log_(
     as_csv: bool,
 ) -> None:
     """List runs, newest first; archived runs only with --all."""
-    from gitexp import catalog, history, listing, workspace
+    from gitexp import catalog, cells, history, listing, workspace
     from gitexp.comparison import table
 
     if as_json and as_csv:
@@ -304,7 +304,8 @@ def log_(
     elif found:
         colours = listing.colour_system()
         if keys is None:
-            click.echo(listing.runs_table(found, colours))
+            rows = [run if isinstance(run, cells.Cells) else cells.of(run) for run in found]
+            click.echo(listing.runs_table(rows, colours))
         else:
             click.echo(listing.columns_table(found, keys, colours))
     elif statuses or tags or name or verified or wheres:

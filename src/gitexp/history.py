@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-from gitexp import catalog, liveness, metrics, reader, yamlio
+from gitexp import catalog, cells, liveness, metrics, reader, yamlio
 from gitexp.catalog import RunSummary
 from gitexp.config import flatten
 from gitexp.errors import GitexpError, Unreadable
@@ -71,11 +71,10 @@ def runs(
 
 def briefs(
     ws: Workspace, query: catalog.RunQuery, progress: catalog.Progress | None = None
-) -> list[catalog.Brief | RunSummary]:
-    """The runs `query` asks for, live ones among them, brief: what the plain `log` shows."""
+) -> list[cells.Cells]:
+    """The runs `query` asks for, live ones among them, as the plain `log` table shows them."""
     recover(ws)
-    found: list[catalog.Brief | RunSummary] = [*catalog.briefs(ws, query, progress)]
-    return _with_live(ws, found, query, True, lambda run: run)
+    return _with_live(ws, catalog.briefs(ws, query, progress), query, True, cells.of)
 
 
 def json_lines(

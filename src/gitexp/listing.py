@@ -11,11 +11,12 @@ import json
 import os
 import sys
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, ExitStack, contextmanager
-from typing import IO, Any, Protocol
+from typing import IO, Any
 
 from gitexp.catalog import JsonLine, Progress, RunSummary
+from gitexp.cells import HEADER, Cells, duration, number, started
 from gitexp.comparison.table import Key
 from gitexp.jsontext import as_json, json_safe
 from gitexp.reader import terminal_safe as safe
@@ -32,29 +33,6 @@ _LOG_METRICS = 3
 _GAP = "  "
 
 
-class Listed(Protocol):
-    """A run as the plain table shows it: a RunSummary, or a catalog.Brief."""
-
-    @property
-    def id(self) -> str: ...
-    @property
-    def name(self) -> str | None: ...
-    @property
-    def status(self) -> str: ...
-    @property
-    def started(self) -> str: ...
-    @property
-    def duration_s(self) -> float | None: ...
-    @property
-    def tags(self) -> tuple[str, ...]: ...
-    @property
-    def summary(self) -> Mapping[str, Mapping[str, Any]]: ...
-    @property
-    def archived(self) -> bool: ...
-    @property
-    def problem(self) -> str | None: ...
-
-
 Paint = Callable[[str, str], str]  # (text, rich style name) → text with its colour codes
 
 
@@ -67,32 +45,9 @@ def runs_json(runs: Sequence[RunSummary | JsonLine]) -> str:
     return "[\n" + ",\n".join(lines) + "\n]"
 
 
-def duration(seconds: float | None) -> str:
-    """`0.4s`, `12s`, `3m 05s`, `2h 07m`."""
-    if seconds is None:
-        return ""
-    if seconds < 10:
-        return f"{seconds:.1f}s"
-    minutes, secs = divmod(round(seconds), 60)
-    if minutes == 0:
-        return f"{secs}s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h {minutes:02d}m" if hours else f"{minutes}m {secs:02d}s"
-
-
-def started(text: str) -> str:
-    """`2026-11-22T13:03:51.123Z` → `2026-11-22 13:03` (UTC, as recorded)."""
-    return text[:16].replace("T", " ")
-
-
-def number(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return "" if value is None else str(value)
-
-
-def _common_metrics(runs: Sequence[Listed]) -> list[str]:
-    seen = Counter(name for run in runs for name in run.summary)
+def _common_metrics(names: Iterable[Iterable[str]]) -> list[str]:
+    """The metrics most runs have (each run's names given), at most _LOG_METRICS of them."""
+    seen = Counter(name for run in names for name in run)
     return sorted(name for name, _ in seen.most_common(_LOG_METRICS))
 
 
@@ -223,20 +178,14 @@ def layout(
     return "\n".join([line(header, heading=True), *(line(row, heading=False) for row in rows)])
 
 
-def runs_table(runs: Sequence[Listed], color_system: str | None) -> str:
-    """The `gitexp log` table: newest first, with the last value of the commonest metrics."""
-    metrics = _common_metrics(runs)
-    header = ["id", "name", "status", "started (UTC)", "duration", "tags", *map(safe, metrics)]
-    columns = [
-        safe_column([run.id for run in runs]),
-        safe_column([run.name or "" for run in runs]),
-        [_status_cell(run) for run in runs],  # a status the reader knows
-        safe_column([started(run.started) for run in runs]),
-        [duration(run.duration_s) for run in runs],
-        safe_column([", ".join(run.tags) for run in runs]),
-        *([number(run.summary.get(name, {}).get("last")) for run in runs] for name in metrics),
-    ]
-    right = set(range(6, len(header)))
+def runs_table(rows: Sequence[Cells], color_system: str | None) -> str:
+    """The `gitexp log` table: newest first, with the last value of the commonest metrics.
+    Its cells are made (gitexp.cells); here they are only laid out."""
+    metrics = _common_metrics(row.metrics for row in rows)
+    header = [*HEADER, *metrics]  # metric names, terminal-safe as cells keeps them
+    columns = [list(column) for column in zip(*(row.fields for row in rows), strict=True)]
+    columns += [[row.metrics.get(name, "") for row in rows] for name in metrics]
+    right = set(range(len(HEADER), len(header)))
     return layout(header, columns, right, painter(color_system), _id_and_status)
 
 
@@ -246,10 +195,6 @@ def _id_and_status(column: int, cell: str) -> str | None:
     if column == 2:
         return STATUS_STYLE.get(cell.split()[0], "none")
     return None
-
-
-def _status_cell(run: Listed) -> str:
-    return f"{run.status} (archived)" if run.archived else run.status
 
 
 def _plain(value: Any, number: Callable[[float], str]) -> str:
@@ -274,7 +219,7 @@ def _column_cell(key: Key, run: RunSummary) -> str:
     if key.kind == "field" and key.name == "duration":
         return duration(value)
     if key == Key("field", "status"):
-        return _status_cell(run)
+        return f"{run.status} (archived)" if run.archived else run.status
     return safe(_plain(value, number))
 
 
@@ -317,7 +262,8 @@ def runs_csv(runs: Sequence[RunSummary], keys: Sequence[Key] | None) -> str:
     if keys is None:
         fields = ("id", "name", "status", "started", "duration", "tags")
         keys = [Key("field", f) for f in fields]
-        keys += [Key("metric", name, "last") for name in _common_metrics(runs)]
+        metrics = _common_metrics(run.summary for run in runs)
+        keys += [Key("metric", name, "last") for name in metrics]
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow([safe(key.text) for key in keys])

@@ -15,9 +15,10 @@ from rich.table import Table
 from rich.text import Text
 
 from gitexp import yamlio
+from gitexp.cells import duration, number
 from gitexp.history import Record
 from gitexp.jsontext import as_json, json_safe
-from gitexp.listing import STATUS_STYLE, duration, number, width
+from gitexp.listing import STATUS_STYLE, width
 from gitexp.reader import MetricRow
 from gitexp.reader import terminal_safe as safe
 
