@@ -599,6 +599,7 @@ def pull(remote: str, unverified: bool) -> None:
         return
     done = sharing.pull(ws, remote)
     click.echo(f"pulled {done.runs} new runs from {remote}{_objects(done.objects, '')}")
+    _warn_kept(done.kept, remote)
     missing = done.objects.missing if done.objects is not None else ()
     if missing:
         assert done.objects is not None
@@ -818,6 +819,15 @@ def _bundle_import(ws: Workspace, file: Path, unverified: bool) -> None:
     click.echo(f"imported {len(done.runs)} new runs from {file} ({done.known} were here "
                f"already), {done.objects} new DVC objects ({done.objects_known} were in the "
                "cache already)")  # fmt: skip
+    _warn_kept(done.kept, str(file))
+
+
+def _warn_kept(kept: Sequence[str], source: str) -> None:
+    """Runs whose record differs on the other side: a record never changes, so ours stayed."""
+    for run_id in kept:
+        click.echo(f"warning: run {run_id} differs in {source} beyond its tags and notes; "
+                   "this repository's record was kept (`gitexp verify` shows which is signed "
+                   "as made)", err=True)  # fmt: skip
 
 
 @cli.command()

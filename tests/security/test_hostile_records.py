@@ -286,3 +286,35 @@ def test_verify_counts_only_folders_named_by_run_ids(project: Path, honest: str)
     result = gitexp("verify", "--all", "--json")
     checked = [check["id"] for check in json.loads(result.stdout)["runs"]]
     assert checked == [honest]
+
+
+def test_a_pulled_branch_never_edits_a_record_we_hold(
+    project: Path, honest: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A branch grown from ours that changes one of our records (a fast-forward, or not) adds
+    its new runs, keeps our record as it is, and says so."""
+    attacker = tmp_path / "attacker"
+    git(tmp_path, "clone", "-q", str(project), str(attacker))
+    git(attacker, "branch", "-f", "gitexp/runs", "origin/gitexp/runs")
+    repo = pygit2.Repository(str(attacker))
+    tip = repo.references["refs/heads/gitexp/runs"].peel(pygit2.Commit)
+    listing = repo.TreeBuilder(tip.tree["experiments"].peel(pygit2.Tree))
+    folder = repo.TreeBuilder(tip.tree["experiments"][honest].peel(pygit2.Tree))
+    folder.insert("config.yaml", repo.create_blob(b"lr: 0.9\n"), FileMode.BLOB)
+    listing.insert(honest, folder.write(), FileMode.TREE)
+    top = repo.TreeBuilder(tip.tree)
+    top.insert("experiments", listing.write(), FileMode.TREE)
+    who = pygit2.Signature("Mallory", "m@example.com")
+    edit = repo.create_commit(None, who, who, "tweak", top.write(), [tip.id])
+    git(attacker, "update-ref", "refs/heads/gitexp/runs", str(edit))
+    _plant(attacker, FORGED, {"run.yaml": RUN_YAML})  # and one run of its own
+
+    before = git(project, "show", f"gitexp/runs:experiments/{honest}/config.yaml")
+    pulled = gitexp("pull", str(attacker))
+    assert pulled.exit_code == 0, pulled.output
+    assert pulled.stdout.startswith(f"pulled 1 new runs from {attacker}")
+    assert f"warning: run {honest} differs in {attacker} beyond its tags and notes" in (
+        pulled.stderr
+    )
+    assert git(project, "show", f"gitexp/runs:experiments/{honest}/config.yaml") == before
+    assert FORGED in git(project, "ls-tree", "--name-only", "gitexp/runs:experiments")

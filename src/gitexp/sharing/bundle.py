@@ -67,6 +67,7 @@ class Imported:
     known: int  # runs of the bundle this repository had already
     objects: int  # DVC objects new in the cache
     objects_known: int  # DVC objects the cache had already
+    kept: tuple[str, ...] = ()  # runs the bundle holds otherwise: ours were kept
 
 
 SUFFIX = ".gxb"  # what `push` takes for a bundle to write
@@ -177,10 +178,10 @@ def import_(
                 added, already = data.import_objects(ws, folder / OBJECTS)
             except Unreadable as e:
                 raise Unreadable(f"{path}: {e}; nothing was imported") from None
-            runs = remote.merge(ws, _IMPORTED, f"gitexp bundle import {path.name}", known)
+            done = remote.merge(ws, _IMPORTED, f"gitexp bundle import {path.name}", known)
         finally:
             git.run(ws.workdir, f"--git-dir={ws.git_dir}", "update-ref", "-d", _IMPORTED)
-    return Imported(tuple(runs), len(carried & known), added, already)
+    return Imported(tuple(done.added), len(carried & known), added, already, tuple(done.kept))
 
 
 def _scratch(ws: Workspace) -> Path:

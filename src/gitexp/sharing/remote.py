@@ -26,6 +26,7 @@ class Shared:
 
     runs: int  # runs new on the receiving side
     objects: data.Moved | None  # DVC objects (files and folder listings); None: no remote
+    kept: tuple[str, ...] = ()  # runs the other side holds otherwise: ours were kept
 
 
 def _git(ws: Workspace, command: str, *options: str, words: Sequence[str]) -> None:
@@ -121,9 +122,12 @@ def _only_records(commit: pygit2.Commit) -> bool:
     return all(_is_record(entry) for entry in store.experiments_tree(commit) or [])
 
 
-def _union(ws: Workspace, ours: pygit2.Commit | None, theirs: pygit2.Commit) -> pygit2.Oid:
+def _union(
+    ws: Workspace, ours: pygit2.Commit | None, theirs: pygit2.Commit, kept: list[str]
+) -> pygit2.Oid:
     """A merge commit whose records are those of both sides (or theirs, cleaned, if we have
-    none yet).
+    none yet). A run both sides hold that differs beyond its tags and notes keeps our
+    record, and is added to `kept`: a record is immutable, whoever edited it.
 
     Only folders that are records come across: a run id holding files. Anything else under
     their experiments/ (a symlink, a file, a name that is no run id) stays behind.
@@ -143,6 +147,8 @@ def _union(ws: Workspace, ours: pygit2.Commit | None, theirs: pygit2.Commit) -> 
             )
             if merged is not None:
                 listing.insert(name, merged, FileMode.TREE)
+            else:
+                kept.append(name)  # theirs differs beyond tags and notes: ours stays
     top = repo.TreeBuilder((ours or theirs).tree)
     top.insert(EXPERIMENTS, listing.write(), FileMode.TREE)
     message = "gitexp: merge runs recorded elsewhere\n"
@@ -190,9 +196,9 @@ def pull(ws: Workspace, remote: str) -> Shared:
     # cloned (store.tip), so that the runs this pull brings count as new.
     before = set(store.run_folders(store.tip(ws)))
     fetch(ws, remote, tracking)
-    added = merge(ws, tracking, f"gitexp pull {remote}", before)
+    done = merge(ws, tracking, f"gitexp pull {remote}", before)
     objects = data.transfer(ws, referenced_objects(ws, store.tip(ws)), upload=False)
-    return Shared(len(added), objects)
+    return Shared(len(done.added), objects, tuple(done.kept))
 
 
 def fetch(ws: Workspace, source: str, tracking: str, theirs: str | None = None) -> pygit2.Commit:
@@ -204,23 +210,50 @@ def fetch(ws: Workspace, source: str, tracking: str, theirs: str | None = None) 
     return ws.repo.references[tracking].peel(pygit2.Commit)
 
 
-def merge(ws: Workspace, tracking: str, message: str, before: set[str]) -> list[str]:
+@dataclass(frozen=True)
+class Merged:
+    added: list[str]  # runs new here
+    kept: list[str]  # runs whose record differs on the other side: ours was kept
+
+
+def merge(ws: Workspace, tracking: str, message: str, before: set[str]) -> Merged:
     """Merge the runs branch fetched to `tracking` into ours (see _union); the runs new here,
     that is, not among those `before` it."""
     repo = ws.repo
     theirs = repo.references[tracking].peel(pygit2.Commit)
     clean = _only_records(theirs)
+    kept: list[str] = []
 
     def merged(ours: pygit2.Commit | None) -> pygit2.Oid | None:
+        kept.clear()  # advance may call again, against a newer tip
         if ours is not None and (ours.id == theirs.id or repo.descendant_of(ours.id, theirs.id)):
             return None  # we have all of theirs already
-        if clean and (ours is None or repo.descendant_of(theirs.id, ours.id)):
-            return theirs.id  # nothing of ours that they lack: take theirs as it is
-        return _union(ws, ours, theirs)
+        if clean and (
+            ours is None
+            or (repo.descendant_of(theirs.id, ours.id) and _records_kept(repo, ours, theirs))
+        ):
+            return theirs.id  # nothing of ours that they lack or changed: theirs as it is
+        return _union(ws, ours, theirs, kept)
 
     store.advance(ws, merged, message)
     tip = store.tip(ws)
     added = sorted(set(store.run_folders(tip)) - before)
     if tip is not None:
         store.note_seen(ws, added, str(tip.id))
-    return added
+    return Merged(added, sorted(kept))
+
+
+def _records_kept(repo: pygit2.Repository, ours: pygit2.Commit, theirs: pygit2.Commit) -> bool:
+    """Whether `theirs`, which grew from `ours`, holds each of our records as we do, but for
+    tags and notes: a descendant may add runs and annotate them, never edit one."""
+    mine, their = store.run_folders(ours), store.run_folders(theirs)
+    for run_id, tree in mine.items():
+        other = their.get(run_id)
+        if other is None:
+            return False
+        if other != tree:
+            ours_tree, theirs_tree = repo[tree].peel(pygit2.Tree), repo[other].peel(pygit2.Tree)
+            rest = {e.name: e.id for e in ours_tree if e.name != ANNOTATIONS}
+            if rest != {e.name: e.id for e in theirs_tree if e.name != ANNOTATIONS}:
+                return False
+    return True
