@@ -639,22 +639,16 @@ def _where_option(verb: str) -> Callable[[Callable[..., Any]], Callable[..., Any
     )
 
 
+def _tolerance(name: str, kind: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """--rtol / --atol of `reproduce`: how far a metric may move and still reproduce."""
+    return click.option(f"--{name}", type=click.FloatRange(min=0), default=0.0,
+                        show_default=True, help=f"{kind} tolerance for each metric.")  # fmt: skip
+
+
 @cli.command()
 @click.argument("run_id")
-@click.option(
-    "--rtol",
-    type=click.FloatRange(min=0),
-    default=0.0,
-    show_default=True,
-    help="Relative tolerance for each metric.",
-)
-@click.option(
-    "--atol",
-    type=click.FloatRange(min=0),
-    default=0.0,
-    show_default=True,
-    help="Absolute tolerance for each metric.",
-)
+@_tolerance("rtol", "Relative")
+@_tolerance("atol", "Absolute")
 @click.option(
     "--strict-env",
     is_flag=True,
