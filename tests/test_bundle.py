@@ -115,6 +115,7 @@ def _refused(stick: Path, root: Path, words: str) -> None:
     assert git(root, "for-each-ref") == before and _cache_files(root) == cached
 
 
+@pytest.mark.slow
 def test_a_damaged_or_altered_bundle_changes_nothing(
     cluster: Path, workstation: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -203,6 +204,7 @@ def test_a_bundle_needs_a_folder_to_go_in(cluster: Path, tmp_path: Path) -> None
     )
 
 
+@pytest.mark.slow
 def test_pull_takes_the_runs_branch_and_never_the_tags_beside_it(
     cluster: Path, workstation: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

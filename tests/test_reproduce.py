@@ -60,6 +60,7 @@ def _loss(run_id: str) -> float:
     return float(shown["summary"]["loss"]["last"])
 
 
+@pytest.mark.slow
 def test_a_run_reproduces_exactly_from_its_own_code_data_and_seed(trainer: Path) -> None:
     (trainer / "fit.py").write_text(SCRIPT.replace("SCALE = 1.0", "SCALE = 3.0"))  # uncommitted
     original = _record("--seed", "7", "--", sys.executable, "fit.py", "--lr", "0.5")
@@ -101,6 +102,7 @@ def test_a_run_that_does_not_reproduce_exits_5_and_says_which_metric(
     assert within.stdout.endswith("every metric within rtol=0, atol=1\n")
 
 
+@pytest.mark.slow
 def test_a_record_that_does_not_verify_is_not_run_without_consent(trainer: Path) -> None:
     original = _record("--", sys.executable, "fit.py")
     before = run_ids(trainer)
@@ -216,6 +218,7 @@ def test_rerun_spells_a_defaulted_option_as_the_code_does(trainer: Path) -> None
     assert off.exit_code == 2 and "a switch the command can only turn on" in off.stderr
 
 
+@pytest.mark.slow
 def test_a_run_with_no_metrics_is_not_said_to_reproduce(trainer: Path) -> None:
     original = _record("--", sys.executable, "-c", "print('no metrics logged')")
     result = gitexp("reproduce", original, "--yes")

@@ -50,6 +50,7 @@ def test_a_warm_listing_loads_neither_libgit2_nor_yaml_nor_rich(project: Path) -
         assert not _HEAVY & {name.split(".")[0] for name in loaded}, args
 
 
+@pytest.mark.slow
 def test_a_listing_after_a_new_run_reads_it(project: Path) -> None:
     _one_run(project)
     gitexp("log")
@@ -69,6 +70,7 @@ open(sys.argv[2]).read()
 """
 
 
+@pytest.mark.slow
 def test_a_listing_beside_a_live_run_stays_light(project: Path, tmp_path: Path) -> None:
     done = _one_run(project)
     gitexp("log")
@@ -143,6 +145,7 @@ def _on_terminal(args: list[str], cwd: Path) -> str:
     return on_terminal(args, cwd, env, errors=True)
 
 
+@pytest.mark.slow
 def test_on_a_terminal_a_cold_index_shows_progress_and_the_table_colour(project: Path) -> None:
     first = _one_run(project)
     shown = _on_terminal(["log"], project)  # the index is built now
@@ -189,6 +192,7 @@ def test_gitexp_started_outside_the_working_tree_git_names_says_so(
     assert "is outside the working tree" in result.stderr and "Traceback" not in result.output
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", [b"not-utf8-\xff", b"sep-\x1c-ch", b"nel-\xc2\x85-ch"])
 def test_a_repository_at_an_unusual_path_is_found(tmp_path: Path, name: bytes) -> None:
     root = tmp_path / os.fsdecode(name)
