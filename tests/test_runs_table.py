@@ -299,3 +299,13 @@ def test_the_plain_listing_agrees_with_the_general_one(project: Path) -> None:
         general = gitexp("log", *extra, "--where", "status!=invalid")
         assert plain.exit_code == general.exit_code == 0
         assert plain.stdout == general.stdout and plain.stdout.count("\n") >= 2, extra
+
+
+def test_a_column_only_older_runs_have_is_no_typo(project: Path) -> None:
+    gitexp("run", "--", sys.executable, "train.py", "--lr", "0.1")
+    gitexp("run", "--", sys.executable, "train.py")  # the newest has no lr
+    shown = gitexp("log", "-n", "1", "-c", "config.argv.lr")
+    assert shown.exit_code == 0, shown.output
+    assert shown.stdout.splitlines()[0].split() == ["id", "config.argv.lr"]
+    typo = gitexp("log", "-n", "1", "-c", "config.argv.lrr")
+    assert typo.exit_code == 2 and "names what no run here has" in typo.stderr

@@ -292,8 +292,12 @@ def log_(
         trusted = verify.trusted_annotations(ws, [run.id for run in found])
         found = [run for run in found if run.id in trusted][:max_count]
     if keys is not None or order:
-        table.check_known("--columns", keys or [], found)
-        table.check_known("--sort", [key.key for key in order], found)
+
+        def all_runs() -> list[Any]:
+            return history.runs(ws, live=False)
+
+        table.check_known("--columns", keys or [], found, all_runs)
+        table.check_known("--sort", [key.key for key in order], found, all_runs)
     for run in found:
         if run.status == "invalid":
             click.echo(f"warning: {listing.unreadable(run.id, run.problem)}", err=True)

@@ -357,10 +357,19 @@ def _ordered(where: str, key: Key, value: Any, text: str) -> tuple[Any, str]:
     return value, text
 
 
-def check_known(option: str, keys: Iterable[Key], runs: Sequence[RunSummary]) -> None:
+def check_known(
+    option: str,
+    keys: Iterable[Key],
+    runs: Sequence[RunSummary],
+    every: Callable[[], Sequence[RunSummary]] | None = None,
+) -> None:
     """UsageError when `--columns` or `--sort` name a config key or metric that none of the
-    listed runs has: an empty column would hide the typo."""
+    listed runs has: an empty column would hide the typo. With `every`, a key some run not
+    listed has (`-n` left it out) is no typo: only those none of `every()` has are."""
+    keys = list(keys)
     unknown = _unknown_keys(keys, runs) if runs else []
+    if unknown and every is not None:  # read every run only on this rare path
+        unknown = _unknown_keys(keys, every())
     if unknown:
         raise UsageError(f"{option} names what no run here has: {', '.join(unknown)}; "
                          "`gitexp log --json` shows the keys")  # fmt: skip
