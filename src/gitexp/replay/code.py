@@ -3,7 +3,6 @@ or as a git worktree of its own that a replay records from, sharing the DVC cach
 
 from __future__ import annotations
 
-import io
 import shutil
 import subprocess
 import tarfile
@@ -44,16 +43,25 @@ def materialise(ws: Workspace, record: history.Record, target: Path) -> str:
     _have(ws, snapshot)
     if target.exists() and (not target.is_dir() or any(target.iterdir())):
         raise GitexpError(f"{target} exists and is not an empty folder; give a new one")
-    archived = subprocess.run(
-        ["git", f"--git-dir={ws.git_dir}", "archive", "--format=tar", snapshot],
-        capture_output=True, check=False,
-    )  # fmt: skip
-    if archived.returncode != 0:
-        raise GitexpError(f"git could not write the code of {snapshot[:12]}: "
-                          f"{archived.stderr.decode(errors='replace').strip()}")  # fmt: skip
     target.mkdir(parents=True, exist_ok=True)
-    with tarfile.open(fileobj=io.BytesIO(archived.stdout)) as tar:
-        tar.extractall(target, filter="data")  # git's own archive, yet never outside target
+    command = ["git", f"--git-dir={ws.git_dir}", "archive", "--format=tar", snapshot]
+    # Streamed from git into the folder, member by member: memory stays flat however big.
+    with (
+        tempfile.TemporaryFile() as errors,  # not a pipe: git never waits on it
+        subprocess.Popen(command, stdout=subprocess.PIPE, stderr=errors) as archive,
+    ):
+        assert archive.stdout is not None
+        try:
+            with tarfile.open(fileobj=archive.stdout, mode="r|") as tar:
+                tar.extractall(target, filter="data")  # git's own archive; never outside
+        except tarfile.TarError as e:
+            archive.kill()
+            raise GitexpError(f"git could not write the code of {snapshot[:12]}: {e}") from None
+        archive.wait()
+        errors.seek(0)
+        said = errors.read().decode(errors="replace").strip()
+    if archive.returncode != 0:
+        raise GitexpError(f"git could not write the code of {snapshot[:12]}: {said}")
     return snapshot
 
 
