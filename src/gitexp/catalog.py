@@ -386,7 +386,14 @@ def resolve(ws: Workspace, ref: str, progress: Progress | None = None) -> RunSum
     """Find one run by id, unique id prefix, random suffix, name, `@` or `@~N`."""
     with _open(ws) as db:
         known = _sync(ws, db, progress)
-        pairs = db.execute(f"SELECT id, name FROM runs {_NEWEST_FIRST}").fetchall() if known else []
+        # A whole id names its run before anything else does (see choose): one row, not all.
+        exact = known and db.execute("SELECT 1 FROM runs WHERE id = ?", (ref,)).fetchone()
+        if exact:
+            pairs = [(ref, None)]
+        else:
+            pairs = (
+                db.execute(f"SELECT id, name FROM runs {_NEWEST_FIRST}").fetchall() if known else []
+            )
     run_id = choose(pairs, ref)
     return runs(ws, RunQuery(run_id=run_id))[0]
 
