@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from gitexp import cells, jsontext, yamlio
+from gitexp import cells, jsontext, reader, yamlio
 from gitexp.errors import GitexpError
 from gitexp.ids import suffix_of
 from gitexp.record import INVALID
@@ -387,13 +387,13 @@ def resolve(ws: Workspace, ref: str, progress: Progress | None = None) -> RunSum
     with _open(ws) as db:
         known = _sync(ws, db, progress)
         # A whole id names its run before anything else does (see choose): one row, not all.
-        exact = known and db.execute("SELECT 1 FROM runs WHERE id = ?", (ref,)).fetchone()
-        if exact:
+        # An id is ASCII; any other text is left to choose, which makes it safe to compare.
+        pairs: list[tuple[str, str | None]] = []
+        whole = known and reader.is_run_id(ref)
+        if whole and db.execute("SELECT 1 FROM runs WHERE id = ?", (ref,)).fetchone():
             pairs = [(ref, None)]
-        else:
-            pairs = (
-                db.execute(f"SELECT id, name FROM runs {_NEWEST_FIRST}").fetchall() if known else []
-            )
+        elif known:
+            pairs = db.execute(f"SELECT id, name FROM runs {_NEWEST_FIRST}").fetchall()
     run_id = choose(pairs, ref)
     return runs(ws, RunQuery(run_id=run_id))[0]
 
