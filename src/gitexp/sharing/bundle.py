@@ -34,6 +34,7 @@ import pygit2
 
 from gitexp import data, git, limits, store, yamlio
 from gitexp.errors import GitexpError, Unreadable, UsageError, VerificationFailed
+from gitexp.reader import terminal_safe as safe
 from gitexp.sharing import remote
 from gitexp.workspace import Workspace
 
@@ -346,7 +347,8 @@ def _verify(ws: Workspace, arriving: list[str], path: Path) -> None:
         first = failed[0]
         more = f" and {len(failed) - 1} more" if len(failed) > 1 else ""
         raise VerificationFailed(
-            f"{path}: run {first.run_id} does not verify ({first.status}: {first.detail}){more}; "
+            f"{path}: run {first.run_id} does not verify ({first.status}: {safe(first.detail)})"
+            f"{more}; "
             "nothing was imported. Trust its signer (git's gpg.ssh.allowedSignersFile), or "
             "import with --unverified to take the runs as they are"
         )
