@@ -8,34 +8,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Any, NamedTuple, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from gitexp.reader import terminal_safe as safe
 
+if TYPE_CHECKING:  # the catalog builds on these cells: no import at run time
+    from gitexp.catalog import RunSummary
+
 HEADER = ("id", "name", "status", "started (UTC)", "duration", "tags")
-
-
-class Listable(Protocol):
-    """What a run's cells are made from: a catalog.RunSummary."""
-
-    @property
-    def id(self) -> str: ...
-    @property
-    def name(self) -> str | None: ...
-    @property
-    def status(self) -> str: ...
-    @property
-    def started(self) -> str: ...
-    @property
-    def duration_s(self) -> float | None: ...
-    @property
-    def tags(self) -> tuple[str, ...]: ...
-    @property
-    def summary(self) -> Mapping[str, Mapping[str, Any]]: ...
-    @property
-    def archived(self) -> bool: ...
-    @property
-    def problem(self) -> str | None: ...
 
 
 class Cells(NamedTuple):
@@ -73,7 +53,7 @@ def number(value: Any) -> str:
     return "" if value is None else str(value)
 
 
-def of(run: Listable) -> Cells:
+def of(run: RunSummary) -> Cells:
     """The cells of `run`."""
     status = f"{run.status} (archived)" if run.archived else run.status
     fields = (

@@ -78,8 +78,7 @@ def _branch(value: Any) -> str:
             f"{SETTINGS_FILE}: `branch` is {branch!r}, a full ref name; give the name under "
             f"refs/heads/, e.g. branch: {example}"
         )
-    bad = branch == "HEAD" or branch.startswith("-")  # git refuses these as branch names
-    if bad or not _valid_ref(f"refs/heads/{branch}"):
+    if not valid_branch(branch):
         raise GitexpError(
             f"{SETTINGS_FILE}: `branch` {branch!r} is not a valid git branch name; use one "
             f"that `git check-ref-format --branch` accepts, e.g. branch: {DEFAULT_BRANCH}"
@@ -87,12 +86,15 @@ def _branch(value: Any) -> str:
     return branch
 
 
-def _valid_ref(name: str) -> bool:
-    checked = git.run(None, "check-ref-format", name)
+def valid_branch(branch: str) -> bool:
+    """Whether git takes `branch` as a branch name (a name under refs/heads/)."""
+    if branch == "HEAD" or branch.startswith("-"):  # git refuses these as branch names
+        return False
+    checked = git.run(None, "check-ref-format", f"refs/heads/{branch}")
     if checked is None:  # no git here: libgit2 knows the same rules
         import pygit2
 
-        return bool(pygit2.reference_is_valid_name(name))
+        return bool(pygit2.reference_is_valid_name(f"refs/heads/{branch}"))
     return checked.returncode == 0
 
 

@@ -22,7 +22,7 @@ from typing import Any
 from gitexp import argv, axes, data, environment, git, history, launch, reader, runner, yamlio
 from gitexp.config import flatten
 from gitexp.errors import GitexpError, Unreadable, UsageError
-from gitexp.record import CODE, CONFIG, DATA, ENV, SEEDS, SUMMARY
+from gitexp.record import CODE, CONFIG, DATA, ENV, RUN, SEEDS, SUMMARY, RunInfo
 from gitexp.replay import code
 from gitexp.seeds import DETERMINISM_VARIABLE, SEED_VARIABLES
 from gitexp.workspace import Workspace
@@ -33,6 +33,7 @@ class Plan:
     """What a reproduction will run, and how this machine differs from the record's."""
 
     record: history.Record
+    info: RunInfo  # its run.yaml, as read once
     command: tuple[str, ...]
     cwd: str  # relative to the top of the code
     snapshot: str
@@ -83,7 +84,7 @@ def plan(ws: Workspace, ref: str) -> Plan:
     but the interpreter the command names, to ask its versions."""
     record = history.load(ws, ref)
     run_id = record.summary.id
-    info = reader.run_info(run_id, record.files.get("run.yaml"))
+    info = reader.run_info(run_id, record.files.get(RUN))
     if not info.command:
         raise Unreadable(f"run {run_id} recorded no command to run again")
     snapshot = code.snapshot_of(record)
@@ -94,7 +95,7 @@ def plan(ws: Workspace, ref: str) -> Plan:
     env = {**os.environ, **variables}
     here = environment.capture(command, env, ws.workdir, ws.settings.env_allow)
     differences = axes.env_differences(recorded, here)
-    return Plan(record, command, info.cwd, snapshot, tuple(differences), variables, notes)
+    return Plan(record, info, command, info.cwd, snapshot, tuple(differences), variables, notes)
 
 
 def _runnable(command: tuple[str, ...]) -> tuple[tuple[str, ...], tuple[str, ...]]:
@@ -254,7 +255,7 @@ def _replay(
     """`command` run as the recorded run was, in a worktree of its code, and recorded."""
     record = chosen.record
     run_id = record.summary.id
-    info = reader.run_info(run_id, record.files.get("run.yaml"))
+    info = chosen.info
     recorded_code = reader.mapping(run_id, CODE, record.files.get(CODE))
     files = [str(f) for f in recorded_code.get("config_files") or [] if isinstance(f, str)]
     with code.worktree(ws, chosen.snapshot) as there:

@@ -35,6 +35,7 @@ import pygit2
 from gitexp import data, git, limits, store, yamlio
 from gitexp.errors import GitexpError, Unreadable, UsageError, VerificationFailed
 from gitexp.reader import terminal_safe as safe
+from gitexp.settings import valid_branch
 from gitexp.sharing import remote
 from gitexp.workspace import Workspace
 
@@ -308,7 +309,7 @@ def _manifest(tar: tarfile.TarFile, member: tarfile.TarInfo, path: Path) -> Any:
     if not isinstance(files, dict):
         raise Unreadable(f"{where} does not list its files as gitexp writes them")
     good = RUNS in files and isinstance(found.get("runs"), int)
-    good = good and isinstance(found.get("branch"), str) and _branch_name(found["branch"])
+    good = good and isinstance(found.get("branch"), str) and valid_branch(found["branch"])
     if good:
         good = all(
             (name == RUNS or _OBJECT_NAME.fullmatch(name))
@@ -320,12 +321,6 @@ def _manifest(tar: tarfile.TarFile, member: tarfile.TarInfo, path: Path) -> Any:
     if not good:
         raise Unreadable(f"{where} does not list its files as gitexp writes them")
     return found
-
-
-def _branch_name(branch: str) -> bool:
-    """A branch name as `.gitexp.yaml` allows, so that it can be fetched and nothing else."""
-    checked = git.run(None, "check-ref-format", f"refs/heads/{branch}")
-    return checked is not None and checked.returncode == 0 and not branch.startswith("-")
 
 
 def _fetch(ws: Workspace, path: Path, runs: Path, branch: str) -> Any:
