@@ -224,3 +224,12 @@ def test_a_run_with_no_metrics_is_not_said_to_reproduce(trainer: Path) -> None:
     result = gitexp("reproduce", original, "--yes")
     assert result.exit_code == 5
     assert "recorded no metrics, so there is nothing to compare" in result.stderr
+
+
+def test_a_command_whose_secret_the_record_kept_out_is_not_replayed(trainer: Path) -> None:
+    original = _record("--", sys.executable, "-c", "pass", "--token=xyz")
+    before = run_ids(trainer)
+    result = gitexp("reproduce", original, "--yes")
+    assert result.exit_code == 1
+    assert "held secrets its record keeps out (--token)" in result.stderr
+    assert "xyz" not in result.output and run_ids(trainer) == before

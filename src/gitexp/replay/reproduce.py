@@ -87,6 +87,13 @@ def plan(ws: Workspace, ref: str) -> Plan:
     info = reader.run_info(run_id, record.files.get(RUN))
     if not info.command:
         raise Unreadable(f"run {run_id} recorded no command to run again")
+    hidden = sorted({r.name for r in info.redacted if r.where == "command"})
+    if hidden:  # the record holds a placeholder where the secret was: never run that
+        raise GitexpError(
+            f"run {run_id}'s command held secrets its record keeps out ({', '.join(hidden)}), "
+            "so it cannot be run again as it was; give secrets through the environment or a "
+            "file, not the command line, to make runs replayable"
+        )
     snapshot = code.snapshot_of(record)
     seeds = reader.mapping(run_id, SEEDS, record.files.get(SEEDS))
     variables = _replayed_variables(seeds)
