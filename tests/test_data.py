@@ -108,7 +108,9 @@ def test_changed_data_is_refused_with_status_3(tracked: Path) -> None:
         f"Error: data/train.csv has changed since data/train.csv.dvc pinned it (md5 {before[:8]} → "
     )
     assert "training" not in result.stdout
-    assert git(tracked, "ls-tree", "-r", "--name-only", "gitexp/runs") == "README.md\n"
+    assert (
+        git(tracked, "ls-tree", "-r", "--name-only", "gitexp/runs") == ".gitattributes\nREADME.md\n"
+    )
 
 
 def test_allowed_changed_data_is_hashed_into_the_cache(tracked: Path) -> None:

@@ -17,27 +17,10 @@ from pathlib import Path
 import pygit2
 from pygit2.enums import FileMode
 
-from gitexp import reader, signing
+from gitexp import guide, reader, signing
 from gitexp.errors import GitexpError, Unreadable
 from gitexp.record import EXPERIMENTS, METRICS
-from gitexp.workspace import Workspace
-
-README = """\
-# Experiment records
-
-This branch is written by gitexp, a git-native experiment tracker. Nobody needs to check it
-out: read it with `git log`, `git show` and `git diff`.
-
-- Each commit on the first-parent line records one run, newest first:
-  `git log --first-parent {branch}`.
-- `experiments/<run id>/` holds the run's record as plain text: `run.yaml` (identity and
-  outcome), `config.yaml` (the resolved configuration), `code.yaml` and `code.diff` (the
-  commit the run started from and its uncommitted changes), `env.yaml`, `seeds.yaml`,
-  `data.yaml`, `artifacts.yaml`, `metrics.tsv`, `summary.yaml` and `output.log`.
-- A run commit's second parent is the snapshot commit of the exact working tree the run
-  used, so `git diff <snapshot A> <snapshot B>` compares two runs' code.
-- Every file except `annotations.yaml` is written once and never edited.
-"""
+from gitexp.workspace import Workspace, checked_out_at
 
 _RETRIES = 50
 # git's own default for `gc.auto`: above this many loose objects, `git gc --auto` packs.
@@ -106,32 +89,13 @@ def _branch_lock(ws: Workspace) -> Iterator[None]:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-def _checked_out_at(ws: Workspace) -> Path | None:
-    """The worktree that has the runs branch checked out, if any."""
-    common = ws.state_dir.parent
-    heads = [(common / "HEAD", ws.workdir)]
-    worktrees = common / "worktrees"
-    if worktrees.is_dir():
-        for entry in worktrees.iterdir():
-            gitdir = entry / "gitdir"
-            where = Path(gitdir.read_text().strip()).parent if gitdir.is_file() else entry
-            heads.append((entry / "HEAD", where))
-    for head, where in heads:
-        try:
-            if head.read_text().strip() == f"ref: {ws.runs_ref}":
-                return where
-        except OSError:
-            continue
-    return None
-
-
 def check_writable(ws: Workspace) -> None:
     """Refuse, as git does, to move a branch that a worktree has checked out, and refuse a
     branch that is not a runs branch (a code branch named in .gitexp.yaml)."""
     head = tip(ws)
     if head is not None:
         _check_runs_branch(ws, head)
-    where = _checked_out_at(ws)
+    where = checked_out_at(ws, ws.runs_ref)
     if where is not None:
         raise GitexpError(
             f"the runs branch {ws.settings.branch} is checked out in {where}; gitexp will not "
@@ -297,9 +261,10 @@ def release(ws: Workspace, run_id: str) -> None:
 def _root(ws: Workspace) -> pygit2.Commit:
     """A new root commit for the runs branch, holding the README for reviewers."""
     repo = ws.repo
-    readme = repo.create_blob(README.format(branch=ws.settings.branch).encode())
     builder = repo.TreeBuilder()
-    builder.insert("README.md", readme, FileMode.BLOB)
+    readme = guide.RUNS_README.format(branch=ws.settings.branch)
+    builder.insert(guide.README, repo.create_blob(readme.encode()), FileMode.BLOB)
+    builder.insert(guide.ATTRIBUTES, repo.create_blob(guide.RUNS_ATTRIBUTES), FileMode.BLOB)
     message = _commit_message(
         "gitexp: start the runs branch", "Each following commit records one experiment run."
     )
@@ -345,6 +310,8 @@ def _with_folder(
     listing.insert(folder, run.write(), FileMode.TREE)
     top = repo.TreeBuilder(root)
     top.insert(EXPERIMENTS, listing.write(), FileMode.TREE)
+    if guide.ATTRIBUTES not in root:  # a branch started before gitexp wrote one: once, now
+        top.insert(guide.ATTRIBUTES, repo.create_blob(guide.RUNS_ATTRIBUTES), FileMode.BLOB)
     return top.write()
 
 
@@ -443,9 +410,12 @@ def _folder_commit(
     return signing.commit(repo, _commit_message(*message), tree, parents, sign_with)
 
 
+_RUNS_BRANCH_FILES = (EXPERIMENTS, guide.README, guide.ATTRIBUTES)
+
+
 def _check_runs_branch(ws: Workspace, head: pygit2.Commit) -> None:
     """Refuse to write records onto a branch that holds anything else (a code branch)."""
-    foreign = sorted(str(e.name) for e in head.tree if e.name not in (EXPERIMENTS, "README.md"))
+    foreign = sorted(str(e.name) for e in head.tree if e.name not in _RUNS_BRANCH_FILES)
     if foreign:
         raise GitexpError(
             f"the branch {ws.settings.branch} holds {foreign[0]!r}, so it is not a runs branch; "

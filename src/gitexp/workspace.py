@@ -64,6 +64,29 @@ class Workspace:
         return found.stdout.strip() if found.returncode == 0 else None
 
 
+def checked_out_at(ws: Workspace, ref: str) -> Path | None:
+    """The working tree that has the branch `ref` (a full ref name) checked out, if any:
+    git refuses to move such a branch under it, and so does gitexp."""
+    common = ws.state_dir.parent
+    heads = [(common / "HEAD", ws.workdir if ws.git_dir == common else common.parent)]
+    worktrees = common / "worktrees"
+    if worktrees.is_dir():
+        for entry in worktrees.iterdir():
+            gitdir = entry / "gitdir"
+            try:
+                where = Path(gitdir.read_text().strip()).parent
+            except OSError:
+                where = entry
+            heads.append((entry / "HEAD", where))
+    for head, where in heads:
+        try:
+            if head.read_text().strip() == f"ref: {ref}":
+                return where
+        except OSError:
+            continue
+    return None
+
+
 def _not_a_repository(start: Path) -> GitexpError:
     return GitexpError(
         f"{start} is not inside a git repository; run gitexp from your project, "
