@@ -125,7 +125,8 @@ def test_a_damaged_or_altered_bundle_changes_nothing(
     members = _members(stick)
     monkeypatch.chdir(workstation)
 
-    stick.write_bytes(whole[: len(whole) // 2])  # cut short on the way
+    largest = max((info for info, _ in members), key=lambda info: info.size)
+    stick.write_bytes(whole[: largest.offset_data + largest.size // 2])  # cut short on the way
     _refused(stick, workstation, "not a whole gitexp bundle")
 
     altered = [(info, content) for info, content in members]
