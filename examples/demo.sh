@@ -65,6 +65,11 @@ step gitexp show evaluate
 step gitexp reproduce --yes torch-baseline
 step gitexp rerun --yes torch-baseline -p epochs=40
 step gitexp diff --no-pager --stat torch-baseline @
+# Code review: a Markdown report for the pull request, and the records it rests on copied
+# onto a code branch (the records are unsigned here: configure a signing key to sign them).
+step gitexp report --baseline torch-baseline torch-baseline @
+step gitexp publish torch-baseline @ --to review
+step git show --stat --format=%s review
 # The air gap: every run, its code and its data in one file.
 step gitexp bundle create "$(dirname "$project")/stick.gxb"
 step git status --short

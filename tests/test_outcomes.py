@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -36,11 +36,16 @@ with gitexp.init(config=args, seed=args.seed) as run:
 Sweep = dict[str, str]  # "lr-seed" (or "e6-seed") → run id
 
 
-def make_sweep(root: Path, mp: pytest.MonkeyPatch) -> Sweep:
-    """lr 0.1 and 0.2 with seeds 0 and 1, and lr 0.1 with 6 epochs with seeds 0 and 1."""
+def make_sweep(
+    root: Path, mp: pytest.MonkeyPatch, configure: Callable[[Path], None] | None = None
+) -> Sweep:
+    """lr 0.1 and 0.2 with seeds 0 and 1, and lr 0.1 with 6 epochs with seeds 0 and 1;
+    `configure` sets the new repository up (a signing key) before the first run."""
     root.mkdir()
     (root / "train.py").write_text(TRAIN)
     git(root, "init", "-q")
+    if configure is not None:
+        configure(root)
     git(root, "add", "-A")
     git(root, "commit", "-q", "-m", "initial")
     mp.chdir(root)

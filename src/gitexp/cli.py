@@ -442,17 +442,33 @@ def _colour_wanted() -> bool:
     help="A commit the runs must have grown from, each of its runs still there unchanged "
     "(in CI: the branch the pull request targets).",
 )
+@click.option(
+    "--published",
+    is_flag=True,
+    help="Only the copies `gitexp publish` put in this work tree's experiments/, each checked "
+    "against the signed record it copies (in CI: a code pull request).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the verdicts as JSON, for CI.")
 def verify(
-    run_ids: tuple[str, ...], every: bool, rev: str | None, base: str | None, as_json: bool
+    run_ids: tuple[str, ...],
+    every: bool,
+    rev: str | None,
+    base: str | None,
+    published: bool,
+    as_json: bool,
 ) -> None:
-    """Check that each run was recorded by a commit signed by a trusted key, unchanged since."""
-    from gitexp import render, verify, workspace
+    """Check that each run was recorded by a commit signed by a trusted key, unchanged since,
+    and that each copy published in this work tree is byte for byte its record."""
+    from gitexp import render, workspace
     from gitexp.errors import VerificationFailed
+    from gitexp.review import published as copies
 
     if every and run_ids:
         raise click.UsageError("give run ids or --all, not both")
-    report = verify.verify(workspace.open_workspace(), run_ids, rev, base)
+    if published and (run_ids or every or rev or base):
+        raise click.UsageError("--published verifies every published copy: give no run ids, "
+                               "--all, --ref or --base with it")  # fmt: skip
+    report = copies.verify_here(workspace.open_workspace(), run_ids, rev, base, published)
     if as_json:
         click.echo(render.verify_json(report))
     else:
@@ -1011,6 +1027,86 @@ def compare(
         click.echo(render.compare_markdown(table), nl=False)
     else:
         render.console().print(render.compare_view(table))
+
+
+@cli.command()
+@click.argument("run_ids", nargs=-1)
+@_where_option("report on")
+@_METRICS
+@click.option("--baseline", metavar="RUN",
+              help="The row every other is measured against (default: the first that "
+              "succeeded).")  # fmt: skip
+@click.option(
+    "--published",
+    is_flag=True,
+    help="Report on the runs published in this work tree's experiments/.",
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the Markdown to this file instead of printing it.",
+)
+@click.option("--plots", "plots", type=click.Path(file_okay=False, path_type=Path),
+              metavar="DIR", help="Draw each metric's curves into DIR (PNG) and embed them; "
+              "needs `pip install 'gitexp[plot]'`.")  # fmt: skip
+@click.option("--json", "as_json", is_flag=True, help="Print the report's content as JSON.")
+def report(
+    run_ids: tuple[str, ...],
+    conditions: tuple[str, ...],
+    metrics: tuple[str, ...],
+    baseline: str | None,
+    published: bool,
+    output: Path | None,
+    plots: Path | None,
+    as_json: bool,
+) -> None:
+    """A Markdown summary of runs for a pull request: what was tested, the axes that differ
+    from the baseline, metrics with seed statistics, and whether each record verifies.
+
+    RUN_IDS name runs as `show` does; with none and no --where, every listed run."""
+    from gitexp import jsontext, listing, workspace
+    from gitexp.atomic import replace_file
+    from gitexp.review import markdown
+    from gitexp.review import report as reporting
+
+    ws = workspace.open_workspace()
+    with listing.indexing_progress() as progress:
+        found = reporting.report(ws, run_ids, conditions, baseline, metrics, plots, output,
+                                 progress, published)  # fmt: skip
+    text = jsontext.as_json(found.as_dict()) + "\n" if as_json else markdown.render_report(found)
+    if output is None:
+        click.echo(text, nl=False)
+        return
+    try:
+        replace_file(output, text.encode())
+    except OSError as e:
+        raise GitexpError(f"cannot write {output}: {e.strerror or e}") from None
+    click.echo(f"wrote the report on {len(found.runs)} runs to {output}", err=True)
+
+
+@cli.command()
+@click.argument("run_ids", nargs=-1, required=True)
+@click.option("--to", "branch", metavar="BRANCH",
+              help="The code branch to publish on (created from HEAD if missing); default: the "
+              "branch checked out.")  # fmt: skip
+def publish(run_ids: tuple[str, ...], branch: str | None) -> None:
+    """Copy run records into experiments/ of a code branch, as one commit, so that a pull
+    request carries the runs that justify it; `gitexp verify` checks the copies."""
+    from gitexp import workspace
+    from gitexp.review import publish as publishing
+
+    done = publishing.publish(workspace.open_workspace(), run_ids, branch)
+    if done.commit is None:
+        made = f"created {done.branch} at HEAD, which" if done.created else done.branch
+        click.echo(f"{made} already holds these records; nothing to commit")
+        return
+    parts = [f"{len(ids)} {what}" for what, ids in (("added", done.added),
+             ("restored (it had been edited)", done.restored), ("already there", done.unchanged))
+             if ids]  # fmt: skip
+    click.echo(f"published on {done.branch} in commit {done.commit[:12]}: {', '.join(parts)}")
+    if not done.work_tree:
+        click.echo(f"(not checked out here: `git switch {done.branch}` to see the copies)")
 
 
 @cli.command()

@@ -75,9 +75,14 @@ def _unseeded(side: Side) -> bool:
 
 
 def compare(
-    ws: Workspace, ref_a: str, ref_b: str, progress: catalog.Progress | None = None
+    ws: Workspace,
+    ref_a: str,
+    ref_b: str,
+    progress: catalog.Progress | None = None,
+    find_neighbours: bool = True,
 ) -> Comparison:
-    """Compare two runs; when confounded, also find the single-axis comparisons from A."""
+    """Compare two runs; when confounded (and `find_neighbours`), also find the single-axis
+    comparisons from A."""
     pending.recover(ws)
     tip = store.tip(ws)
     if tip is None:
@@ -107,7 +112,7 @@ def compare(
         unseeded=_unseeded(a) and _unseeded(b),
         code_files=tuple(code_files),
     )
-    if not comparison.confounded:
+    if not comparison.confounded or not find_neighbours:
         return comparison
     wanted = {change.axis for change in counted}
     found = tuple(neighbours(ws, rules, a.run_id, {b.run_id}, wanted, progress))

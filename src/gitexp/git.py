@@ -15,13 +15,15 @@ from gitexp.errors import GitexpError
 _TIMEOUT_S = 60
 
 
-def run(cwd: Path | None, *args: str) -> subprocess.CompletedProcess[str] | None:
-    """`git ARGS` in `cwd`; None when git is not installed. Its output is decoded as the
-    file system's names are (a path that is not UTF-8 survives), its errors as text."""
+def run(
+    cwd: Path | None, *args: str, stdin: bytes | None = None
+) -> subprocess.CompletedProcess[str] | None:
+    """`git ARGS` in `cwd`, fed `stdin`; None when git is not installed. Its output is decoded
+    as the file system's names are (a path that is not UTF-8 survives), its errors as text."""
     try:
         done = subprocess.run(
-            ["git", *args], cwd=cwd, capture_output=True, stdin=subprocess.DEVNULL,
-            timeout=_TIMEOUT_S,
+            ["git", *args], cwd=cwd, capture_output=True, timeout=_TIMEOUT_S, input=stdin,
+            stdin=subprocess.DEVNULL if stdin is None else None,
         )  # fmt: skip
     except FileNotFoundError:
         return None

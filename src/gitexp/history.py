@@ -164,6 +164,20 @@ def resolve(ws: Workspace, ref: str, progress: catalog.Progress | None = None) -
         raise
 
 
+def resolve_many(
+    ws: Workspace, ref: str, progress: catalog.Progress | None = None
+) -> list[RunSummary]:
+    """The runs `ref` names, for commands that take several: as `resolve` finds one, or
+    every run of a name that several share (a seed group run as `--name base`)."""
+    try:
+        return [resolve(ws, ref, progress)]
+    except GitexpError:
+        named = runs(ws, name=ref, live=False, progress=progress) if ref else []
+        if len(named) > 1:
+            return named
+        raise
+
+
 def load(ws: Workspace, ref: str, progress: catalog.Progress | None = None) -> Record:
     """The record of the run that `ref` names."""
     from gitexp import store

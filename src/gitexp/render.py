@@ -30,7 +30,7 @@ if TYPE_CHECKING:  # `gitexp log` need not load what diff and verify use
     from gitexp.comparison.outcomes import Outcomes
     from gitexp.comparison.stats import Difference, Spread
     from gitexp.diff import Comparison, FilePatch
-    from gitexp.verify import Report
+    from gitexp.verify import Check, Report
     from gitexp.watch import LiveRun
 
 _OUTPUT_TAIL_LINES = 20
@@ -437,11 +437,14 @@ def diffstat(patches: Sequence[FilePatch]) -> str:
 
 def verify_lines(report: Report) -> str:
     """One line per run: verdict, id, and what git said or what is wrong."""
-    width = max((len(check.status) for check in report.checks), default=2)
+    width = max((len(check.status) for check in (*report.checks, *report.published)), default=2)
     lines = [
         f"{check.status.ljust(width)}  {check.run_id}  {check.detail or check.signer}".rstrip()
         for check in report.checks
     ]
+    for check in report.published:  # names from the work tree: shown, never obeyed
+        said = check.detail or f"published copy matches commit {(check.commit or '')[:12]}"
+        lines.append(safe(f"{check.status.ljust(width)}  {check.run_id}  {said}"))
     lines.extend(
         f"history rewritten: {tip[:12]}, a former tip of the branch, is no longer in its history"
         for tip in report.rewritten
@@ -451,11 +454,21 @@ def verify_lines(report: Report) -> str:
 
 
 def verify_summary(report: Report) -> str:
-    total, failed = len(report.checks), len(report.failed)
-    runs = f"{total} run{'s' if total != 1 else ''}"
+    from gitexp.verify import OK
+
+    def tally(checks: Sequence[Check], one: str, many: str) -> str:
+        failed = sum(check.status != OK for check in checks)
+        counted = f"{len(checks)} {one if len(checks) == 1 else many}"
+        return f"{failed} of {counted} failed verification" if failed else f"{counted} verified"
+
+    parts = []
+    if report.checks or not report.published:
+        parts.append(tally(report.checks, "run", "runs"))
+    if report.published:
+        parts.append(tally(report.published, "published copy", "published copies"))
+    text = "; ".join(parts)
     if report.ok:
-        return f"{runs} verified"
-    text = f"{failed} of {runs} failed verification" if failed else f"{runs} verified"
+        return text
     if report.rewritten:
         text += ", and the branch's history was rewritten"
     if report.broken:
@@ -476,6 +489,17 @@ def verify_json(report: Report) -> str:
                     "signature": check.signer,
                 }
                 for check in report.checks
+            ],
+            "published": [
+                {
+                    "id": check.run_id,
+                    "path": f"experiments/{check.run_id}/",
+                    "status": check.status,
+                    "detail": check.detail,
+                    "commit": check.commit,
+                    "signature": check.signer,
+                }
+                for check in report.published
             ],
             "rewritten": list(report.rewritten),
             "branch": list(report.broken),
@@ -647,7 +671,7 @@ def _row_name(row: CompareRow) -> str:
     return first + more + (" (baseline)" if row.baseline else "")
 
 
-def _change_cell(difference: Difference | None) -> str:
+def change_cell(difference: Difference | None) -> str:
     """`-0.5 (-75.8%) p=1.8e-07 [-0.51, -0.49]`, and `≈` ahead of a change within noise."""
     if difference is None:
         return ""
@@ -673,7 +697,7 @@ def compare_cells(table: CompareTable, with_changes: bool) -> tuple[list[str], l
         for metric in table.metrics:
             cells.append(spread_text(row.values[metric.label]))
             if with_changes:
-                cells.append(_change_cell(row.changes.get(metric.label)))
+                cells.append(change_cell(row.changes.get(metric.label)))
         rows.append(cells)
     return header, rows
 

@@ -88,10 +88,11 @@ class Report:
     checks: tuple[Check, ...]
     rewritten: tuple[str, ...] = ()  # former tips the branch's history no longer holds
     broken: tuple[str, ...] = ()  # problems of the branch itself, in words
+    published: tuple[Check, ...] = ()  # copies published in the work tree (`gitexp publish`)
 
     @property
     def failed(self) -> list[Check]:
-        return [check for check in self.checks if check.status != OK]
+        return [check for check in (*self.checks, *self.published) if check.status != OK]
 
     @property
     def ok(self) -> bool:

@@ -165,8 +165,8 @@ def select(
     keeps; every run on the branch when neither is given."""
     found: dict[str, RunSummary] = {}
     for ref in refs:
-        run = history.resolve(ws, ref, progress)
-        found.setdefault(run.id, run)
+        for run in history.resolve_many(ws, ref, progress):
+            found.setdefault(run.id, run)
     if where:
         from gitexp.comparison import table
 
@@ -194,9 +194,14 @@ def compare(
     the first row that succeeded. Seed groups gather succeeded runs only: a failed run's last
     value is no repeat of the experiment, so it stays a row of its own."""
     chosen = {run.id: run for run in runs}
+    bases: list[RunSummary] = []
     if baseline is not None:
-        base = history.resolve(ws, baseline, progress)
-        chosen.setdefault(base.id, base)
+        # A name that a seed group shares names that group: `--baseline base`.
+        bases = [run for run in runs if run.name == baseline]
+        if len(bases) < 2:
+            bases = [history.resolve(ws, baseline, progress)]
+        for base in bases:
+            chosen.setdefault(base.id, base)
     known = sorted({name for run in chosen.values() for name in run.summary})
     wanted = [parse_metric(text, known) for text in metrics] or [Metric(name) for name in known]
     succeeded = [r for r in chosen if chosen[r].status == SUCCEEDED]
@@ -220,8 +225,12 @@ def compare(
     order = sorted(range(len(parts)), key=lambda i: _sort_key(configs[i], keys))
     # The first row that succeeded: a crashed run with no metric is no baseline.
     base_index = next((i for i in order if chosen[parts[i][0]].status == SUCCEEDED), order[0])
-    if baseline is not None:
-        base_index = next(i for i, ids in enumerate(parts) if base.id in ids)
+    if bases:
+        holding = {i for i, ids in enumerate(parts) for base in bases if base.id in ids}
+        if len(holding) > 1:
+            raise UsageError(f"--baseline {baseline!r} names runs that are not one seed group "
+                             "(they differ on more than the seed); give one run's id")  # fmt: skip
+        base_index = holding.pop()
     base_values = {m.label: _values(chosen, parts[base_index], m) for m in wanted}
     rows = []
     for i in order:

@@ -1,0 +1,143 @@
+"""`gitexp publish`: copies of signed records on a code branch, and `gitexp verify` of them."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from .conftest import git, gitexp, run_ids
+
+
+@pytest.fixture
+def two_runs(project: Path, signing: Path) -> list[str]:
+    for lr in ("0.1", "0.2"):
+        result = gitexp("run", "--name", f"lr{lr}", "--", "python", "train.py", "--lr", lr)
+        assert result.exit_code == 0, result.output
+    return run_ids(project)
+
+
+def _clean(root: Path) -> bool:
+    return git(root, "status", "--porcelain", "--untracked-files=all") == ""
+
+
+def test_publish_commits_copies_on_the_checked_out_branch(
+    project: Path, two_runs: list[str]
+) -> None:
+    git(project, "switch", "-q", "-c", "feature")
+    before = git(project, "rev-parse", "HEAD").strip()
+    result = gitexp("publish", *two_runs)
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith("published on feature in commit ")
+    assert git(project, "rev-parse", "HEAD~1").strip() == before  # one commit on the branch
+    assert _clean(project)  # work tree and index as the commit left them
+    for run_id in two_runs:
+        record = git(project, "ls-tree", "--name-only", f"gitexp/runs:experiments/{run_id}").split()
+        copy = git(project, "ls-tree", "--name-only", f"HEAD:experiments/{run_id}").split()
+        assert set(copy) == set(record) - {"annotations.yaml"} | {".gitattributes"}
+        for name in record:
+            if name != "annotations.yaml":
+                assert git(project, "rev-parse", f"HEAD:experiments/{run_id}/{name}") == git(
+                    project, "rev-parse", f"gitexp/runs:experiments/{run_id}/{name}"
+                )
+    attrs = git(project, "check-attr", "text", "filter", "linguist-generated", "--",
+                f"experiments/{two_runs[0]}/metrics.tsv")  # fmt: skip
+    assert "text: unset" in attrs and "filter: unset" in attrs
+    assert "linguist-generated: true" in attrs
+    again = gitexp("publish", *two_runs)
+    assert again.stdout == "feature already holds these records; nothing to commit\n"
+    verified = gitexp("verify", "--published")
+    assert verified.exit_code == 0, verified.output
+    assert verified.stdout.count("published copy matches commit") == 2
+    assert "2 published copies verified" in verified.stderr
+
+
+def test_verify_names_an_edited_published_file_and_publish_restores_it(
+    project: Path, two_runs: list[str]
+) -> None:
+    git(project, "switch", "-q", "-c", "feature")
+    assert gitexp("publish", two_runs[0]).exit_code == 0
+    summary = project / "experiments" / two_runs[0] / "config.yaml"
+    summary.write_text(summary.read_text() + "# better numbers\n")
+    (summary.parent / "extra.txt").write_text("not signed\n")
+    result = gitexp("verify")  # the runs branch and the copies alike
+    assert result.exit_code == 4
+    line = next(line for line in result.stdout.splitlines() if "config.yaml" in line)
+    assert line.startswith(f"modified after signing  {two_runs[0]}  ")
+    assert f"experiments/{two_runs[0]}/config.yaml differs from what commit" in line
+    assert f"experiments/{two_runs[0]}/extra.txt is not part of the signed record" in line
+    assert "2 runs verified; 1 of 1 published copy failed verification" in result.output
+    git(project, "add", "-A")
+    git(project, "commit", "-q", "-m", "tune the numbers")
+    assert gitexp("verify", "--published").exit_code == 4  # committed, still caught
+    restored = gitexp("publish", two_runs[0])
+    assert "1 restored (it had been edited)" in restored.stdout
+    assert not summary.with_name("extra.txt").exists() and _clean(project)
+    assert gitexp("verify", "--published").exit_code == 0
+
+
+def test_verify_reads_a_copy_without_following_links(project: Path, two_runs: list[str]) -> None:
+    git(project, "switch", "-q", "-c", "feature")
+    assert gitexp("publish", two_runs[0]).exit_code == 0
+    folder = project / "experiments" / two_runs[0]
+    (folder / "output.log").unlink()
+    os.mkfifo(folder / "output.log")  # opening it would block verify for ever
+    (folder / "env.yaml").unlink()
+    (folder / "env.yaml").symlink_to(project.parent / "elsewhere.yaml")
+    (folder / "seeds.yaml").unlink()
+    result = gitexp("verify", "--published", "--json")
+    assert result.exit_code == 4
+    (copy,) = json.loads(result.stdout)["published"]
+    assert copy["status"] == "modified after signing"
+    assert f"experiments/{two_runs[0]}/output.log is not a regular file" in copy["detail"]
+    assert f"experiments/{two_runs[0]}/env.yaml is not a regular file" in copy["detail"]
+    assert f"experiments/{two_runs[0]}/seeds.yaml is missing" in copy["detail"]
+
+
+def test_a_copy_of_a_run_the_runs_branch_lacks_fails(project: Path, two_runs: list[str]) -> None:
+    forged = "20260101-000000-forged1"
+    folder = project / "experiments" / forged
+    folder.mkdir(parents=True)
+    (folder / "run.yaml").write_text("id: 20260101-000000-forged1\nstatus: succeeded\n")
+    result = gitexp("verify", "--published")
+    assert result.exit_code == 4
+    assert f"missing  {forged}  published in experiments/{forged}/, but no run" in result.stdout
+    assert "`git fetch origin gitexp/runs`" in result.stdout
+
+
+def test_publish_to_another_branch_leaves_this_checkout_alone(
+    project: Path, two_runs: list[str]
+) -> None:
+    head = git(project, "rev-parse", "HEAD")
+    result = gitexp("publish", "lr0.1", "--to", "results")
+    assert result.exit_code == 0, result.output
+    assert "(not checked out here: `git switch results` to see the copies)" in result.stdout
+    assert git(project, "rev-parse", "HEAD") == head and _clean(project)
+    assert not (project / "experiments").exists()
+    assert git(project, "rev-parse", "results~1") == head  # started where HEAD was
+    listed = git(project, "ls-tree", "--name-only", "results:experiments").split()
+    assert listed == [two_runs[1]]  # the run named lr0.1 is the older one
+    git(project, "switch", "-q", "results")
+    assert gitexp("verify", "--published").exit_code == 0
+
+
+def test_publish_refuses_what_it_must_not_touch(project: Path, two_runs: list[str]) -> None:
+    result = gitexp("publish", two_runs[0], "--to", "gitexp/runs")
+    assert result.exit_code == 1 and "is the runs branch" in result.output
+    result = gitexp("publish", two_runs[0], "--to", "-x")
+    assert result.exit_code == 1 and "not a valid branch name" in result.output
+    git(project, "worktree", "add", "-q", "-b", "elsewhere", str(project.parent / "wt"))
+    result = gitexp("publish", two_runs[0], "--to", "elsewhere")
+    assert result.exit_code == 1 and "elsewhere is checked out in" in result.output
+    folder = project / "experiments" / two_runs[0]
+    folder.mkdir(parents=True)
+    (folder / "notes.txt").write_text("mine\n")
+    result = gitexp("publish", two_runs[0])
+    assert result.exit_code == 1
+    assert f"experiments/{two_runs[0]}/notes.txt has changes not committed" in result.output
+    assert (folder / "notes.txt").read_text() == "mine\n"
+    git(project, "switch", "-q", "--detach")
+    result = gitexp("publish", two_runs[0])
+    assert result.exit_code == 1 and "HEAD is detached" in result.output
