@@ -141,3 +141,20 @@ def test_publish_refuses_what_it_must_not_touch(project: Path, two_runs: list[st
     git(project, "switch", "-q", "--detach")
     result = gitexp("publish", two_runs[0])
     assert result.exit_code == 1 and "HEAD is detached" in result.output
+
+
+def test_a_copy_leaves_out_the_dvc_pointers_of_artifacts(project: Path, signing: Path) -> None:
+    assert gitexp("init").exit_code == 0
+    git(project, "add", "-A")
+    git(project, "commit", "-q", "-m", "dvc")
+    made = gitexp("run", "--output", "model.bin", "--", "sh", "-c", "echo weights > model.bin")
+    assert made.exit_code == 0, made.output
+    (run_id,) = run_ids(project)
+    record = git(project, "ls-tree", "--name-only", f"gitexp/runs:experiments/{run_id}").split()
+    assert any(name.endswith(".dvc") for name in record)  # the artifact's pointer
+    git(project, "switch", "-q", "-c", "feature")
+    assert gitexp("publish", run_id).exit_code == 0
+    copy = sorted(p.name for p in (project / "experiments" / run_id).iterdir())
+    assert copy == sorted({*record, ".gitattributes"} - {"annotations.yaml", "model.bin.dvc"})
+    assert "artifacts.yaml" in copy  # which pins the same object
+    assert gitexp("verify", "--published").exit_code == 0

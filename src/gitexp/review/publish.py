@@ -1,11 +1,12 @@
 """`gitexp publish ID… [--to BRANCH]`: copies of chosen records in `experiments/` of a code
 branch, as one commit, for a pull request whose code change they justify.
 
-A copy holds the record's immutable files byte for byte (annotations change, so they stay on
-the runs branch) and a `.gitattributes` that keeps checkouts from converting them; `gitexp
-verify` checks each copy against the signed commit that created the record. The branch moves
-by git's compare-and-swap. When it is the branch checked out here, the copies are written to
-the work tree and the index as `git commit` would leave them, and nothing else there changes.
+A copy holds the record's immutable files byte for byte (but for DVC pointers, see `copied`;
+annotations change, so they stay on the runs branch) and a `.gitattributes` that keeps
+checkouts from converting them; `gitexp verify` checks each copy against the signed commit
+that created the record. The branch moves by git's compare-and-swap. When it is the branch
+checked out here, the copies are written to the work tree and the index as `git commit`
+would leave them, and nothing else there changes.
 """
 
 from __future__ import annotations
@@ -41,10 +42,18 @@ def copy_path(run_id: str, name: str = "") -> str:
     return f"{EXPERIMENTS}/{run_id}/{name}"
 
 
+def copied(name: str) -> bool:
+    """Whether a copy holds the record's file `name`. Not annotations.yaml, which changes,
+    nor the DVC pointers of the run's artifacts (`*.dvc`): in a code branch DVC would take
+    them for outputs of the project and check the checkpoints out beside the copy.
+    artifacts.yaml pins the same objects."""
+    return name != ANNOTATIONS and not name.endswith(".dvc")
+
+
 def _record_files(ws: Workspace, folder: pygit2.Oid) -> dict[str, pygit2.Oid]:
-    """The record's immutable files as they are on the runs branch."""
+    """The files a copy holds, as they are on the runs branch."""
     tree = ws.repo[folder].peel(pygit2.Tree)
-    return {str(e.name): e.id for e in tree if e.type_str == "blob" and e.name != ANNOTATIONS}
+    return {str(e.name): e.id for e in tree if e.type_str == "blob" and copied(str(e.name))}
 
 
 def _target(ws: Workspace, to: str | None) -> str:
@@ -116,8 +125,7 @@ def _message(runs: Sequence[catalog.RunSummary], branch: str, tip: pygit2.Commit
     return "\n".join(lines) + "\n"
 
 
-def publish(ws: Workspace, refs: Sequence[str], to: str | None = None) -> Published:
-    """Copy the records `refs` name onto the code branch `to` (default: the checked-out one)."""
+def _chosen(ws: Workspace, refs: Sequence[str]) -> dict[str, catalog.RunSummary]:
     runs: dict[str, catalog.RunSummary] = {}
     for ref in refs:
         for run in history.resolve_many(ws, ref):
@@ -125,20 +133,34 @@ def publish(ws: Workspace, refs: Sequence[str], to: str | None = None) -> Publis
                 raise GitexpError(f"run {run.id} cannot be read ({run.problem}); nothing was "
                                   "published")  # fmt: skip
             runs.setdefault(run.id, run)
-    tip = store.tip(ws)
-    if tip is None:
-        raise GitexpError("there are no runs yet; record one with `gitexp run -- CMD`")
-    folders = store.run_folders(tip)
+    return runs
+
+
+def _destination(ws: Workspace, to: str | None) -> tuple[str, bool]:
+    """The full ref to publish on, and whether it is the branch checked out here; refused
+    when it is the runs branch, or checked out in another worktree."""
     target = _target(ws, to)
     if target == ws.runs_ref:
         raise GitexpError(f"{ws.settings.branch} is the runs branch; publish copies records "
                           "onto a code branch (--to BRANCH)")  # fmt: skip
     where = checked_out_at(ws, target)
     here = where is not None and where.resolve() == ws.workdir.resolve()
-    branch = target.removeprefix("refs/heads/")
     if where is not None and not here:
-        raise GitexpError(f"{branch} is checked out in {where}; publish from there, or "
-                          "switch that worktree to another branch")  # fmt: skip
+        raise GitexpError(f"{target.removeprefix('refs/heads/')} is checked out in {where}; "
+                          "publish from there, or switch that worktree to another "
+                          "branch")  # fmt: skip
+    return target, here
+
+
+def publish(ws: Workspace, refs: Sequence[str], to: str | None = None) -> Published:
+    """Copy the records `refs` name onto the code branch `to` (default: the checked-out one)."""
+    runs = _chosen(ws, refs)
+    tip = store.tip(ws)
+    if tip is None:
+        raise GitexpError("there are no runs yet; record one with `gitexp run -- CMD`")
+    folders = store.run_folders(tip)
+    target, here = _destination(ws, to)
+    branch = target.removeprefix("refs/heads/")
     repo = ws.repo
     old = ws.ref_target(target)
     if old is not None:

@@ -17,8 +17,8 @@ import pygit2
 from gitexp import guide, verify
 from gitexp.errors import GitexpError
 from gitexp.ids import ID_PATTERN
-from gitexp.record import ANNOTATIONS, EXPERIMENTS
-from gitexp.review.publish import copy_path
+from gitexp.record import EXPERIMENTS
+from gitexp.review.publish import copied, copy_path
 from gitexp.verify import MISSING, MODIFIED, OK, Check, Report
 from gitexp.workspace import Workspace, checked_out_at
 
@@ -41,7 +41,7 @@ def _problems(ws: Workspace, run_id: str, commit: str) -> list[str]:
     repo = ws.repo
     tree = repo[commit].peel(pygit2.Commit).tree
     signed = tree[f"{EXPERIMENTS}/{run_id}"].peel(pygit2.Tree)
-    record = {str(e.name): e for e in signed if e.name != ANNOTATIONS}
+    record = {str(e.name): e for e in signed if copied(str(e.name))}
     folder = ws.workdir / EXPERIMENTS / run_id
     short = commit[:12]
     if folder.is_symlink() or not folder.is_dir():
