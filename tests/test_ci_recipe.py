@@ -122,6 +122,16 @@ def test_code_pull_request_recipe_verifies_and_posts_the_report(
     assert "All 4 records verify" in body
     assert all(run_id in body for run_id in run_ids(project))
 
+    # A pull request that publishes nothing passes, and nothing is posted (a new job: its
+    # RUNNER_TEMP is empty).
+    (ci / "gh" / "args").unlink()
+    (ci / "runner" / "report.md").unlink()
+    plain = _clone(origin, ci / "plain", "main")
+    for step in (verify_step, report_step):
+        done = run_step(step, plain, ci, "main")
+        assert done.returncode == 0, done.stderr
+    assert not (ci / "gh" / "args").exists()
+
     # The same pull request, with a published number improved by hand.
     (ci / "gh" / "body.md").unlink()
     summary = next((project / "experiments").glob("*/config.yaml"))
@@ -134,7 +144,7 @@ def test_code_pull_request_recipe_verifies_and_posts_the_report(
     assert f"{summary.relative_to(project)} differs from what commit" in done.stdout
     done = run_step(report_step, clone, ci, "main")  # `if: success() || failure()`
     assert done.returncode == 0, done.stderr
-    assert "**1 of 4 records do not verify**" in (ci / "gh" / "body.md").read_text()
+    assert "**1 of 4 records does not verify**" in (ci / "gh" / "body.md").read_text()
 
 
 def test_runs_branch_pull_request_recipe_verifies_against_the_base(

@@ -124,23 +124,86 @@ def test_publish_to_another_branch_leaves_this_checkout_alone(
 
 
 def test_publish_refuses_what_it_must_not_touch(project: Path, two_runs: list[str]) -> None:
-    result = gitexp("publish", two_runs[0], "--to", "gitexp/runs")
-    assert result.exit_code == 1 and "is the runs branch" in result.output
-    result = gitexp("publish", two_runs[0], "--to", "-x")
-    assert result.exit_code == 1 and "not a valid branch name" in result.output
+    git(project, "remote", "add", "origin", str(project.parent / "nowhere.git"))
+    for name, words in (
+        ("gitexp/runs", "is the runs branch"),
+        ("-x", "not a name for a new or local branch"),
+        ("@{-1}", "not a name for a new or local branch"),  # git would expand it
+        ("origin/main", "not a name for a new or local branch"),  # reads as remote-tracking
+        ("refs/tags/v1", "not a name for a new or local branch"),
+    ):
+        result = gitexp("publish", two_runs[0], "--to", name)
+        assert result.exit_code == 2 and words in result.output, (name, result.output)
+    assert git(project, "for-each-ref", "refs/heads/").count("\n") == 2  # main and the runs
     git(project, "worktree", "add", "-q", "-b", "elsewhere", str(project.parent / "wt"))
     result = gitexp("publish", two_runs[0], "--to", "elsewhere")
-    assert result.exit_code == 1 and "elsewhere is checked out in" in result.output
+    assert result.exit_code == 3 and "elsewhere is checked out in" in result.output
     folder = project / "experiments" / two_runs[0]
     folder.mkdir(parents=True)
     (folder / "notes.txt").write_text("mine\n")
     result = gitexp("publish", two_runs[0])
-    assert result.exit_code == 1
-    assert f"experiments/{two_runs[0]}/notes.txt has changes not committed" in result.output
+    assert result.exit_code == 3
+    assert f"experiments/{two_runs[0]}/notes.txt is changed or untracked" in result.output
     assert (folder / "notes.txt").read_text() == "mine\n"
     git(project, "switch", "-q", "--detach")
     result = gitexp("publish", two_runs[0])
-    assert result.exit_code == 1 and "HEAD is detached" in result.output
+    assert result.exit_code == 2 and "HEAD is detached" in result.output
+
+
+def test_publish_never_writes_through_a_link(
+    project: Path, two_runs: list[str], tmp_path: Path
+) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    git(project, "switch", "-q", "-c", "feature")
+    (project / "experiments").mkdir()
+    (project / "experiments" / two_runs[0]).symlink_to(outside)  # committed in a folder's place
+    git(project, "add", "experiments")
+    git(project, "commit", "-q", "-m", "a link where a copy goes")
+    result = gitexp("publish", two_runs[0])
+    assert result.exit_code == 0, result.output
+    assert list(outside.iterdir()) == [] and _clean(project)
+    assert (project / "experiments" / two_runs[0] / "run.yaml").is_file()
+    assert gitexp("verify", "--published").exit_code == 0
+
+    git(project, "switch", "-q", "-c", "other", "main")
+    (project / "experiments").symlink_to(outside)  # not committed: a link in the work tree
+    result = gitexp("publish", two_runs[1])
+    assert result.exit_code == 3 and "experiments in the work tree is not a folder" in result.output
+    assert list(outside.iterdir()) == []
+
+
+def test_a_copy_is_kept_byte_for_byte_whatever_the_project_attributes(
+    project: Path, signing: Path
+) -> None:
+    assert gitexp("run", "--notes", "keyword $Id$", "--", "python", "train.py").exit_code == 0
+    (run_id,) = run_ids(project)
+    (project / ".gitattributes").write_text("* ident text eol=crlf\n")
+    git(project, "add", ".gitattributes")
+    git(project, "commit", "-q", "-m", "attributes that would rewrite a checkout")
+    git(project, "switch", "-q", "-c", "feature")
+    assert gitexp("publish", run_id).exit_code == 0
+    run_yaml = project / "experiments" / run_id / "run.yaml"
+    assert b"keyword $Id$" in run_yaml.read_bytes()
+    run_yaml.write_text(run_yaml.read_text())  # touched
+    git(project, "rm", "-rq", "--cached", "experiments")
+    git(project, "reset", "-q", "--hard")  # a fresh checkout of the copies
+    assert b"\r\n" not in run_yaml.read_bytes() and b"keyword $Id$" in run_yaml.read_bytes()
+    assert gitexp("verify", "--published").exit_code == 0
+
+
+def test_verify_and_report_of_a_branch_that_publishes_nothing(
+    project: Path, tmp_path: Path
+) -> None:
+    result = gitexp("verify", "--published")
+    assert result.exit_code == 0
+    assert (
+        "no run is published in this work tree's experiments/: nothing to verify" in result.stderr
+    )
+    out = tmp_path / "report.md"
+    result = gitexp("report", "--published", "-o", str(out))
+    assert result.exit_code == 0 and not out.exists()
+    assert result.stdout == ""
 
 
 def test_a_copy_leaves_out_the_dvc_pointers_of_artifacts(project: Path, signing: Path) -> None:
@@ -158,3 +221,21 @@ def test_a_copy_leaves_out_the_dvc_pointers_of_artifacts(project: Path, signing:
     assert copy == sorted({*record, ".gitattributes"} - {"annotations.yaml", "model.bin.dvc"})
     assert "artifacts.yaml" in copy  # which pins the same object
     assert gitexp("verify", "--published").exit_code == 0
+
+
+def test_verify_shows_a_name_that_is_not_utf8_without_sending_it_raw(
+    project: Path, two_runs: list[str]
+) -> None:
+    git(project, "switch", "-q", "-c", "feature")
+    assert gitexp("publish", two_runs[0]).exit_code == 0
+    folder = os.fsencode(project / "experiments" / two_runs[0])
+    with open(folder + b"/c1\x9b2J.txt", "wb") as extra:  # 0x9b: an 8-bit CSI on a terminal
+        extra.write(b"x")
+    shown = gitexp("verify", "--published")
+    assert shown.exit_code == 4
+    assert f"experiments/{two_runs[0]}/c1\\x9b2J.txt is not part of" in shown.stdout
+    assert "\x9b" not in shown.stdout and "\udc9b" not in shown.stdout
+    listed = gitexp("verify", "--published", "--json").stdout
+    assert "\\ud" not in listed  # no lone surrogate: strict JSON parsers take it
+    (copy,) = json.loads(listed)["published"]
+    assert "c1\\x9b2J.txt" in copy["detail"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+import sys
 from collections.abc import Iterator
 from html.parser import HTMLParser
 from pathlib import Path
@@ -81,8 +82,8 @@ def test_report_renders_its_tables_and_marks_noise(sweep: Sweep) -> None:
     assert len(rows) == 3  # three seed groups of two runs
     base = metrics[1]  # the baseline comes first
     assert (
-        base[0] == f"{sweep['0.1-0']} (2 seeds) (baseline)"
-        or base[0] == f"{sweep['0.1-1']} (2 seeds) (baseline)"
+        base[0] == f"{sweep['0.1-0']} (2 seeds, baseline)"
+        or base[0] == f"{sweep['0.1-1']} (2 seeds, baseline)"
     )
     assert base[1:4] == ["5", "0.1", "succeeded"] and base[5] == ""
     lr, epochs = (
@@ -233,3 +234,43 @@ def test_a_branch_started_without_attributes_gets_them_once(project: Path) -> No
         project, "log", "--format=%h", "--first-parent", "gitexp/runs", "--", ".gitattributes"
     )
     assert len(touched.split()) == 1  # written once
+
+
+def test_report_makes_no_link_a_host_would_add_by_itself(project: Path, signing: Path) -> None:
+    notes = "see https://evil.example and www.evil.example, mail bob@evil.example, fixes #123"
+    assert gitexp("run", "--notes", notes, "--", "python", "train.py").exit_code == 0
+    cell = rendered(gitexp("report").stdout).tables[1][1][4]
+    assert cell.replace("\u2060", "") == notes
+    # GitHub links bare addresses, e-mail addresses and issue references in plain text.
+    for linked in (r"https?://", r"www\.", r"\w@\w", r"#\d"):
+        assert not re.search(linked, cell), linked
+
+
+def test_report_rows_carry_every_name_and_the_baseline_may_be_outside_the_choice(
+    project: Path, signing: Path
+) -> None:
+    for name, seed, lr in (("alpha", "0", "0.1"), ("alpha", "1", "0.1"), ("beta", "2", "0.1"),
+                           ("gamma", "0", "0.2")):  # fmt: skip
+        result = gitexp("run", "--name", name, "--seed", seed, "--", "python", "train.py",
+                        "--lr", lr)  # fmt: skip
+        assert result.exit_code == 0, result.output
+    # alpha names two runs, neither chosen: the baseline is their row, beta's too.
+    text = gitexp("report", "gamma", "beta", "--baseline", "alpha").stdout
+    metrics = rendered(text).tables[0]
+    assert [row[0] for row in metrics[1:]] == ["alpha, beta (3 seeds, baseline)", "gamma"]
+    assert "the baseline is `alpha`, `beta` (3 seeds)." in text
+
+
+def test_report_plots_a_metric_whose_name_no_file_system_takes(
+    project: Path, tmp_path: Path
+) -> None:
+    name = "x" * 300
+    script = f"import gitexp\nwith gitexp.init() as run:\n    run.log({{{name!r}: 1.0}}, step=0)\n"
+    script += f"    run.log({{{name!r}: 2.0}}, step=1)\n"
+    (project / "long.py").write_text(script)
+    assert gitexp("run", "--", sys.executable, "long.py").exit_code == 0
+    result = gitexp("report", "-o", str(tmp_path / "r.md"), "--plots", str(tmp_path / "plots"))
+    assert result.exit_code == 0, result.output
+    (image,) = (tmp_path / "plots").iterdir()
+    assert image.name == "x" * 80 + ".png"
+    assert f"](plots/{image.name})" in (tmp_path / "r.md").read_text()

@@ -469,6 +469,9 @@ def verify(
         raise click.UsageError("--published verifies every published copy: give no run ids, "
                                "--all, --ref or --base with it")  # fmt: skip
     report = copies.verify_here(workspace.open_workspace(), run_ids, rev, base, published)
+    if published and not report.published:
+        click.echo(f"{_NOTHING_PUBLISHED}: nothing to verify", err=True)
+        return
     if as_json:
         click.echo(render.verify_json(report))
     else:
@@ -477,6 +480,9 @@ def verify(
         raise VerificationFailed(render.verify_summary(report))
     if not as_json:
         click.echo(render.verify_summary(report), err=True)
+
+
+_NOTHING_PUBLISHED = "no run is published in this work tree's experiments/"
 
 
 def _annotate(run_id: str, **change: Any) -> None:
@@ -1068,9 +1074,13 @@ def report(
     from gitexp import jsontext, listing, workspace
     from gitexp.atomic import replace_file
     from gitexp.review import markdown
+    from gitexp.review import published as copies
     from gitexp.review import report as reporting
 
     ws = workspace.open_workspace()
+    if published and not copies.found(ws):  # a pull request without published runs
+        click.echo(f"{_NOTHING_PUBLISHED}: no report", err=True)
+        return
     with listing.indexing_progress() as progress:
         found = reporting.report(ws, run_ids, conditions, baseline, metrics, plots, output,
                                  progress, published)  # fmt: skip

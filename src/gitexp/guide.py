@@ -27,12 +27,13 @@ RUNS_ATTRIBUTES = (
 
 # `experiments/<id>/.gitattributes` of a copy published on a code branch (`gitexp publish`),
 # scoped to that folder so that nothing else of the project is touched. A published copy is
-# verified byte for byte, so no checkout may rewrite its line ends (`-text`) or pass it
-# through a filter such as LFS (`-filter`).
+# verified byte for byte, so no checkout may rewrite its line ends (`-text`), pass it through
+# a filter such as LFS (`-filter`), expand `$Id$` (`-ident`) or re-encode it
+# (`-working-tree-encoding`).
 PUBLISHED_ATTRIBUTES = (
     b"# Written by gitexp publish: a copy of a signed run record, checked byte for byte by\n"
     b"# `gitexp verify`; never converted on checkout, its bulky files collapsed in diffs.\n"
-    b"* -text -filter\n" + _collapsed("")
+    b"* -text -filter -ident -working-tree-encoding\n" + _collapsed("")
 )
 
 RUNS_README = """\

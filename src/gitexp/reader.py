@@ -256,10 +256,21 @@ def metric_rows(run_id: str, lines: Iterable[bytes]) -> Iterator[MetricRow]:
 
 # C0 and C1 control characters, DEL, and the Unicode ones that reorder or hide text; a
 # newline and a tab stay, where the caller allows them.
-_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
-_CONTROL_AND_LINES = re.compile(
-    "[\x00-\x1f\x7f-\x9f\u2028\u2029\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]"
+# Lone surrogates too: a file name that is not UTF-8 carries its bytes as surrogates, and
+# printed as they are, they would reach the terminal raw (0x9b is an 8-bit CSI).
+_CONTROL = re.compile(
+    "[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff\ud800-\udfff]"
 )
+_CONTROL_AND_LINES = re.compile(
+    "[\x00-\x1f\x7f-\x9f\u2028\u2029\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff\ud800-\udfff]"
+)
+
+
+def _shown(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    if 0xDC80 <= code <= 0xDCFF:  # a byte that was not UTF-8, as surrogateescape keeps it
+        return f"\\x{code - 0xDC00:02x}"
+    return repr(match.group())[1:-1]
 
 
 def terminal_safe(text: str, lines: bool = False) -> str:
@@ -269,7 +280,7 @@ def terminal_safe(text: str, lines: bool = False) -> str:
     if text.isprintable():  # no control or format character: the common case, checked in C
         return text
     pattern = _CONTROL if lines else _CONTROL_AND_LINES
-    return pattern.sub(lambda m: repr(m.group())[1:-1], text)
+    return pattern.sub(_shown, text)
 
 
 def finite_or_text(value: float) -> float | str:

@@ -197,9 +197,7 @@ def compare(
     bases: list[RunSummary] = []
     if baseline is not None:
         # A name that a seed group shares names that group: `--baseline base`.
-        bases = [run for run in runs if run.name == baseline]
-        if len(bases) < 2:
-            bases = [history.resolve(ws, baseline, progress)]
+        bases = history.resolve_many(ws, baseline, progress)
         for base in bases:
             chosen.setdefault(base.id, base)
     known = sorted({name for run in chosen.values() for name in run.summary})

@@ -16,30 +16,32 @@ from gitexp.comparison.compare import Row
 from gitexp.reader import terminal_safe
 from gitexp.review.report import Difference, Report, Tested
 
-_WORD_JOINER = "\u2060"  # after an `@`: shown as nothing, but no mention any more
+_WORD_JOINER = "\u2060"  # shown as nothing, but breaks what a host would turn into a link
 _SPECIAL = re.compile(r"([\\`*_\[\]<>|~&])")
-# An `@` a mention could start with (GitHub's need no word character before them: an email
-# address is no mention).
-_MENTION = re.compile(r"(?<![A-Za-z0-9_.+-])@")
+# What GitHub links by itself in plain text: @mentions (which notify people) and e-mail
+# addresses, bare web addresses, and issue references (which add a cross-reference to the
+# issue). A word joiner after the `@`, the `:`, the `www` or the `#` keeps them as text.
+_AUTOLINKS = re.compile(r"@|(?<=:)(?=//)|(?<=\bwww)(?=\.)|#(?=\d)", re.I)
+_UNESCAPED_PIPE = re.compile(r"(?<!\\)\|")
 _CELL_LIMIT = 120
 _FINDINGS_LIMIT = 12
 _VERDICT = {verify.OK: "✓ verified"}
 
 
-def text(value: str, limit: int = _CELL_LIMIT) -> str:
-    """Untrusted free text, on one line, shown as typed and never as markup."""
+def _line(value: str, limit: int) -> str:
     one = " ".join(terminal_safe(value).split())
-    if len(one) > limit:
-        one = one[: limit - 1] + "…"
-    return _MENTION.sub("@" + _WORD_JOINER, _SPECIAL.sub(r"\\\1", one))
+    return one if len(one) <= limit else one[: limit - 1] + "…"
+
+
+def text(value: str, limit: int = _CELL_LIMIT) -> str:
+    """Untrusted free text, on one line, shown as typed and never as markup or a link."""
+    escaped = _SPECIAL.sub(r"\\\1", _line(value, limit))
+    return _AUTOLINKS.sub(lambda m: m.group() + _WORD_JOINER, escaped)
 
 
 def code(value: str, limit: int = _CELL_LIMIT) -> str:
-    """An identifier or value as a code span (a `|` escaped: tables split on it first)."""
-    one = " ".join(terminal_safe(value).split())
-    if len(one) > limit:
-        one = one[: limit - 1] + "…"
-    one = one.replace("|", "\\|")
+    """An identifier or value as a code span: nothing in it is markup or a link."""
+    one = _line(value, limit)
     fence = "``" if "`" in one else "`"
     pad = " " if fence == "``" or one.startswith("`") or one.endswith("`") else ""
     return f"{fence}{pad}{one}{pad}{fence}" if one else ""
@@ -47,25 +49,32 @@ def code(value: str, limit: int = _CELL_LIMIT) -> str:
 
 def table(header: Sequence[str], rows: Sequence[Sequence[str]], right: Sequence[bool]) -> str:
     """A pipe table with its columns padded to one width: readable before it is rendered."""
-    widths = [max(len(cell) for cell in column) for column in zip(header, *rows, strict=True)]
-    widths = [max(w, 3) for w in widths]
 
     def line(cells: Sequence[str]) -> str:
         padded = (c.rjust(w) if r else c.ljust(w) for c, w, r in zip(cells, widths, right,
                                                                      strict=True))  # fmt: skip
         return "| " + " | ".join(padded) + " |"
 
+    # A table splits its rows on `|` before anything else, code spans included.
+    header = [_UNESCAPED_PIPE.sub(r"\|", cell) for cell in header]
+    rows = [[_UNESCAPED_PIPE.sub(r"\|", cell) for cell in row] for row in rows]
+    widths = [max(len(cell) for cell in column) for column in zip(header, *rows, strict=True)]
+    widths = [max(w, 3) for w in widths]
+
     rule = "|" + "|".join("-" * (w + 1) + ":" if r else "-" * (w + 2)
                           for w, r in zip(widths, right, strict=True)) + "|"  # fmt: skip
     return "\n".join([line(header), rule, *(line(row) for row in rows)])
 
 
-def _row_label(report: Report, row: Row) -> str:
-    first = report.runs[row.run_ids[0]].run
-    label = code(first.name or first.id)
-    if len(row.run_ids) > 1:
-        label += f" ({len(row.run_ids)} seeds)"
-    return label + (" (baseline)" if row.baseline else "")
+def _row_label(report: Report, row: Row, mark_baseline: bool = True) -> str:
+    """A row by its runs' names (each name once), else its first run's id."""
+    runs = [report.runs[run_id].run for run_id in row.run_ids]
+    names = sorted({run.name for run in runs if run.name})
+    label = ", ".join(code(name) for name in names[:3]) or code(runs[0].id)
+    label += ", …" if len(names) > 3 else ""
+    notes = [f"{len(runs)} seeds"] if len(runs) > 1 else []
+    notes += ["baseline"] if row.baseline and mark_baseline else []
+    return label + (f" ({', '.join(notes)})" if notes else "")
 
 
 def _metrics(report: Report) -> list[str]:
@@ -98,8 +107,10 @@ def _metrics(report: Report) -> list[str]:
     if t.grouped:  # the seed keys' names come from records: escaped
         out.append(text(notes[-1][0].upper() + notes[-1][1:], limit=1000) + ".\n")
     out.append(table(header, rows, right))
-    if with_changes:
-        out.append("\n" + render.compare_legend(t).replace("\n", "; "))
+    if with_changes:  # Δ is against the baseline row: its mean when it is a seed group
+        legend = render.compare_legend(t).replace("\n", "; ")
+        out.append("\n" + re.sub(r"^Δ: against the baseline \S+", "Δ: against the baseline row",
+                                 legend))  # fmt: skip
     return out
 
 
@@ -136,7 +147,7 @@ def _signer(check: verify.Check) -> str:
     found = re.search(r"signature for (\S+) with", said) or re.search(
         r"signature by (.+?) \(key", said
     )
-    return text(found.group(1) if found else said, limit=80)
+    return code(found.group(1) if found else said, limit=80)
 
 
 def _tested_rows(report: Report) -> list[list[str]]:
@@ -165,8 +176,9 @@ def _verification(report: Report) -> list[str]:
     failed = sum(t.check.status != verify.OK for t in report.runs.values()) + len(report.unknown)
     total = len(report.runs) + len(report.unknown)
     if failed:
-        summary = (f"**{failed} of {total} records do not verify**: do not trust their numbers "
-                   "until `gitexp verify` passes.")  # fmt: skip
+        verb = "does" if failed == 1 else "do"
+        summary = (f"**{failed} of {total} records {verb} not verify**: do not trust their "
+                   "numbers until `gitexp verify` passes.")  # fmt: skip
     else:
         summary = (f"All {total} records verify: each was recorded by a commit signed with a key "
                    "this repository trusts, and is unchanged since.")  # fmt: skip
@@ -181,7 +193,12 @@ def render_report(report: Report) -> str:
     out = ["## Experiment report", ""]
     out.append(f"{runs} run{'s' if runs != 1 else ''} in {len(t.rows)} row"
                f"{'s' if len(t.rows) != 1 else ''}; the baseline is "
-               f"{_row_label(report, base).removesuffix(' (baseline)')}.")  # fmt: skip
+               f"{_row_label(report, base, mark_baseline=False)}.")  # fmt: skip
+    doubtful = [t.run.id for t in map(report.runs.get, base.run_ids)
+                if t is not None and t.check.status != verify.OK]  # fmt: skip
+    if doubtful:
+        out += ["", f"⚠️ **The baseline does not verify** ({', '.join(map(code, doubtful))}): "
+                "every change below is measured against numbers nobody can vouch for."]  # fmt: skip
     findings = [line for row in t.rows if not row.baseline for line in _finding(report, row)]
     if findings:
         out += ["", "### Findings", ""]

@@ -20,8 +20,9 @@ from pygit2.enums import FileMode
 
 from gitexp import catalog, git, guide, history, signing, store
 from gitexp.atomic import replace_file
-from gitexp.errors import GitexpError
+from gitexp.errors import GitexpError, Refused, UsageError
 from gitexp.record import ANNOTATIONS, EXPERIMENTS, INVALID
+from gitexp.settings import valid_branch
 from gitexp.workspace import Workspace, checked_out_at
 
 _ZERO = "0" * 40
@@ -61,14 +62,22 @@ def _target(ws: Workspace, to: str | None) -> str:
     if to is None:
         head = git.run(ws.workdir, "symbolic-ref", "-q", "HEAD")
         if head is None or head.returncode != 0:
-            raise GitexpError("HEAD is detached: check out the branch to publish on, or name "
-                              "it with --to BRANCH")  # fmt: skip
+            raise UsageError("HEAD is detached: check out the branch to publish on, or name "
+                             "it with --to BRANCH")  # fmt: skip
         return head.stdout.strip()
     name = to.removeprefix("refs/heads/")
-    done = git.run(ws.workdir, "check-ref-format", "--branch", name)
-    if done is None or done.returncode != 0 or name.startswith("-"):
-        raise GitexpError(f"--to {to!r} is not a valid branch name")
+    # A branch, by name: not `@{-1}` or `@` (git would expand them), nor a name that reads as
+    # another kind of ref (a tag, a remote-tracking branch), which git would make ambiguous.
+    remote = name.split("/", 1)[0] in _remotes(ws)
+    if not valid_branch(name) or "@" in name or name.startswith("refs/") or remote:
+        raise UsageError(f"--to {to!r} is not a name for a new or local branch; give one such "
+                         "as `results/lr-sweep`")  # fmt: skip
     return f"refs/heads/{name}"
+
+
+def _remotes(ws: Workspace) -> set[str]:
+    listed = git.run(ws.workdir, "remote")
+    return set(listed.stdout.split()) if listed is not None and listed.returncode == 0 else set()
 
 
 def _copies_tree(
@@ -111,8 +120,12 @@ def _refuse_local_changes(ws: Workspace, run_ids: Sequence[str]) -> None:
         raise GitexpError("publishing onto the checked-out branch needs git; install it")
     changed = [line[3:] for line in done.stdout.splitlines() if line]
     if changed:
-        raise GitexpError(f"{changed[0]} has changes not committed; commit, stash or remove "
-                          "them before publishing that run here")  # fmt: skip
+        raise Refused(f"{changed[0]} is changed or untracked in the work tree; commit, stash or "
+                      "remove it before publishing that run here")  # fmt: skip
+    top = ws.workdir / EXPERIMENTS
+    if top.is_symlink() or (top.exists() and not top.is_dir()):
+        raise Refused(f"{EXPERIMENTS} in the work tree is not a folder (a link or a file); "
+                      "publish writes copies only into a folder of its own")  # fmt: skip
 
 
 def _message(runs: Sequence[catalog.RunSummary], branch: str, tip: pygit2.Commit) -> str:
@@ -141,14 +154,13 @@ def _destination(ws: Workspace, to: str | None) -> tuple[str, bool]:
     when it is the runs branch, or checked out in another worktree."""
     target = _target(ws, to)
     if target == ws.runs_ref:
-        raise GitexpError(f"{ws.settings.branch} is the runs branch; publish copies records "
-                          "onto a code branch (--to BRANCH)")  # fmt: skip
+        raise UsageError(f"{ws.settings.branch} is the runs branch; publish copies records "
+                         "onto a code branch (--to BRANCH)")  # fmt: skip
     where = checked_out_at(ws, target)
     here = where is not None and where.resolve() == ws.workdir.resolve()
     if where is not None and not here:
-        raise GitexpError(f"{target.removeprefix('refs/heads/')} is checked out in {where}; "
-                          "publish from there, or switch that worktree to another "
-                          "branch")  # fmt: skip
+        raise Refused(f"{target.removeprefix('refs/heads/')} is checked out in {where}; "
+                      "publish from there, or switch that worktree to another branch")  # fmt: skip
     return target, here
 
 
@@ -202,11 +214,14 @@ def _check_out(
     for run_id, record in copies.items():
         folder = ws.workdir / EXPERIMENTS / run_id
         files = {**record, guide.ATTRIBUTES: attributes}
-        listed = git.run(ws.workdir, "ls-files", "-z", "--", copy_path(run_id))
+        # Whatever the index holds there: files, or a link committed in the folder's place.
+        listed = git.run(ws.workdir, "ls-files", "-z", "--", f"{EXPERIMENTS}/{run_id}")
         for path in listed.stdout.split("\0") if listed is not None else []:
             if path and path.removeprefix(copy_path(run_id)) not in files:
                 (ws.workdir / path).unlink(missing_ok=True)
                 lines.append(f"0 {_ZERO}\t{path}\n")
+        if folder.is_symlink() or (folder.exists() and not folder.is_dir()):
+            folder.unlink()  # committed in its place, and replaced by the commit: never followed
         folder.mkdir(parents=True, exist_ok=True)
         for name, oid in sorted(files.items()):
             replace_file(folder / name, repo[oid].peel(pygit2.Blob).data)

@@ -15,12 +15,13 @@ from dataclasses import replace
 import pygit2
 
 from gitexp import guide, verify
-from gitexp.errors import GitexpError
 from gitexp.ids import ID_PATTERN
 from gitexp.record import EXPERIMENTS
 from gitexp.review.publish import copied, copy_path
 from gitexp.verify import MISSING, MODIFIED, OK, Check, Report
 from gitexp.workspace import Workspace, checked_out_at
+
+_SHOWN = 10  # problems named per copy; a copy may hold any number of files
 
 
 def found(ws: Workspace) -> list[str]:
@@ -63,8 +64,16 @@ def _problems(ws: Workspace, run_id: str, commit: str) -> list[str]:
         ):
             problems.append(f"{path} differs from what commit {short} signed")
     extra = sorted(set(present) - set(record) - {guide.ATTRIBUTES})
-    problems += [f"{copy_path(run_id, name)} is not part of the signed record" for name in extra]
+    problems += [f"{copy_path(run_id, _name(name))} is not part of the signed record"
+                 for name in extra]  # fmt: skip
+    if len(problems) > _SHOWN:
+        problems[_SHOWN:] = [f"and {len(problems) - _SHOWN} more"]
     return problems
+
+
+def _name(name: str) -> str:
+    """A file name from the work tree as text: bytes that are not UTF-8 as `\\xNN`."""
+    return os.fsencode(name).decode("utf-8", "backslashreplace")
 
 
 def check(ws: Workspace, run_ids: Sequence[str], records: Mapping[str, Check]) -> list[Check]:
@@ -97,7 +106,9 @@ def verify_here(
     """`gitexp verify`: the runs branch's records (or `rev`'s) as verify.verify checks them,
     and the copies published in this work tree; with `only_published`, just the copies."""
     if only_published:
-        copies = here(ws)
+        copies = found(ws)
+        if not copies:  # a pull request without published runs: nothing to check
+            return Report(checks=())
         records = verify.verify(ws, copies)
         by_id = {c.run_id: c for c in records.checks}
         return replace(records, checks=(), published=tuple(check(ws, copies, by_id)))
@@ -107,12 +118,3 @@ def verify_here(
     if refs:
         copies = [run_id for run_id in copies if run_id in by_id]
     return replace(report, published=tuple(check(ws, copies, by_id)))
-
-
-def here(ws: Workspace) -> list[str]:
-    """The published runs: refused when there are none."""
-    copies = found(ws)
-    if not copies:
-        raise GitexpError(f"this work tree's {EXPERIMENTS}/ holds no published run record; "
-                          "`gitexp publish ID` puts one there")  # fmt: skip
-    return copies

@@ -102,6 +102,7 @@ class Report:
         }
 
 
+_SLUG_LIMIT = 80
 _SCP = re.compile(r"^(?:[^@/]+@)?([A-Za-z0-9.-]+):(?!/)(.+)$")
 
 
@@ -155,7 +156,8 @@ def _differences(ws: Workspace, table: Table) -> list[Difference]:
 
 
 def _slug(metric: str, taken: set[str]) -> str:
-    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", metric).strip("._") or "metric"
+    """A file name for a metric's image: safe characters, short enough for any file system."""
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", metric).strip("._")[:_SLUG_LIMIT] or "metric"
     name, n = stem, 1
     while name in taken:
         n += 1
@@ -178,7 +180,10 @@ def _plots(ws: Workspace, table: Table, folder: Path, relative_to: Path) -> list
         except GitexpError:
             continue  # no run drew a curve of it (a metric logged once, in the summary only)
         path = folder / f"{_slug(name, taken)}.png"
-        plot.save_image(figure, path)
+        try:
+            plot.save_image(figure, path)
+        except OSError as e:
+            raise GitexpError(f"cannot write {path}: {e.strerror or e}") from None
         link = Path(_relative(path, relative_to)).as_posix()
         plots.append(Plot(name, path, link))
     return plots
@@ -214,8 +219,9 @@ def report(
         absent = tuple(check for check in verdicts if check.status == verify.MISSING)
         refs = [*refs, *(check.run_id for check in verdicts if check not in absent)]
         if not refs:
-            raise GitexpError("no published copy here is of a run on the runs branch; fetch "
-                              f"it (`git fetch origin {ws.settings.branch}`)")  # fmt: skip
+            branch = ws.settings.branch
+            raise GitexpError("no copy published in this work tree is of a run on the runs "
+                              f"branch; fetch it (`git fetch origin {branch}`)")  # fmt: skip
     runs = compare.select(ws, refs, where, progress)
     table = compare.compare(ws, runs, metrics, baseline, True, progress)
     # The baseline first: a reviewer reads every other row against it.
