@@ -239,3 +239,11 @@ def test_verify_shows_a_name_that_is_not_utf8_without_sending_it_raw(
     assert "\\ud" not in listed  # no lone surrogate: strict JSON parsers take it
     (copy,) = json.loads(listed)["published"]
     assert "c1\\x9b2J.txt" in copy["detail"]
+
+
+def test_publishing_a_record_that_does_not_verify_warns(project: Path) -> None:
+    assert gitexp("run", "--", "python", "train.py").exit_code == 0  # no signing key: unsigned
+    (run_id,) = run_ids(project)
+    result = gitexp("publish", run_id, "--to", "results")
+    assert result.exit_code == 0
+    assert f"warning: run {run_id} does not verify (unsigned)" in result.stderr

@@ -1103,10 +1103,16 @@ def report(
 def publish(run_ids: tuple[str, ...], branch: str | None) -> None:
     """Copy run records into experiments/ of a code branch, as one commit, so that a pull
     request carries the runs that justify it; `gitexp verify` checks the copies."""
-    from gitexp import workspace
+    from gitexp import verify, workspace
     from gitexp.review import publish as publishing
 
-    done = publishing.publish(workspace.open_workspace(), run_ids, branch)
+    ws = workspace.open_workspace()
+    done = publishing.publish(ws, run_ids, branch)
+    copied = (*done.added, *done.restored, *done.unchanged)
+    for check in verify.verify(ws, copied).checks:  # a copy is only as good as its record
+        if check.status != verify.OK:
+            click.echo(f"warning: run {check.run_id} does not verify ({check.status}), so its "
+                       "copy will not either: see `gitexp verify`", err=True)  # fmt: skip
     if done.commit is None:
         made = f"created {done.branch} at HEAD, which" if done.created else done.branch
         click.echo(f"{made} already holds these records; nothing to commit")

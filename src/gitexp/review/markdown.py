@@ -124,6 +124,10 @@ def _finding(report: Report, row: Row) -> list[str]:
         change = render.change_text(d.delta, d.relative)
         ci = f", 95% CI [{number(d.ci[0])}, {number(d.ci[1])}]" if d.ci else ""
         verdict = "within seed noise" if d.within_noise else "outside seed noise"
+        if d.within_noise and d.ci and (d.ci[0] > 0 or d.ci[1] < 0):  # few seeds: they disagree
+            verdict = (
+                "unclear: within seed noise by the t-test, not by the interval; run more seeds"
+            )
         lines.append(f"- {_row_label(report, row)}: {code(metric.label)} {change} against the "
                      f"baseline (p = {d.p_value:.2g}{ci}): **{verdict}**")  # fmt: skip
     return lines
