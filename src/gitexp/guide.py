@@ -45,7 +45,8 @@ training run as plain text. Nobody needs to check the branch out: read it with `
 
 ## Reading it
 
-- `git log --first-parent {branch}` lists the runs, newest first: one commit each.
+- `git log --first-parent {branch}` lists the runs, newest first: one commit each (the
+  oldest commit only starts the branch).
 - `git show --first-parent <commit>` shows what one run commit added. A run commit has two
   parents (the branch before it, and the snapshot of the code the run used), so a plain
   `git show` prints a combined diff against both, which is not what you want.
@@ -67,14 +68,15 @@ training run as plain text. Nobody needs to check the branch out: read it with `
 | `output.log` | the run's output, bounded in size |
 | `annotations.yaml` | tags and notes added later: the only file ever changed |
 
-A run commit's second parent is a snapshot commit of the exact working tree the run used, so
-`git diff <snapshot A> <snapshot B>` compares two runs' code.
+A run commit's second parent (`<commit>^2`) is a snapshot commit of the exact working tree
+the run used, so `git diff <commit A>^2 <commit B>^2` compares two runs' code.
 
 ## Trusting it
 
 Every file except `annotations.yaml` is written once and never edited. Run commits are signed
-the way git signs commits: `git verify-commit <commit>` checks one, and `gitexp verify` checks
-that every record was made by a commit signed by a key you trust and is unchanged since.
+the way git signs commits: `git verify-commit <commit>` checks one (for ssh signatures git
+needs `gpg.ssh.allowedSignersFile`, the keys you trust), and `gitexp verify` checks that every
+record was made by a commit signed by a key you trust and is unchanged since.
 
 `.gitattributes` marks `metrics.tsv` and `output.log` as generated, so code hosts collapse
 them in a pull request's diff; they stay in the repository.
