@@ -19,6 +19,7 @@ from typing import Any
 
 from gitexp import yamlio
 from gitexp.atomic import replace_file
+from gitexp.device import DeviceValues, Pending, is_tensor
 from gitexp.record import HEARTBEAT
 
 STREAM = "metrics.tsv"
@@ -122,7 +123,9 @@ class MetricWriter:
         self.step = 0
         self.summary = Summary()
         # A deque: `log` appends on one end while the flusher thread pops from the other.
-        self._rows: deque[tuple[int, float, dict[str, float]]] = deque()
+        # A row's values are floats, or Pending slots of logged tensors (see device.py).
+        self._rows: deque[tuple[int, float, dict[str, Any]]] = deque()
+        self._device: DeviceValues | None = None  # made when the first tensor is logged
         self._flushing = threading.Lock()
         self._stop = threading.Event()
         self._broken = False
@@ -145,8 +148,10 @@ class MetricWriter:
                 pass  # the run's state is gone; flush() has already said so
 
     def stop(self) -> None:
-        """Flush what is left and stop the background thread."""
+        """Read every logged tensor, flush what is left and stop the background thread."""
         self._stop.set()
+        if self._device is not None:
+            self._device.drain()
         self.flush()
 
     def log(self, metrics: Mapping[str, Any], step: int | None = None) -> None:
@@ -156,7 +161,13 @@ class MetricWriter:
         self.step = step + 1
         values = dict(metrics)  # the caller may reuse its dict
         for name, value in values.items():
-            if type(value) is not float:
+            if type(value) is float:
+                continue
+            if is_tensor(value) and value.dim() == 0:  # kept, read later: no device sync
+                if self._device is None:
+                    self._device = DeviceValues()
+                values[name] = self._device.add(value)
+            else:
                 values[name] = scalar(name, value)
         moment = time.time()
         self._rows.append((step, moment, values))
@@ -173,12 +184,17 @@ class MetricWriter:
             if self._broken:
                 rows.clear()
                 return
+            if self._device is not None:
+                self._device.poll()
             lines: list[str] = []
             line = lines.append
             seen, started = self.summary.seen, self.started
             # The loop body is _update inlined: it runs for every value ever logged.
             while rows:
-                step, moment, values = rows.popleft()
+                step, moment, values = rows[0]
+                if self._device is not None and not _landed(values):
+                    break  # in order: this row and those after it wait for their tensors
+                rows.popleft()
                 prefix = f"{step}\t{moment - started:.3f}\t"
                 for name, value in values.items():
                     if name not in seen:  # a new metric: a name the TSV row can hold
@@ -210,6 +226,16 @@ class MetricWriter:
                     "training goes on, but this run's metrics from here on are not recorded",
                     file=sys.stderr,
                 )
+
+
+def _landed(values: dict[str, Any]) -> bool:
+    """Whether every value of a row is known, the tensors' slots replaced by their values."""
+    for name, value in values.items():
+        if type(value) is Pending:
+            if value.value is None:
+                return False
+            values[name] = value.value
+    return True
 
 
 def _column(name: str) -> str:
