@@ -40,6 +40,7 @@ bench: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python benchmarks/run.py
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python benchmarks/api.py
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python benchmarks/reliability.py
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python benchmarks/cuda_log.py
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info
