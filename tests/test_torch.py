@@ -130,3 +130,47 @@ def test_only_rank_0_records_and_ranks_share_its_id(project: Path) -> None:
         git(project, "show", f"gitexp/runs:experiments/{said[0][2]}/summary.yaml"), "s"
     )
     assert summary["loss"]["last"] == 1.0  # rank 0's value only
+
+
+TORCHRUN = """\
+import argparse
+import torch, torch.distributed as dist
+import gitexp
+parser = argparse.ArgumentParser()
+parser.add_argument("--lr", type=float, default=0.1)
+args = parser.parse_args()
+dist.init_process_group("gloo")
+with gitexp.init(config=args, seed=0) as run:
+    rank = dist.get_rank()
+    for step in range(3):
+        loss = torch.tensor(10.0 * rank + args.lr * step, dtype=torch.float64)
+        run.log({"loss": loss}, step=step)
+    print(rank, type(run).__name__, run.id, flush=True)
+dist.destroy_process_group()
+"""
+
+
+def test_torchrun_on_cpu_makes_one_record_written_by_rank_0(project: Path) -> None:
+    (project / "dist_train.py").write_text(TORCHRUN)
+    git(project, "add", "dist_train.py")
+    git(project, "commit", "-q", "-m", "a distributed script")
+    torchrun = str(Path(sys.executable).parent / "torchrun")
+    found = []
+    for lr in ("0.2", "0.3"):
+        done = subprocess.run(
+            [sys.executable, "-m", "gitexp", "run", "--", torchrun, "--nproc-per-node", "2",
+             "dist_train.py", "--lr", lr],
+            cwd=project, capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        said = sorted(line.split() for line in done.stdout.splitlines() if line[:2] in ("0 ", "1 "))
+        assert [words[:2] for words in said] == [["0", "_JoinedRun"], ["1", "_NoRun"]]
+        assert said[0][2] == said[1][2] == run_ids(project)[0]  # one id on every rank
+        found.append(said[0][2])
+    assert len(run_ids(project)) == 2  # one record per launch
+    tsv = git(project, "show", f"gitexp/runs:experiments/{found[0]}/metrics.tsv")
+    assert [line.split("\t")[3] for line in tsv.splitlines()[1:]] == ["0.0", "0.2", "0.4"]
+    result = gitexp("diff", "--no-pager", "--stat", found[0], found[1])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[:2] == [f"{found[0]} → {found[1]}: 1 axis differs",
+                                              "  config.lr: 0.2 → 0.3"]  # fmt: skip
