@@ -162,11 +162,12 @@ class _LiveRun(Run):
         self._writer = MetricWriter(folder, started)
         self._writer.start()  # what `log` accepts is on disk within a second
         self._dir: Path | None = None
-        # Under `gitexp run` the start-up hook describes this process; otherwise we do, at
-        # the end (when torch is imported), with what is read around it (GPUs) meanwhile.
+        # Joined to `gitexp run`, the start-up hook describes this process for the wrapper's
+        # record; a run of its own is described by us, at the end (when torch is imported),
+        # with what is read around it (GPUs) meanwhile.
         self._around: dict[str, Any] = {}
         self._env: threading.Thread | None = None
-        if not observed.hooked():
+        if not observed.hooked() or not isinstance(self, _JoinedRun):
             self._env = threading.Thread(target=self._read_around, name="gitexp-env", daemon=True)
             self._env.start()
         # The writer's own method, bound here: no extra Python call on every step.
@@ -244,6 +245,7 @@ class _Asked:
     notes: str | None
     data: tuple[str, ...] | None
     allow_unpinned_data: bool
+    hydra: Mapping[str, Any] | None = None  # the Hydra job this run is, if any
 
 
 class _JoinedRun(_LiveRun):
@@ -271,9 +273,13 @@ class _JoinedRun(_LiveRun):
         self._inputs: list[str] = []
         if asked.data:
             self._pin_more(asked.data, allowed)
+        from gitexp.integrations.hydra import redacted as hydra_redacted
+
+        hydra, hidden = hydra_redacted(asked.hydra, ws.settings.secrets)
         self._given = {
             "name": asked.name, "tags": list(asked.tags), "notes": asked.notes, "error": None,
-            "inputs": self._inputs, "redacted": [dataclasses.asdict(r) for r in redacted],
+            "inputs": self._inputs,
+            "redacted": [dataclasses.asdict(r) for r in (*redacted, *hidden)], "hydra": hydra,
         }  # fmt: skip
         self._write(FROM_CODE, yamlio.dump(self._given))
         atexit.register(self._settle)
@@ -322,6 +328,7 @@ class _OwnRun(_LiveRun):
             tags=asked.tags,
             data=asked.data,
             allow_unpinned_data=asked.allow_unpinned_data,
+            hydra=asked.hydra,
         )
         self._launched = launch.begin(
             ws, request, Path.cwd(), extra_config=asked.config, role="script"
@@ -425,8 +432,19 @@ def init(
         shared = ranks.share_run_id(os.environ.get("GITEXP_RUN_ID"))
         _active = _NoRun(shared or "", given)
         return _active
-    joined = "GITEXP_RUN_DIR" in os.environ and Path(os.environ["GITEXP_RUN_DIR"]).is_dir()
-    asked = _Asked(given, name, tuple(tags), notes, datasets, allow_unpinned_data)
+    # Under `gitexp run`, the first run of the process is the wrapper's; a later one (the
+    # next job of a Hydra multirun) is a run of its own: one record per job.
+    joined = (
+        "GITEXP_RUN_DIR" in os.environ
+        and Path(os.environ["GITEXP_RUN_DIR"]).is_dir()
+        and not isinstance(_active, _JoinedRun)
+    )
+    hydra = None
+    if "hydra" in sys.modules:
+        from gitexp.integrations import hydra as hydra_app
+
+        hydra = hydra_app.job()
+    asked = _Asked(given, name, tuple(tags), notes, datasets, allow_unpinned_data, hydra)
     run: Run = _JoinedRun(asked) if joined else _OwnRun(asked)
     if "torch" in sys.modules:
         ranks.share_run_id(run.id)

@@ -29,6 +29,7 @@ from gitexp import (
 )
 from gitexp import config as config_mod
 from gitexp.errors import Refused
+from gitexp.integrations.hydra import redacted as redacted_job
 from gitexp.record import CODE, CONFIG, DATA, DIFF, RUN, RunInfo, utc_iso
 from gitexp.workspace import Workspace
 
@@ -52,6 +53,7 @@ class RunRequest:
     outputs: tuple[str, ...] = ()  # paths to store as artifacts once the command ends
     reproduces: str | None = None  # the run this one replays (`gitexp reproduce`)
     rerun_of: str | None = None  # the run this one re-runs with a change (`gitexp rerun`)
+    hydra: Mapping[str, Any] | None = None  # the Hydra job a script's own run is
 
 
 @dataclass(frozen=True)
@@ -183,6 +185,7 @@ def begin(
             code.untracked,
         )  # fmt: skip
         live.protect(ws, code.state.snapshot)
+        hydra, hydra_redacted = redacted_job(request.hydra, ws.settings.secrets)
         info = RunInfo(
             id=run_id,
             command=tuple(command),
@@ -197,7 +200,8 @@ def begin(
             inputs=tuple(sorted({p.made_by for p in pins if p.made_by})),
             reproduces=request.reproduces,
             rerun_of=request.rerun_of,
-            redacted=(*redacted, *config_redacted),
+            redacted=(*redacted, *config_redacted, *hydra_redacted),
+            hydra=hydra,
         )
         live.write(CONFIG, yamlio.dump(recorded))
         live.write(CODE, code.state.to_yaml())

@@ -179,6 +179,7 @@ def _with_code_side(info: RunInfo, folder: Path) -> RunInfo:
         error=info.error or given.get("error"),
         inputs=tuple(sorted({*info.inputs, *(given.get("inputs") or [])})),
         redacted=tuple(dict.fromkeys([*info.redacted, *redactions(given.get("redacted"))])),
+        hydra=info.hydra or given.get("hydra"),
     )
 
 

@@ -127,6 +127,7 @@ class RunInfo:
     inputs: tuple[str, ...] = ()
     schema: int = SCHEMA
     redacted: tuple[Redaction, ...] = ()  # secrets kept out of `command` and config.yaml
+    hydra: Mapping[str, Any] | None = None  # a Hydra job's overrides and number
 
     def finish(
         self,
@@ -179,6 +180,8 @@ class RunInfo:
             ordered["rerun_of"] = self.rerun_of
         if self.redacted:  # written only when there is something to say
             ordered["redacted"] = [asdict(item) for item in self.redacted]
+        if self.hydra:
+            ordered["hydra"] = dict(self.hydra)
         return yamlio.dump(ordered)
 
     @classmethod

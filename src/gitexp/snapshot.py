@@ -206,6 +206,24 @@ def _dvc_outputs(ws: Workspace, new_files: Iterable[str]) -> dict[str, str]:
     return found
 
 
+# Hydra writes each job's outputs into a folder of its own, marked by `.hydra/hydra.yaml`,
+# and a multirun's jobs into a sweep folder marked by `multirun.yaml` (outputs/… and
+# multirun/… by default, anywhere by configuration).
+_HYDRA_MARKS = {".hydra/hydra.yaml": "a Hydra job's output (beside .hydra/)",
+                "multirun.yaml": "a Hydra sweep's output (beside multirun.yaml)"}  # fmt: skip
+
+
+def _hydra_outputs(new_files: Iterable[str]) -> dict[str, str]:
+    """The folders Hydra made for its jobs and sweeps, among files no commit holds; never
+    the top of the repository (a job run with `hydra.run.dir=.`)."""
+    found: dict[str, str] = {}
+    for name in new_files:
+        for mark, reason in _HYDRA_MARKS.items():
+            if name.endswith(f"/{mark}"):
+                found.setdefault(name[: -len(mark) - 1], reason)
+    return found
+
+
 class _Outputs:
     """What runs and DVC write into the working tree: never code (DESIGN.md §1).
 
@@ -223,7 +241,8 @@ class _Outputs:
 
         made = catalog.artifact_paths(self.ws)
         recorded = {path: "a run's output (an artifact a run recorded)" for path in made}
-        return {**_dvc_outputs(self.ws, self.new_files), **recorded}
+        return {**_hydra_outputs(self.new_files), **_dvc_outputs(self.ws, self.new_files),
+                **recorded}  # fmt: skip
 
     def reason(self, path: str) -> str | None:
         """Why `path` is an output, or None when it is code."""
