@@ -167,6 +167,23 @@ def test_an_rng_drawn_from_before_it_was_seeded_is_noted(project: Path) -> None:
     assert seeds["rngs"] == {"python": 0}
 
 
+def test_what_a_library_does_to_rngs_while_imported_is_not_the_runs(project: Path) -> None:
+    # As rich draws an id and scipy seeds a generator for its documentation, at import.
+    _commit(
+        project,
+        "noisy.py",
+        "import random\nfrom random import getrandbits\n"
+        "import numpy\n_id = getrandbits(24)\nnumpy.random.default_rng(615681484984984)\n",
+    )
+    _commit(project, "train.py", "import random, numpy\nimport noisy\nrandom.seed(3)\n"
+            "numpy.random.seed(3)\n")  # fmt: skip
+    result = gitexp("run", "--", sys.executable, "train.py")
+    assert result.exit_code == 0, result.output
+    seeds = _yaml(project, run_ids(project)[0], "seeds.yaml")
+    assert seeds["seed"] == 3 and seeds["rngs"] == {"numpy": 3, "python": 3}
+    assert "drawn_before_seeding" not in seeds and "note" not in seeds
+
+
 def test_reseeding_is_counted_not_listed(project: Path) -> None:
     _commit(project, "train.py", "import random\nfor epoch in range(5):\n    random.seed(7)\n")
     run_id = _run("--", sys.executable, "train.py")

@@ -29,7 +29,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
     from importlib.machinery import ModuleSpec
-    from types import ModuleType
+    from types import FrameType, ModuleType
     from typing import Any
 
 REPORTS = "observed"  # the folder of a run's reports, one per process
@@ -223,14 +223,49 @@ def _saw_seed(rng: str, seed: Any, drawn: Callable[[], bool] | None = None) -> N
     _save()
 
 
+def _importing() -> bool:
+    """Whether a module is being imported: what a library does to an RNG then (rich draws an
+    id, scipy seeds generators for its documentation) is not the training's doing."""
+    frame: FrameType | None = sys._getframe(2)
+    for _ in range(_IMPORT_DEPTH):
+        if frame is None:
+            return False
+        if frame.f_code.co_filename.startswith("<frozen importlib._bootstrap"):
+            return True
+        frame = frame.f_back
+    return False
+
+
+_IMPORT_DEPTH = 60
+# The global RNG's functions, as the random module exports them.
+_DRAWS = ("random", "uniform", "triangular", "randint", "choice", "randrange", "sample",
+          "shuffle", "choices", "normalvariate", "lognormvariate", "expovariate",
+          "vonmisesvariate", "gammavariate", "gauss", "betavariate", "binomialvariate",
+          "paretovariate", "weibullvariate", "getrandbits", "randbytes")  # fmt: skip
+
+
 def _watch_random(module: ModuleType) -> None:
     original = module.seed
     if _ours(original):
         return
-    _initial["python"] = module.getstate()
+    drew = [False]  # the global RNG drawn from, outside any import, before its first seed
+    originals = {name: getattr(module, name) for name in _DRAWS if hasattr(module, name)}
+
+    def watched(name: str, draw: Callable[..., Any]) -> Callable[..., Any]:
+        def first_draws(*args: Any, **kwargs: Any) -> Any:
+            if not drew[0] and not _importing():
+                drew[0] = True
+                for each, function in originals.items():  # told once: no cost from now on
+                    setattr(module, each, function)
+            return draw(*args, **kwargs)
+
+        return _mark(first_draws)
+
+    for name, draw in originals.items():
+        setattr(module, name, watched(name, draw))
 
     def seed(a: Any = None, version: int = 2) -> None:
-        _saw_seed("python", a, lambda: module.getstate() != _initial["python"])
+        _saw_seed("python", a, lambda: drew[0])
         original(a, version)
 
     setattr(module, "seed", _mark(seed))  # noqa: B010 - a module's attribute, replaced
@@ -254,7 +289,7 @@ def _watch_numpy(module: ModuleType) -> None:
         legacy(seed)
 
     def default_rng(seed: Any = None) -> Any:
-        if seed is not None and not hasattr(seed, "bit_generator"):
+        if seed is not None and not hasattr(seed, "bit_generator") and not _importing():
             _saw_seed("numpy.default_rng", seed)
         return make(seed)
 

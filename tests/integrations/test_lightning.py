@@ -1,0 +1,86 @@
+"""PyTorch Lightning with `Trainer(logger=GitexpLogger())`: a tiny model trained on the CPU,
+its hyperparameters, metrics and checkpoints recorded, two runs one axis apart."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ..conftest import git, gitexp, run_ids
+
+pytest.importorskip(
+    "lightning", reason="Lightning is not installed (pip install 'gitexp[lightning]')"
+)
+pytestmark = pytest.mark.slow  # Lightning takes seconds to start
+
+FIT = """\
+import argparse
+import lightning as L
+import torch
+from gitexp.integrations.lightning import GitexpLogger
+
+
+class Tiny(L.LightningModule):
+    def __init__(self, lr: float = 0.1, width: int = 4) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.net = torch.nn.Linear(width, 1)
+
+    def training_step(self, batch, index):
+        x, y = batch
+        loss = torch.nn.functional.mse_loss(self.net(x), y)
+        self.log("train_loss", loss)
+        return loss
+
+    def validation_step(self, batch, index):
+        x, y = batch
+        self.log("val_loss", torch.nn.functional.mse_loss(self.net(x), y))
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=self.hparams.lr)
+
+
+parser = argparse.ArgumentParser()
+parser.add_argument("--lr", type=float, default=0.1)
+args = parser.parse_args()
+L.seed_everything(0)
+x = torch.randn(64, 4)
+pairs = torch.utils.data.TensorDataset(x, x.sum(1, keepdim=True))
+data = torch.utils.data.DataLoader(pairs, batch_size=16)
+best = L.pytorch.callbacks.ModelCheckpoint(
+    dirpath="checkpoints", monitor="val_loss", save_last=True
+)
+trainer = L.Trainer(max_epochs=2, logger=GitexpLogger(tags=["lightning"]), callbacks=[best],
+                    accelerator="cpu", enable_progress_bar=False, enable_model_summary=False,
+                    log_every_n_steps=1)
+trainer.fit(Tiny(lr=args.lr), data, data)
+"""
+
+
+def test_a_lightning_fit_records_hyperparameters_metrics_and_checkpoints(project: Path) -> None:
+    assert gitexp("init").exit_code == 0  # DVC, for the checkpoints
+    (project / "fit.py").write_text(FIT)
+    git(project, "add", "-A")
+    git(project, "commit", "-q", "-m", "a Lightning script")
+    # Once on its own, once under `gitexp run`: the same record either way.
+    for lr, wrapper in (("0.1", []), ("0.05", ["-m", "gitexp", "run", "--", sys.executable])):
+        command = [sys.executable, *wrapper, "fit.py", "--lr", lr]
+        done = subprocess.run(command, cwd=project, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr
+    first, second = sorted(run_ids(project))
+    shown = json.loads(gitexp("show", second, "--json").stdout)
+    assert shown["config"]["lr"] == 0.05 and shown["config"]["width"] == 4
+    assert shown["run"]["tags"] == ["lightning"] and shown["run"]["status"] == "succeeded"
+    assert {"train_loss", "val_loss", "epoch"} <= set(shown["summary"])
+    assert shown["summary"]["epoch"]["last"] == 1.0
+    roles = {a["role"] for a in shown["artifacts"]["artifacts"]}
+    assert roles == {"best", "last"}
+    best = [a for a in shown["artifacts"]["artifacts"] if a["role"] == "best"][-1]
+    assert set(best["metrics"]) == {"val_loss"} and best["path"].startswith("checkpoints/")
+    result = gitexp("diff", "--no-pager", "--stat", first, second)
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[1] == "  config.lr: 0.1 → 0.05"
