@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from gitexp.reader import terminal_safe as safe
+from gitexp.record import shown_by_default
 
 if TYPE_CHECKING:  # the catalog builds on these cells: no import at run time
     from gitexp.catalog import RunSummary
@@ -67,7 +68,7 @@ def of(run: RunSummary) -> Cells:
     metrics = {
         safe(name): number(entry.get("last"))
         for name, entry in run.summary.items()
-        if isinstance(entry, Mapping)
+        if isinstance(entry, Mapping) and shown_by_default(name)
     }
     return Cells(run.id, run.started, run.status, run.problem, fields, metrics)
 

@@ -155,6 +155,14 @@ def init(remote: Path | None) -> None:
     help="Run on data that differs from its DVC pointer (or that DVC does not "
     "track): hash it into the DVC cache and record the new md5.",
 )
+@click.option(
+    "--no-system-metrics",
+    "system_metrics",
+    is_flag=True,
+    flag_value=False,
+    default=True,
+    help="Do not sample CPU, memory and GPUs into system/… metrics (every 5 s by default).",
+)
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
 @click.pass_context
 def run(
@@ -169,6 +177,7 @@ def run(
     datasets: tuple[str, ...],
     allow_unpinned_data: bool,
     outputs: tuple[str, ...],
+    system_metrics: bool,
     command: tuple[str, ...],
 ) -> None:
     """Run COMMAND as a tracked run and exit with its status: gitexp run -- python train.py"""
@@ -187,6 +196,7 @@ def run(
         data=datasets or None,
         allow_unpinned_data=allow_unpinned_data,
         outputs=outputs,
+        system_metrics=system_metrics,
     )
     result = runner.run(ws, request, Path.cwd())
     for path in result.missing_outputs:

@@ -54,6 +54,7 @@ class RunRequest:
     reproduces: str | None = None  # the run this one replays (`gitexp reproduce`)
     rerun_of: str | None = None  # the run this one re-runs with a change (`gitexp rerun`)
     hydra: Mapping[str, Any] | None = None  # the Hydra job a script's own run is
+    system_metrics: bool = True  # `gitexp run` samples CPU, memory and GPUs beside it
 
 
 @dataclass(frozen=True)

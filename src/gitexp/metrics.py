@@ -259,27 +259,40 @@ def _summary_from_stream(path: Path) -> Summary:
     with open(path, encoding="utf-8", errors="replace") as f:
         next(f, None)
         for line in f:
-            parts = line.rstrip("\n").split("\t")
-            if len(parts) != 4:
-                continue  # the last line of a crashed run may be cut short
-            try:
-                summary.add(int(parts[0]), parts[2], float(parts[3]))
-            except ValueError:
-                continue
+            _add_line(summary, line)
     return summary
 
 
+def _add_line(summary: Summary, line: str) -> None:
+    parts = line.rstrip("\n").split("\t")
+    if len(parts) != 4:
+        return  # the last line of a crashed run may be cut short
+    try:
+        summary.add(int(parts[0]), parts[2], float(parts[3]))
+    except ValueError:
+        return
+
+
+def _whole_lines(data: bytes) -> bytes:
+    """A stream without the partial line a crash may have cut short."""
+    return data if data.endswith(b"\n") else data[: data.rfind(b"\n") + 1]
+
+
 def record(folder: Path) -> tuple[bytes, bytes] | None:
-    """metrics.tsv and summary.yaml for the record, or None if nothing was logged."""
-    path = folder / STREAM
-    if not path.exists():
-        return None
-    data = path.read_bytes()
-    if data.count(b"\n") <= 1:
-        return None
-    if not data.endswith(b"\n"):  # cut short by a crash: drop the partial line
-        data = data[: data.rfind(b"\n") + 1]
+    """metrics.tsv and summary.yaml for the record, or None if nothing was logged: the
+    training's rows, then the system metrics `gitexp run` sampled beside it (system.py)."""
+    from gitexp.system import STREAM as SYSTEM
+
+    path, sampled = folder / STREAM, folder / SYSTEM
+    data = _whole_lines(path.read_bytes()) if path.exists() else HEADER.encode()
     summary = _read_summary(folder)
     if summary is None or summary.count() != data.count(b"\n") - 1:
-        summary = _summary_from_stream(path)
+        summary = _summary_from_stream(path) if path.exists() else Summary()
+    if sampled.exists():
+        extra = _whole_lines(sampled.read_bytes())
+        data += extra
+        for line in extra.decode("utf-8", "replace").splitlines():
+            _add_line(summary, line)
+    if data.count(b"\n") <= 1:
+        return None
     return data, yamlio.dump(summary.as_dict())

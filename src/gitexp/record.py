@@ -38,6 +38,15 @@ DATA, ARTIFACTS, METRICS, SUMMARY, OUTPUT, ANNOTATIONS = (
 ENV_PROBE = "env.probe.yaml"  # the environment as `gitexp run` read it from outside
 FROM_CODE = "from-code.yaml"  # name, tags, notes and error given to gitexp.init under `run`
 HEARTBEAT = "heartbeat"  # touched while the run lives: its mtime is the last sign of life
+# Metrics `gitexp run` samples beside the command (system.py): in the record, never a
+# column or an outcome unless asked for by name.
+SYSTEM_METRICS = "system/"
+
+
+def shown_by_default(metric: str) -> bool:
+    return not metric.startswith(SYSTEM_METRICS)
+
+
 RECORD_FILES = (RUN, CONFIG, CODE, DIFF, ENV, SEEDS, DATA, ARTIFACTS, METRICS, SUMMARY, OUTPUT)
 
 

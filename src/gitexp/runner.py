@@ -15,7 +15,18 @@ from pathlib import Path
 from types import FrameType
 from typing import IO, Any
 
-from gitexp import artifacts, boot, environment, launch, observed, output, pending, seeds, yamlio
+from gitexp import (
+    artifacts,
+    boot,
+    environment,
+    launch,
+    observed,
+    output,
+    pending,
+    seeds,
+    system,
+    yamlio,
+)
 from gitexp.errors import GitexpError
 from gitexp.output import OutputLog
 from gitexp.record import ENV, ENV_PROBE, RUN, SEEDS, Status
@@ -208,10 +219,16 @@ def run(ws: Workspace, request: launch.RunRequest, cwd: Path) -> RunResult:
         live.release(ws)
         raise CommandNotStarted(request.command[0], e.strerror or str(e)) from None
     live.add_owner("command", child.pid)
+    sampler = None
+    if request.system_metrics:
+        sampler = system.Sampler(live.folder, child.pid, started.timestamp(), _system_interval())
+        sampler.start()
 
     with _Forwarder(child) as forwarder:
         follower = _Follower(live.folder, log)
         _follow(child, follower, live)
+        if sampler is not None:
+            sampler.stop()
         log.close()
         status, exit_status, signame = _outcome(child.returncode, forwarder.received)
         finished = datetime.now(timezone.utc)
@@ -233,6 +250,14 @@ def run(ws: Workspace, request: launch.RunRequest, cwd: Path) -> RunResult:
             kept = f"{e}; run {info.id} is kept, and `gitexp recover` will record it"
             return RunResult(info.id, status, exit_status, kept=kept)
     return RunResult(info.id, status, exit_status, missing)
+
+
+def _system_interval() -> float:
+    """Seconds between samples of system metrics; GITEXP_SYSTEM_INTERVAL overrides them."""
+    try:
+        return max(0.05, float(os.environ.get("GITEXP_SYSTEM_INTERVAL", system.INTERVAL_S)))
+    except ValueError:
+        return system.INTERVAL_S
 
 
 _UNDESCRIBED = "outside the training process: no Python process of the run described itself"

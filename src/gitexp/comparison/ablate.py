@@ -12,7 +12,7 @@ from gitexp.axes import ABSENT, Rules
 from gitexp.comparison.compare import Metric, parse_metric
 from gitexp.comparison.outcomes import Outcome, summaries
 from gitexp.errors import Unreadable
-from gitexp.record import INVALID
+from gitexp.record import INVALID, shown_by_default
 from gitexp.workspace import Workspace
 
 
@@ -106,7 +106,7 @@ def ablate(
     if metrics:
         wanted = [parse_metric(text, known) for text in metrics]
     else:
-        wanted = [Metric(name) for name in sorted(base.summary)]
+        wanted = [Metric(name) for name in sorted(base.summary) if shown_by_default(name)]
     order = {c.axis: i for i, c in enumerate(axes.sorted_axes(
         axes.Change(n.axis, None, None) for n in found))}  # fmt: skip
     variants = [

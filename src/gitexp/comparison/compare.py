@@ -17,7 +17,7 @@ from gitexp.axes import is_seed_key
 from gitexp.catalog import RunSummary
 from gitexp.comparison import groups, stats
 from gitexp.errors import GitexpError, UsageError
-from gitexp.record import INVALID
+from gitexp.record import INVALID, shown_by_default
 from gitexp.workspace import Workspace
 
 SUCCEEDED = "succeeded"
@@ -201,7 +201,9 @@ def compare(
         for base in bases:
             chosen.setdefault(base.id, base)
     known = sorted({name for run in chosen.values() for name in run.summary})
-    wanted = [parse_metric(text, known) for text in metrics] or [Metric(name) for name in known]
+    wanted = [parse_metric(text, known) for text in metrics] or [
+        Metric(name) for name in known if shown_by_default(name)
+    ]
     succeeded = [r for r in chosen if chosen[r].status == SUCCEEDED]
     if group_seeds:
         parts = [g.run_ids for g in groups.seed_groups(ws, succeeded, progress)]

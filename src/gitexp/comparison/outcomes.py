@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from gitexp import catalog
 from gitexp.comparison import groups, stats
+from gitexp.record import shown_by_default
 from gitexp.workspace import Workspace
 
 AGGREGATE = "last"  # the value of a metric that diff compares: where training ended
@@ -96,7 +97,12 @@ def outcomes(ws: Workspace, a: str, b: str, progress: catalog.Progress | None = 
         b_group, _ = _group(ws, b, progress)
     runs = summaries(ws, [a, b, *a_group, *b_group])
     names = sorted(
-        {*(runs[a].summary if a in runs else {}), *(runs[b].summary if b in runs else {})}
+        name
+        for name in {
+            *(runs[a].summary if a in runs else {}),
+            *(runs[b].summary if b in runs else {}),
+        }
+        if shown_by_default(name)
     )
     grouped = len(a_group) > 1 or len(b_group) > 1
     found = []
