@@ -133,14 +133,14 @@ def test_only_rank_0_records_and_ranks_share_its_id(project: Path) -> None:
 
 
 TORCHRUN = """\
-import argparse
+import argparse, os
 import torch, torch.distributed as dist
 import gitexp
 parser = argparse.ArgumentParser()
 parser.add_argument("--lr", type=float, default=0.1)
 args = parser.parse_args()
 dist.init_process_group("gloo")
-with gitexp.init(config=args, seed=0) as run:
+with gitexp.init(config=args, seed=0, all_ranks="ALL_RANKS" in os.environ) as run:
     rank = dist.get_rank()
     for step in range(3):
         loss = torch.tensor(10.0 * rank + args.lr * step, dtype=torch.float64)
@@ -169,8 +169,28 @@ def test_torchrun_on_cpu_makes_one_record_written_by_rank_0(project: Path) -> No
         found.append(said[0][2])
     assert len(run_ids(project)) == 2  # one record per launch
     tsv = git(project, "show", f"gitexp/runs:experiments/{found[0]}/metrics.tsv")
-    assert [line.split("\t")[3] for line in tsv.splitlines()[1:]] == ["0.0", "0.2", "0.4"]
+    rows = [line.split("\t") for line in tsv.splitlines()[1:]]
+    assert [r[3] for r in rows if not r[2].startswith("system/")] == ["0.0", "0.2", "0.4"]
     result = gitexp("diff", "--no-pager", "--stat", found[0], found[1])
     assert result.exit_code == 0, result.output
     assert result.stdout.splitlines()[:2] == [f"{found[0]} → {found[1]}: 1 axis differs",
                                               "  config.lr: 0.2 → 0.3"]  # fmt: skip
+
+
+def test_every_rank_logs_when_asked(project: Path) -> None:
+    (project / "dist_train.py").write_text(TORCHRUN)
+    torchrun = str(Path(sys.executable).parent / "torchrun")
+    done = subprocess.run(
+        [sys.executable, "-m", "gitexp", "run", "--", torchrun, "--nproc-per-node", "2",
+         "dist_train.py", "--lr", "0.5"],
+        cwd=project, capture_output=True, text=True, timeout=300,
+        env={**os.environ, "ALL_RANKS": "1"},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    (run_id,) = run_ids(project)
+    tsv = git(project, "show", f"gitexp/runs:experiments/{run_id}/metrics.tsv")
+    rows = [line.split("\t") for line in tsv.splitlines()[1:]]
+    assert [(r[0], r[2], r[3]) for r in rows if not r[2].startswith("system/")] == [
+        ("0", "loss", "0.0"), ("1", "loss", "0.5"), ("2", "loss", "1.0"),
+        ("0", "rank1/loss", "10.0"), ("1", "rank1/loss", "10.5"), ("2", "rank1/loss", "11.0"),
+    ]  # fmt: skip

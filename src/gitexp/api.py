@@ -14,6 +14,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from gitexp import observed, ranks, seeds, yamlio
 from gitexp.atomic import replace_file
 from gitexp.errors import GitexpError
-from gitexp.metrics import MetricWriter
+from gitexp.metrics import RANKS, MetricWriter
 from gitexp.record import CONFIG, DATA, ENV, FROM_CODE, RUN, SEEDS, Status
 
 if TYPE_CHECKING:
@@ -148,6 +149,25 @@ def _describe(error: BaseException) -> str:
 
 class _NoRun(Run):
     """What ranks other than 0 get under torch.distributed: the same id, nothing recorded."""
+
+
+class _RankRun(Run):
+    """A rank other than 0 under `gitexp run`, asked to log too (`init(all_ranks=True)`): its
+    metrics go to a stream of its own in the run's folder, which the record gets under
+    `rank<N>/` (metrics.record)."""
+
+    def __init__(self, run_id: str, config: Mapping[str, Any], folder: Path) -> None:
+        super().__init__(run_id, config)
+        folder.mkdir(parents=True, exist_ok=True)
+        self._writer = MetricWriter(folder, time.time())
+        self._writer.start()
+        self.log = self._writer.log  # type: ignore[method-assign]
+        atexit.register(self.finish)
+
+    def finish(self, status: Status = "succeeded", error: str | None = None) -> None:
+        if not self.finished:
+            self.finished = True
+            self._writer.stop()
 
 
 class _LiveRun(Run):
@@ -404,8 +424,12 @@ def init(
     seed: int | None = None,
     deterministic: bool = False,
     allow_unpinned_data: bool = False,
+    all_ranks: bool = False,
 ) -> Run:
-    """Start recording this training run, or join the one `gitexp run` started."""
+    """Start recording this training run, or join the one `gitexp run` started.
+
+    Under torch.distributed rank 0 records; with `all_ranks`, under `gitexp run`, every other
+    rank's metrics are recorded too, under `rank<N>/`."""
     global _active
     if _active is not None and not _active.finished:
         raise GitexpError(
@@ -430,7 +454,14 @@ def init(
     rank = ranks.rank() if "torch" in sys.modules else 0
     if rank != 0:
         shared = ranks.share_run_id(os.environ.get("GITEXP_RUN_ID"))
-        _active = _NoRun(shared or "", given)
+        wrapper = os.environ.get("GITEXP_RUN_DIR")
+        if all_ranks and wrapper and shared == os.environ.get("GITEXP_RUN_ID"):
+            _active = _RankRun(shared or "", given, Path(wrapper) / RANKS / str(rank))
+        else:
+            if all_ranks:
+                print(f"gitexp: warning: rank {rank}'s metrics are recorded under `gitexp run` "
+                      "only: this rank logs nothing", file=sys.stderr)  # fmt: skip
+            _active = _NoRun(shared or "", given)
         return _active
     # Under `gitexp run`, the first run of the process is the wrapper's; a later one (the
     # next job of a Hydra multirun) is a run of its own: one record per job.

@@ -24,6 +24,7 @@ from gitexp.record import HEARTBEAT
 
 STREAM = "metrics.tsv"
 SUMMARY_STREAM = "summary.json"
+RANKS = "ranks"  # other ranks' streams, in the run's folder: ranks/<N>/metrics.tsv
 HEADER = "step\ttime\tname\tvalue\n"
 _FLUSH_EVERY = 2048  # log calls per write: bounded memory, negligible syscalls
 FLUSH_INTERVAL_S = 1.0  # and at least this often: the bound on what a SIGKILL can lose
@@ -278,6 +279,26 @@ def _whole_lines(data: bytes) -> bytes:
     return data if data.endswith(b"\n") else data[: data.rfind(b"\n") + 1]
 
 
+def _rank_rows(folder: Path) -> list[bytes]:
+    """The rows other ranks logged (`init(all_ranks=True)`), each name under `rank<N>/`."""
+    found = []
+    ranks = folder / RANKS
+    numbered = sorted((int(p.name), p) for p in ranks.iterdir() if p.name.isdigit()) \
+        if ranks.is_dir() else []  # fmt: skip
+    for rank, where in numbered:
+        path = where / STREAM
+        if not path.exists():
+            continue
+        rows = []
+        for line in _whole_lines(path.read_bytes()).splitlines(keepends=True)[1:]:
+            parts = line.split(b"\t", 3)
+            if len(parts) == 4:
+                parts[2] = b"rank%d/" % rank + parts[2]
+                rows.append(b"\t".join(parts))
+        found.append(b"".join(rows))
+    return found
+
+
 def record(folder: Path) -> tuple[bytes, bytes] | None:
     """metrics.tsv and summary.yaml for the record, or None if nothing was logged: the
     training's rows, then the system metrics `gitexp run` sampled beside it (system.py)."""
@@ -288,8 +309,8 @@ def record(folder: Path) -> tuple[bytes, bytes] | None:
     summary = _read_summary(folder)
     if summary is None or summary.count() != data.count(b"\n") - 1:
         summary = _summary_from_stream(path) if path.exists() else Summary()
-    if sampled.exists():
-        extra = _whole_lines(sampled.read_bytes())
+    for extra in [*_rank_rows(folder), *([_whole_lines(sampled.read_bytes())]
+                                        if sampled.exists() else [])]:  # fmt: skip
         data += extra
         for line in extra.decode("utf-8", "replace").splitlines():
             _add_line(summary, line)
