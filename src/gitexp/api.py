@@ -271,7 +271,10 @@ class _Asked:
 class _JoinedRun(_LiveRun):
     """Inside `gitexp run`: the wrapper owns the record and commits it when the command ends."""
 
+    taken = False  # a process joins the wrapper's run once: each later run is one of its own
+
     def __init__(self, asked: _Asked) -> None:
+        _JoinedRun.taken = True
         from gitexp import secrets_scan, workspace
         from gitexp.config import merge_strict
         from gitexp.liveness import parse_utc
@@ -468,7 +471,7 @@ def init(
     joined = (
         "GITEXP_RUN_DIR" in os.environ
         and Path(os.environ["GITEXP_RUN_DIR"]).is_dir()
-        and not isinstance(_active, _JoinedRun)
+        and not _JoinedRun.taken
     )
     hydra = None
     if "hydra" in sys.modules:

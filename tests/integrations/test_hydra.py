@@ -70,18 +70,19 @@ def test_a_single_run_records_the_composed_config_and_its_overrides(app: Path) -
 
 @pytest.mark.parametrize("wrapped", [False, True], ids=["alone", "under-gitexp-run"])
 def test_a_multirun_makes_one_record_per_job_that_diff_compares(app: Path, wrapped: bool) -> None:
-    command = ["train.py", "-m", "optim.lr=0.3,0.4"]
+    command = ["train.py", "-m", "optim.lr=0.3,0.4,0.5"]
     if wrapped:
         command = ["-m", "gitexp", "run", "--", sys.executable, *command]
     _run(app, "train.py", "-m", "optim.lr=0.1,0.2")  # an earlier sweep's folders lie about
     _run(app, *command)
-    newest = run_ids(app)[:2]
-    assert len(run_ids(app)) == 4
+    newest = run_ids(app)[:3]
+    assert len(run_ids(app)) == 5  # one record per job
     jobs = {_show(r)["run"]["hydra"]["job"]: _show(r) for r in newest}
-    assert jobs[0]["config"]["optim"]["lr"] == 0.3 and jobs[1]["config"]["optim"]["lr"] == 0.4
-    overrides = [jobs[n]["run"]["hydra"]["overrides"] for n in (0, 1)]
-    assert overrides == [["optim.lr=0.3"], ["optim.lr=0.4"]]
-    older, newer = sorted(newest)
+    assert [jobs[n]["config"]["optim"]["lr"] for n in (0, 1, 2)] == [0.3, 0.4, 0.5]
+    overrides = [jobs[n]["run"]["hydra"]["overrides"] for n in (0, 1, 2)]
+    assert overrides == [["optim.lr=0.3"], ["optim.lr=0.4"], ["optim.lr=0.5"]]
+    assert [jobs[n]["summary"]["loss"]["count"] for n in (0, 1, 2)] == [3, 3, 3]  # none merged
+    older, newer = sorted(newest)[:2]
     result = gitexp("diff", "--no-pager", "--stat", older, newer)
     assert result.exit_code == 0, result.output  # the sweep folders are never code
     assert result.stdout.splitlines()[1] == "  config.optim.lr: 0.3 → 0.4"
