@@ -51,9 +51,7 @@ L.seed_everything(0)
 x = torch.randn(64, 4)
 pairs = torch.utils.data.TensorDataset(x, x.sum(1, keepdim=True))
 data = torch.utils.data.DataLoader(pairs, batch_size=16)
-best = L.pytorch.callbacks.ModelCheckpoint(
-    dirpath="checkpoints", monitor="val_loss", save_last=True
-)
+best = L.pytorch.callbacks.ModelCheckpoint(monitor="val_loss", save_last=True)
 trainer = L.Trainer(max_epochs=2, logger=GitexpLogger(tags=["lightning"]), callbacks=[best],
                     accelerator="cpu", enable_progress_bar=False, enable_model_summary=False,
                     log_every_n_steps=1)
@@ -80,7 +78,11 @@ def test_a_lightning_fit_records_hyperparameters_metrics_and_checkpoints(project
     roles = {a["role"] for a in shown["artifacts"]["artifacts"]}
     assert roles == {"best", "last"}
     best = [a for a in shown["artifacts"]["artifacts"] if a["role"] == "best"][-1]
-    assert set(best["metrics"]) == {"val_loss"} and best["path"].startswith("checkpoints/")
+    assert set(best["metrics"]) == {"val_loss"}
+    assert best["path"].startswith("outputs/lightning/")  # never code, ignored by git
+    assert best["path"].endswith("/checkpoints/epoch=1-step=8.ckpt") and best["step"] == 8
+    last = [a for a in shown["artifacts"]["artifacts"] if a["role"] == "last"][-1]
+    assert last["path"].endswith("/last.ckpt") and last["step"] == 8
     result = gitexp("diff", "--no-pager", "--stat", first, second)
     assert result.exit_code == 0, result.output
     assert result.stdout.splitlines()[1] == "  config.lr: 0.1 → 0.05"

@@ -3,7 +3,8 @@
 The run starts when Lightning first hands over hyperparameters or metrics (after the
 strategy has set up `torch.distributed`, so only rank 0 records), with the module's
 `save_hyperparameters()` as its config; under `gitexp run` it joins the wrapper's run. Metrics
-go to `run.log` at Lightning's global step. Each checkpoint `ModelCheckpoint` saves is stored
+go to `run.log` at Lightning's global step. A `ModelCheckpoint` without a `dirpath` writes
+into `outputs/lightning/<version>/checkpoints/` (never code). Each checkpoint it saves is stored
 in the DVC cache as it is written, with the role `best` (the best so far by its monitor) or
 `last`, the step and the monitored score. The run ends with the process, as any run
 does, so that a `test` after `fit` lands in the same record.
@@ -14,6 +15,7 @@ Importing this module imports Lightning: only scripts that use it do.
 from __future__ import annotations
 
 import os
+import time
 from argparse import Namespace
 from collections.abc import Mapping
 from pathlib import Path
@@ -24,7 +26,9 @@ from lightning.pytorch.loggers.logger import Logger
 from lightning.pytorch.utilities import rank_zero_only
 
 import gitexp
+from gitexp import workspace
 from gitexp.api import Run
+from gitexp.settings import OUTPUTS_DIR
 
 __all__ = ["GitexpLogger"]
 
@@ -38,14 +42,23 @@ class GitexpLogger(Logger):
         self._init = init
         self._run: Run | None = None
         self._saved: dict[str, float] = {}  # checkpoint path → mtime when last stored
+        # Lightning puts a ModelCheckpoint without a dirpath in save_dir/name/version, and
+        # asks before the run can start (it waits for the hyperparameters): a folder of this
+        # logger's own under the repository's outputs/, never code and ignored by git.
+        self._version = f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
+        self._save_dir = str(workspace.open_workspace().workdir / OUTPUTS_DIR)
 
     @property
     def name(self) -> str:
-        return "gitexp"
+        return "lightning"
 
     @property
-    def version(self) -> str | None:
-        return self._run.id if self._run is not None else None
+    def version(self) -> str:
+        return self._version
+
+    @property
+    def save_dir(self) -> str:
+        return self._save_dir
 
     @property
     def experiment(self) -> Any:
@@ -86,7 +99,10 @@ class GitexpLogger(Logger):
                 continue
             self._saved[f"{role}:{path}"] = stamp
             metrics = {monitor: score} if role == "best" and monitor and score is not None else {}
-            run.log_artifact(Path(path), role=role, step=_step(path), metrics=metrics)
+            step = _step(path)
+            if step is None:  # last.ckpt: the step the callback last saved at
+                step = getattr(checkpoint_callback, "_last_global_step_saved", None)
+            run.log_artifact(Path(path), role=role, step=step, metrics=metrics)
 
 
 class _Later:
