@@ -376,3 +376,19 @@ def test_metrics_reach_disk_within_the_bound_without_another_log_call(tmp_path: 
         assert time.monotonic() < deadline, "the background flush never came"
         time.sleep(0.01)
     writer.stop()
+
+
+def test_on_its_own_init_records_the_parsed_options_as_gitexp_run_does(project: Path) -> None:
+    body = ("import argparse, gitexp\nparser = argparse.ArgumentParser()\n"
+            "parser.add_argument('--lr', type=float, default=0.1)\n"
+            "parser.add_argument('--epochs', type=int, default=3)\nargs = parser.parse_args()\n"
+            "with gitexp.init() as run:\n    run.log({'loss': args.lr})\n")  # fmt: skip
+    _script(project, body)
+    for wrapper in ([], [sys.executable, "-m", "gitexp", "run", "--"]):
+        done = subprocess.run([*wrapper, sys.executable, "job.py", "--lr", "0.5"], cwd=project,
+                              capture_output=True, text=True)  # fmt: skip
+        assert done.returncode == 0, done.stderr
+    alone, wrapped = sorted(run_ids(project))
+    configs = [yamlio.load(git(project, "show", f"gitexp/runs:experiments/{r}/config.yaml"), "c")
+               for r in (alone, wrapped)]  # fmt: skip
+    assert configs[0] == configs[1] == {"argv": {"_": ["job.py"]}, "epochs": 3, "lr": 0.5}

@@ -353,8 +353,14 @@ class _OwnRun(_LiveRun):
             allow_unpinned_data=asked.allow_unpinned_data,
             hydra=asked.hydra,
         )
+        script = None
+        if not asked.config:  # the options the script's parser read are its config
+            script = observed.Report(
+                pid=os.getpid(), argv=tuple(getattr(sys, "orig_argv", sys.argv)),
+                cwd=os.getcwd(), namespace=observed.script_options(),
+            )  # fmt: skip
         self._launched = launch.begin(
-            ws, request, Path.cwd(), extra_config=asked.config, role="script"
+            ws, request, Path.cwd(), extra_config=asked.config, role="script", script=script
         )
         live = self._launched.live
         super().__init__(

@@ -139,12 +139,14 @@ def begin(
     cwd: Path,
     extra_config: Mapping[str, Any] | None = None,
     role: str = "wrapper",
+    script: observed.Report | None = None,
 ) -> Launched:
     """Capture command, config and code, and hold them as a live run.
 
     `extra_config` is configuration given in code (`gitexp.init(config=…)`); a key given
     both there and on the command line with different values is an error. `role` is what the
-    calling process is to the run: `wrapper` (`gitexp run`) or `script` (gitexp.init).
+    calling process is to the run: `wrapper` (`gitexp run`) or `script` (gitexp.init); for
+    a script, `script` says what its command line parser read, when no config was given.
     """
     pending.recover(ws)
     store.check_writable(ws)  # before training, not after it
@@ -161,6 +163,8 @@ def begin(
         base = {k: v for k, v in resolved.items() if k != config_mod.ARGV}
         config_mod.merge_strict(base, extra_config)  # a key set twice, two ways, is an error
         resolved = observed.settle_config(resolved, extra_config, None, command, ws.workdir, cwd)
+    elif script is not None and script.namespace is not None:  # as `gitexp run` would record it
+        resolved = observed.settle_config(resolved, None, script, command, ws.workdir, cwd)
     # What the record keeps; the script goes on with its own configuration, secrets and all.
     recorded, config_redacted = secrets_scan.redact_config(resolved, secrets)
 

@@ -38,6 +38,22 @@ def hooked() -> bool:
     return module is not None and bool(getattr(module, "_path", None)) and module._observing()
 
 
+# The namespace Hydra's own command line parser makes (`python app.py -m x=1`): Hydra's
+# options, never the app's configuration, which is the composed config.
+_HYDRA_CLI = {"overrides", "hydra_help", "multirun", "cfg"}
+
+
+def script_options() -> dict[str, Any] | None:
+    """The options this process's command line parser read (its argparse namespace,
+    defaults included), for a run started in this process; None when no parser read the
+    command line, or when it was Hydra's own."""
+    module = sys.modules.get(boot_folder.MODULE)
+    found: dict[str, Any] | None = module.namespace() if module is not None else None
+    if not found or set(found) >= _HYDRA_CLI:
+        return None
+    return found
+
+
 @dataclass(frozen=True)
 class Report:
     """What one Python process of the run saw."""
@@ -216,7 +232,11 @@ def settle_config(
     # The script, and a launcher's own options: `--nproc_per_node 4` is a change too.
     options = launcher(report, command)
     words = [*options.pop(argv.POSITIONAL, []), *program(report, command, workdir, cwd)]
-    merged[config_mod.ARGV] = {**options, argv.POSITIONAL: words}
+    # An integration gives the script's own options as `argv` (gitexp.integrations): kept.
+    given = merged.get(config_mod.ARGV)
+    kept = {k: v for k, v in given.items() if k != argv.POSITIONAL} if isinstance(given, dict) \
+        else {}  # fmt: skip
+    merged[config_mod.ARGV] = {**kept, **options, argv.POSITIONAL: words}
     settled: dict[str, Any] = config_mod.sort_keys(merged)
     return settled
 

@@ -46,15 +46,16 @@ class Tiny(L.LightningModule):
 
 parser = argparse.ArgumentParser()
 parser.add_argument("--lr", type=float, default=0.1)
+parser.add_argument("--max-epochs", type=int, default=2)  # not a hyperparameter: an input
 args = parser.parse_args()
 L.seed_everything(0)
 x = torch.randn(64, 4)
 pairs = torch.utils.data.TensorDataset(x, x.sum(1, keepdim=True))
 data = torch.utils.data.DataLoader(pairs, batch_size=16)
 best = L.pytorch.callbacks.ModelCheckpoint(monitor="val_loss", save_last=True)
-trainer = L.Trainer(max_epochs=2, logger=GitexpLogger(tags=["lightning"]), callbacks=[best],
-                    accelerator="cpu", enable_progress_bar=False, enable_model_summary=False,
-                    log_every_n_steps=1)
+trainer = L.Trainer(max_epochs=args.max_epochs, logger=GitexpLogger(tags=["lightning"]),
+                    callbacks=[best], accelerator="cpu", enable_progress_bar=False,
+                    enable_model_summary=False, log_every_n_steps=1)
 trainer.fit(Tiny(lr=args.lr), data, data)
 """
 
@@ -72,6 +73,7 @@ def test_a_lightning_fit_records_hyperparameters_metrics_and_checkpoints(project
     first, second = sorted(run_ids(project))
     shown = json.loads(gitexp("show", second, "--json").stdout)
     assert shown["config"]["lr"] == 0.05 and shown["config"]["width"] == 4
+    assert shown["config"]["argv"]["max_epochs"] == 2  # the script's own option, recorded too
     assert shown["run"]["tags"] == ["lightning"] and shown["run"]["status"] == "succeeded"
     assert {"train_loss", "val_loss", "epoch"} <= set(shown["summary"])
     assert shown["summary"]["epoch"]["last"] == 1.0
@@ -85,4 +87,5 @@ def test_a_lightning_fit_records_hyperparameters_metrics_and_checkpoints(project
     assert last["path"].endswith("/last.ckpt") and last["step"] == 8
     result = gitexp("diff", "--no-pager", "--stat", first, second)
     assert result.exit_code == 0, result.output
-    assert result.stdout.splitlines()[1] == "  config.lr: 0.1 → 0.05"
+    # `--lr` became the hyperparameter `lr`: one change, counted once.
+    assert result.stdout.splitlines()[1] == "  config.lr: 0.1 → 0.05 (also config.argv.lr)"

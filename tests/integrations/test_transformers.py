@@ -35,9 +35,10 @@ class Tiny(torch.nn.Module):
 
 parser = argparse.ArgumentParser()
 parser.add_argument("--lr", type=float, default=0.1)
+parser.add_argument("--rows", type=int, default=32)  # the data's size: an input too
 options = parser.parse_args()
 torch.manual_seed(0)
-rows = [{"x": x, "labels": x.sum(0, keepdim=True)} for x in torch.randn(32, 4)]
+rows = [{"x": x, "labels": x.sum(0, keepdim=True)} for x in torch.randn(options.rows, 4)]
 args = TrainingArguments(
     output_dir="hf-out", num_train_epochs=2, per_device_train_batch_size=8,
     learning_rate=options.lr, logging_steps=1, save_strategy="epoch", eval_strategy="epoch",
@@ -62,6 +63,7 @@ def test_a_trainer_records_its_arguments_logs_and_checkpoints(project: Path) -> 
     first, second = sorted(run_ids(project))
     shown = json.loads(gitexp("show", second, "--json").stdout)
     assert shown["config"]["learning_rate"] == 0.05 and shown["config"]["num_train_epochs"] == 2
+    assert shown["config"]["argv"]["rows"] == 32  # the script's own option, recorded too
     assert shown["run"]["tags"] == ["hf"] and shown["run"]["status"] == "succeeded"
     assert {"loss", "eval_loss", "epoch"} <= set(shown["summary"])
     artifacts = shown["artifacts"]["artifacts"]
@@ -70,4 +72,7 @@ def test_a_trainer_records_its_arguments_logs_and_checkpoints(project: Path) -> 
     assert any(a["role"] == "best" and set(a["metrics"]) == {"eval_loss"} for a in artifacts)
     result = gitexp("diff", "--no-pager", "--stat", first, second)
     assert result.exit_code == 0, result.output
-    assert result.stdout.splitlines()[1] == "  config.learning_rate: 0.1 → 0.05"
+    # `--lr` became `learning_rate`: one change, counted once.
+    assert (
+        result.stdout.splitlines()[1] == "  config.learning_rate: 0.1 → 0.05 (also config.argv.lr)"
+    )

@@ -492,11 +492,19 @@ def _rank() -> str | None:
 
 
 def watch() -> None:
-    """Observe seeds in this process from now on (gitexp.init in a script run on its own)."""
+    """Observe seeds and the command line's parsing in this process from now on (a script
+    run on its own that imports gitexp)."""
     global _pid
     if not _pid:
         _pid = os.getpid()
+    after_import("argparse", _watch_argparse)
     watch_seeds()
+
+
+def namespace() -> dict[str, Any] | None:
+    """What this process's argparse parser read from its command line, if one did."""
+    found = _report.get("namespace")
+    return dict(found) if isinstance(found, dict) else None
 
 
 def start() -> None:

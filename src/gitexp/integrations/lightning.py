@@ -2,7 +2,8 @@
 
 The run starts when Lightning first hands over hyperparameters or metrics (after the
 strategy has set up `torch.distributed`, so only rank 0 records), with the module's
-`save_hyperparameters()` as its config; under `gitexp run` it joins the wrapper's run. Metrics
+`save_hyperparameters()` and the script's own command line options (under `argv`) as its
+config; under `gitexp run` it joins the wrapper's run. Metrics
 go to `run.log` at Lightning's global step. A `ModelCheckpoint` without a `dirpath` writes
 into `outputs/lightning/<version>/checkpoints/` (never code). Each checkpoint it saves is stored
 in the DVC cache as it is written, with the role `best` (the best so far by its monitor) or
@@ -28,6 +29,7 @@ from lightning.pytorch.utilities import rank_zero_only
 import gitexp
 from gitexp import workspace
 from gitexp.api import Run
+from gitexp.observed import script_options
 from gitexp.settings import OUTPUTS_DIR
 
 __all__ = ["GitexpLogger"]
@@ -68,8 +70,13 @@ class GitexpLogger(Logger):
         return self._run if self._run is not None else _Later(self)
 
     def _started(self, config: Mapping[str, Any] | None) -> Run:
+        """The run, started with the module's hyperparameters and, under `argv`, the script's
+        own options (its argparse namespace): `--max-epochs` is as much an input as `lr`, and
+        `--lr` that became the hyperparameter `lr` is one change (see axes._fold_options)."""
         if self._run is None:
-            self._run = gitexp.current() or gitexp.init(config=config, **self._init)
+            options = script_options()
+            merged = {**(config or {}), **({"argv": options} if options else {})}
+            self._run = gitexp.current() or gitexp.init(config=merged or None, **self._init)
         return self._run
 
     @rank_zero_only

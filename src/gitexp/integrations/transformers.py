@@ -1,8 +1,9 @@
 """Hugging Face `transformers`: `Trainer(..., callbacks=[GitexpCallback()])`.
 
 The run starts when training does, on the main process only, with the `TrainingArguments`
-(the hub token masked, as `to_dict` masks it) and, for a model that has one, its config
-under `model` as the record's config; under `gitexp run` it is the wrapper's run. What the
+(the hub token masked, as `to_dict` masks it), for a model that has one its config under
+`model`, and the script's own options (what its argument parser read) under `argv` as the
+record's config; under `gitexp run` it is the wrapper's run. What the
 Trainer logs goes to `run.log` at its global step. Each checkpoint folder it saves goes into
 the DVC cache at once, with the role `last`, or `best` when it is the best so far by
 `metric_for_best_model` (with that score). The run ends with the process, as any run does.
@@ -20,6 +21,7 @@ from transformers import TrainerCallback
 
 import gitexp
 from gitexp.api import Run
+from gitexp.observed import script_options
 
 __all__ = ["GitexpCallback"]
 
@@ -69,7 +71,13 @@ class GitexpCallback(TrainerCallback):
 
 
 def _config(args: Any, model: Any) -> dict[str, Any]:
+    """The TrainingArguments, the model's config, and under `argv` the script's own options
+    (what its HfArgumentParser or argparse read: model and data arguments too); `--lr` that
+    became `learning_rate` is one change (see axes._fold_options)."""
     config: dict[str, Any] = dict(args.to_dict())
+    options = script_options()
+    if options:
+        config["argv"] = options
     described = getattr(getattr(model, "config", None), "to_dict", None)
     if callable(described):
         config["model"] = described()
