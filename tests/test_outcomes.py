@@ -132,7 +132,7 @@ def test_a_change_that_did_nothing_is_within_seed_noise(sweep: Sweep) -> None:
 
 def test_a_seed_change_is_judged_by_the_group_spread(sweep: Sweep) -> None:
     text = gitexp("diff", sweep["0.1-0"], sweep["0.1-1"], "--stat").stdout
-    assert "over the seed group of A and B (2 runs that differ in seed alone):\n" in text
+    assert "over the seed group of A and B (2 runs identical but for seed):\n" in text
     # A and B alone: their spread is their own difference, which says nothing of noise.
     assert (
         "  loss    0.51 ± 0.014 (n=2)  no statistics: A and B are their seed group's only "
@@ -170,7 +170,7 @@ def test_a_failed_seed_sibling_is_compared_but_never_counted_in_a_group(sweep: S
     assert failed.exit_code == 1
     crashed = run_ids(Path.cwd())[0]
     text = gitexp("diff", sweep["0.1-0"], crashed, "--stat").stdout
-    assert "over the seed group of A and B (2 runs that differ in seed alone):" in text
+    assert "over the seed group of A and B (2 runs identical but for seed):" in text
     found = json.loads(gitexp("diff", sweep["0.2-0"], crashed, "--json").stdout)["outcome"]
     # B stands for itself, with its siblings that succeeded; it is in no other run's group.
     assert found["b_group"][0] == crashed

@@ -225,7 +225,7 @@ def settle_config(
     base = {k: v for k, v in launched.items() if k != config_mod.ARGV}
     if code_config is not None:
         merged = config_mod.merge(base, code_config)
-    elif report is not None and report.namespace is not None:
+    elif report is not None and report.namespace and not set(report.namespace) >= _HYDRA_CLI:
         merged = config_mod.merge(base, report.namespace)  # what the script used wins
     else:
         return _script_named(dict(launched), command, workdir, cwd)

@@ -577,7 +577,7 @@ def outcomes_text(outcomes: Outcomes) -> str:
     if any(o.seeds for o in outcomes.metrics):
         n_a, n_b = len(outcomes.a_group), len(outcomes.b_group)
         if outcomes.same_group:
-            lines.append(f"over the seed group of A and B ({n_a} runs that differ in seed alone):")
+            lines.append(f"over the seed group of A and B ({n_a} runs identical but for seed):")
         else:
             lines.append(f"over seed groups (A and {n_a - 1} siblings, B and {n_b - 1} siblings; "
                          "runs identical but for seed that succeeded):")  # fmt: skip

@@ -137,7 +137,7 @@ def _seed_stats(one_a: float | None, one_b: float | None, values_a: Sequence[flo
     elif alone:
         why = "A and B are their seed group's only runs: repeat with a third seed to judge noise"
     else:
-        why = group.values_needed or "A and B differ in seed alone: their difference is noise"
+        why = group.values_needed or "A and B are identical but for seed: their difference is noise"
     return SeedStats(group, group, stats.Difference(
         delta, relative, within_noise=within, method="|Δ| ≤ 2 sd", reason=why,
     ))  # fmt: skip
