@@ -182,3 +182,14 @@ def test_torchrun_on_cpu_makes_one_record_written_by_rank_0(project: Path) -> No
     assert result.exit_code == 0, result.output
     assert result.stdout.splitlines()[:2] == [f"{found[0]} → {found[1]}: 1 axis differs",
                                               "  config.lr: 0.2 → 0.3"]  # fmt: skip
+    # torchrun without gitexp run: rank 0 records the same, torchrun's command and options
+    # and the variables it was started with (not those it sets for its workers) included.
+    done = subprocess.run([torchrun, "--nproc-per-node", "2", "dist_train.py", "--lr", "0.4"],
+                          cwd=project, capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    alone = run_ids(project)[0]
+    run = yamlio.load(git(project, "show", f"gitexp/runs:experiments/{alone}/run.yaml"), "r")
+    assert run["command"] == ["torchrun", "--nproc-per-node", "2", "dist_train.py", "--lr", "0.4"]
+    result = gitexp("diff", "--no-pager", "--stat", found[0], alone)
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[1] == "  config.lr: 0.2 → 0.4"

@@ -173,6 +173,9 @@ class _RankRun(Run):
 class _LiveRun(Run):
     """The shared machinery of a recording run: metrics, environment, outputs."""
 
+    # The torchrun that started a run of its own, if one did: its command and environment.
+    _launcher: tuple[list[str], dict[str, str]] | None = None
+
     def __init__(
         self, run_id: str, config: Mapping[str, Any], folder: Path, ws: Workspace, started: float
     ) -> None:
@@ -196,9 +199,12 @@ class _LiveRun(Run):
     def _read_around(self) -> None:
         from gitexp import environment
 
+        # Under torchrun, the variables the user launched with, not those torchrun sets for
+        # its workers (WORLD_SIZE, OMP_NUM_THREADS): what `gitexp run -- torchrun` records.
+        variables = self._launcher[1] if self._launcher is not None else os.environ
         try:
             self._around = environment.outside(
-                os.environ, self.ws.workdir, self.ws.settings.env_allow
+                variables, self.ws.workdir, self.ws.settings.env_allow
             )
         except Exception:
             pass  # a record without GPUs and variables beats no record
@@ -343,9 +349,13 @@ class _OwnRun(_LiveRun):
         from gitexp import launch, workspace
 
         ws = workspace.open_workspace()
+        self._launcher = ranks.launched_by()
         program = os.path.basename(sys.executable) or "python"
+        command = (program, *sys.argv)
+        if self._launcher is not None:  # started by torchrun: its command, as typed
+            command = tuple(self._launcher[0])
         request = launch.RunRequest(
-            command=(program, *sys.argv),
+            command=command,
             name=asked.name,
             notes=asked.notes,
             tags=asked.tags,
@@ -353,12 +363,12 @@ class _OwnRun(_LiveRun):
             allow_unpinned_data=asked.allow_unpinned_data,
             hydra=asked.hydra,
         )
-        script = None
-        if not asked.config:  # the options the script's parser read are its config
-            script = observed.Report(
-                pid=os.getpid(), argv=tuple(getattr(sys, "orig_argv", sys.argv)),
-                cwd=os.getcwd(), namespace=observed.script_options(),
-            )  # fmt: skip
+        # This process as the start-up hook would report it under `gitexp run`: its words,
+        # and, with no config given, the options its parser read, which are then the config.
+        script = observed.Report(
+            pid=os.getpid(), argv=tuple(getattr(sys, "orig_argv", sys.argv)), cwd=os.getcwd(),
+            namespace=None if asked.config else observed.script_options(),
+        )  # fmt: skip
         self._launched = launch.begin(
             ws, request, Path.cwd(), extra_config=asked.config, role="script", script=script
         )

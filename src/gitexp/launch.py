@@ -146,7 +146,8 @@ def begin(
     `extra_config` is configuration given in code (`gitexp.init(config=…)`); a key given
     both there and on the command line with different values is an error. `role` is what the
     calling process is to the run: `wrapper` (`gitexp run`) or `script` (gitexp.init); for
-    a script, `script` says what its command line parser read, when no config was given.
+    a script, `script` is the process as the start-up hook would report it (its words, and
+    what its command line parser read when no config was given).
     """
     pending.recover(ws)
     store.check_writable(ws)  # before training, not after it
@@ -162,7 +163,8 @@ def begin(
         # The script's own config is the run's config: its options are not counted twice.
         base = {k: v for k, v in resolved.items() if k != config_mod.ARGV}
         config_mod.merge_strict(base, extra_config)  # a key set twice, two ways, is an error
-        resolved = observed.settle_config(resolved, extra_config, None, command, ws.workdir, cwd)
+        resolved = observed.settle_config(resolved, extra_config, script, command, ws.workdir,
+                                          cwd)  # fmt: skip
     elif script is not None and script.namespace is not None:  # as `gitexp run` would record it
         resolved = observed.settle_config(resolved, None, script, command, ws.workdir, cwd)
     # What the record keeps; the script goes on with its own configuration, secrets and all.

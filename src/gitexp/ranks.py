@@ -38,3 +38,24 @@ def share_run_id(run_id: str | None) -> str | None:
     box: list[str | None] = [run_id]
     dist.broadcast_object_list(box, src=0)
     return box[0]
+
+
+def launched_by() -> tuple[list[str], dict[str, str]] | None:
+    """The command line and environment of the torchrun that started this process, if one
+    did: what `gitexp run -- torchrun …` would have recorded, for a run without it. Read from
+    /proc (Linux); None elsewhere, or when this process was not started by torchrun."""
+    if "TORCHELASTIC_RUN_ID" not in os.environ:
+        return None
+    try:
+        parent = os.getppid()
+        with open(f"/proc/{parent}/cmdline", "rb") as f:
+            words = [os.fsdecode(w) for w in f.read().split(b"\0") if w]
+        with open(f"/proc/{parent}/environ", "rb") as f:
+            pairs = [item.partition(b"=") for item in f.read().split(b"\0") if item]
+    except OSError:
+        return None
+    if len(words) > 1 and os.path.basename(words[1]) == "torchrun":
+        words = ["torchrun", *words[2:]]  # the interpreter running the `torchrun` script
+    elif not words or (os.path.basename(words[0]) != "torchrun" and "-m" not in words[:3]):
+        return None  # not torchrun itself (an elastic agent of another kind)
+    return words, {os.fsdecode(k): os.fsdecode(v) for k, _, v in pairs}
