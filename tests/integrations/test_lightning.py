@@ -3,14 +3,12 @@ its hyperparameters, metrics and checkpoints recorded, two runs one axis apart."
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from ..conftest import git, gitexp, run_ids
+from ..conftest import gitexp
+from . import alone_then_wrapped
 
 pytest.importorskip(
     "lightning", reason="Lightning is not installed (pip install 'gitexp[lightning]')"
@@ -61,17 +59,7 @@ trainer.fit(Tiny(lr=args.lr), data, data)
 
 
 def test_a_lightning_fit_records_hyperparameters_metrics_and_checkpoints(project: Path) -> None:
-    assert gitexp("init").exit_code == 0  # DVC, for the checkpoints
-    (project / "fit.py").write_text(FIT)
-    git(project, "add", "-A")
-    git(project, "commit", "-q", "-m", "a Lightning script")
-    # Once on its own, once under `gitexp run`: the same record either way.
-    for lr, wrapper in (("0.1", []), ("0.05", ["-m", "gitexp", "run", "--", sys.executable])):
-        command = [sys.executable, *wrapper, "fit.py", "--lr", lr]
-        done = subprocess.run(command, cwd=project, capture_output=True, text=True, timeout=300)
-        assert done.returncode == 0, done.stderr
-    first, second = sorted(run_ids(project))
-    shown = json.loads(gitexp("show", second, "--json").stdout)
+    first, shown = alone_then_wrapped(project, "fit.py", FIT)
     assert shown["config"]["lr"] == 0.05 and shown["config"]["width"] == 4
     assert shown["config"]["argv"]["max_epochs"] == 2  # the script's own option, recorded too
     assert shown["run"]["tags"] == ["lightning"] and shown["run"]["status"] == "succeeded"
@@ -85,7 +73,7 @@ def test_a_lightning_fit_records_hyperparameters_metrics_and_checkpoints(project
     assert best["path"].endswith("/checkpoints/epoch=1-step=8.ckpt") and best["step"] == 8
     last = [a for a in shown["artifacts"]["artifacts"] if a["role"] == "last"][-1]
     assert last["path"].endswith("/last.ckpt") and last["step"] == 8
-    result = gitexp("diff", "--no-pager", "--stat", first, second)
+    result = gitexp("diff", "--no-pager", "--stat", first, shown["run"]["id"])
     assert result.exit_code == 0, result.output
     # `--lr` became the hyperparameter `lr`: one change, counted once.
     assert result.stdout.splitlines()[1] == "  config.lr: 0.1 → 0.05 (also config.argv.lr)"

@@ -3,14 +3,12 @@ arguments, logs and checkpoints recorded, two runs one axis apart."""
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from ..conftest import git, gitexp, run_ids
+from ..conftest import gitexp
+from . import alone_then_wrapped
 
 pytest.importorskip("transformers", reason="transformers is not installed (gitexp[transformers])")
 pytest.importorskip("accelerate", reason="the Trainer needs accelerate")
@@ -51,17 +49,7 @@ trainer.train()
 
 
 def test_a_trainer_records_its_arguments_logs_and_checkpoints(project: Path) -> None:
-    assert gitexp("init").exit_code == 0  # DVC, for the checkpoints
-    (project / "train_hf.py").write_text(TRAIN)
-    git(project, "add", "-A")
-    git(project, "commit", "-q", "-m", "a Trainer script")
-    # Once on its own, once under `gitexp run`: the same record either way.
-    for lr, wrapper in (("0.1", []), ("0.05", ["-m", "gitexp", "run", "--", sys.executable])):
-        command = [sys.executable, *wrapper, "train_hf.py", "--lr", lr]
-        done = subprocess.run(command, cwd=project, capture_output=True, text=True, timeout=300)
-        assert done.returncode == 0, done.stderr
-    first, second = sorted(run_ids(project))
-    shown = json.loads(gitexp("show", second, "--json").stdout)
+    first, shown = alone_then_wrapped(project, "train_hf.py", TRAIN)
     assert shown["config"]["learning_rate"] == 0.05 and shown["config"]["num_train_epochs"] == 2
     assert shown["config"]["argv"]["rows"] == 32  # the script's own option, recorded too
     assert shown["run"]["tags"] == ["hf"] and shown["run"]["status"] == "succeeded"
@@ -70,7 +58,7 @@ def test_a_trainer_records_its_arguments_logs_and_checkpoints(project: Path) -> 
     assert [a["path"] for a in artifacts] == ["hf-out/checkpoint-4", "hf-out/checkpoint-8"]
     assert all(a["nfiles"] and a["role"] in ("best", "last") for a in artifacts)
     assert any(a["role"] == "best" and set(a["metrics"]) == {"eval_loss"} for a in artifacts)
-    result = gitexp("diff", "--no-pager", "--stat", first, second)
+    result = gitexp("diff", "--no-pager", "--stat", first, shown["run"]["id"])
     assert result.exit_code == 0, result.output
     # `--lr` became `learning_rate`: one change, counted once.
     assert (
