@@ -31,6 +31,11 @@ loss = SCALE * args.lr * sum(float(x) for x in rows) + random.random() + args.wa
 loss *= 2 if args.double else 1
 if os.environ.get("NOISE"):
     loss += int.from_bytes(os.urandom(4), "big") * 1e-12  # below 0.005, never twice the same
+if os.environ.get("WAIT_SYSTEM"):  # until `gitexp run` has sampled the machine once
+    import time
+    sampled, deadline = os.path.join(os.environ["GITEXP_RUN_DIR"], "system.tsv"), time.time() + 60
+    while not os.path.exists(sampled) and time.time() < deadline:
+        time.sleep(0.01)
 with gitexp.init() as run:
     run.log({"loss": loss, "rows": float(len(rows))})
 """
@@ -61,7 +66,12 @@ def _loss(run_id: str) -> float:
 
 
 @pytest.mark.slow
-def test_a_run_reproduces_exactly_from_its_own_code_data_and_seed(trainer: Path) -> None:
+def test_a_run_reproduces_exactly_from_its_own_code_data_and_seed(
+    trainer: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The machine's load, sampled beside both runs, differs: it is no outcome of the run.
+    monkeypatch.setenv("WAIT_SYSTEM", "1")
+    monkeypatch.setenv("GITEXP_SYSTEM_INTERVAL", "0.05")
     (trainer / "fit.py").write_text(SCRIPT.replace("SCALE = 1.0", "SCALE = 3.0"))  # uncommitted
     original = _record("--seed", "7", "--", sys.executable, "fit.py", "--lr", "0.5")
     # Everything changes afterwards: the code, the data, the seed in the environment.
@@ -75,6 +85,7 @@ def test_a_run_reproduces_exactly_from_its_own_code_data_and_seed(trainer: Path)
     )
     assert _loss(again) == _loss(original)
     shown = json.loads(gitexp("show", again, "--json").stdout)
+    assert "system/cpu_percent" in shown["summary"]
     assert shown["run"]["reproduces"] == original
     assert gitexp("diff", original, again).stdout.startswith(f"{original} → {again}: no axis")
     assert git(trainer, "worktree", "list").count("\n") == 1  # its worktree is gone

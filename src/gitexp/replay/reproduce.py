@@ -22,7 +22,7 @@ from typing import Any
 from gitexp import argv, axes, data, environment, git, history, launch, reader, runner, yamlio
 from gitexp.config import flatten
 from gitexp.errors import GitexpError, Unreadable, UsageError
-from gitexp.record import CODE, CONFIG, DATA, ENV, RUN, SEEDS, SUMMARY, RunInfo
+from gitexp.record import CODE, CONFIG, DATA, ENV, RUN, SEEDS, SUMMARY, RunInfo, shown_by_default
 from gitexp.replay import code
 from gitexp.seeds import DETERMINISM_VARIABLE, SEED_VARIABLES
 from gitexp.workspace import Workspace
@@ -307,11 +307,12 @@ def compare_metrics(
     original: history.Record, again: history.Record, rtol: float, atol: float
 ) -> list[Metric]:
     """Each summary metric's last value in both runs, and whether they agree within
-    |again - original| <= atol + rtol * |original| (NaN agrees with NaN only)."""
+    |again - original| <= atol + rtol * |original| (NaN agrees with NaN only). System metrics
+    (the machine's load, sampled beside the run) are no outcome of the run: never compared."""
     first = reader.summary(original.summary.id, SUMMARY, original.files.get(SUMMARY))
     second = reader.summary(again.summary.id, SUMMARY, again.files.get(SUMMARY))
     found = []
-    for name in sorted(first):
+    for name in sorted(filter(shown_by_default, first)):
         a, b = _last(first.get(name)), _last(second.get(name))
         found.append(Metric(name, a, b, _close(a, b, rtol, atol)))
     return found
