@@ -155,41 +155,39 @@ def test_torchrun_on_cpu_makes_one_record_written_by_rank_0(project: Path) -> No
     git(project, "add", "dist_train.py")
     git(project, "commit", "-q", "-m", "a distributed script")
     torchrun = str(Path(sys.executable).parent / "torchrun")
-    found = []
-    for lr, every in (("0.2", {}), ("0.3", {"ALL_RANKS": "1"})):  # the second: all ranks log
-        done = subprocess.run(
-            [sys.executable, "-m", "gitexp", "run", "--", torchrun, "--nproc-per-node", "2",
-             "dist_train.py", "--lr", lr],
-            cwd=project, capture_output=True, text=True, timeout=300, env={**os.environ, **every},
-        )  # fmt: skip
-        assert done.returncode == 0, done.stderr
-        said = sorted(line.split() for line in done.stdout.splitlines() if line[:2] in ("0 ", "1 "))
-        other = "_RankRun" if every else "_NoRun"  # rank 1 records only when asked to
-        assert [words[:2] for words in said] == [["0", "_JoinedRun"], ["1", other]]
-        assert said[0][2] == said[1][2] == run_ids(project)[0]  # one id on every rank
-        found.append(said[0][2])
-    assert len(run_ids(project)) == 2  # one record per launch
-    tsv = git(project, "show", f"gitexp/runs:experiments/{found[0]}/metrics.tsv")
-    rows = [line.split("\t") for line in tsv.splitlines()[1:]]
-    assert [r[3] for r in rows if not r[2].startswith("system/")] == ["0.0", "0.2", "0.4"]
-    tsv = git(project, "show", f"gitexp/runs:experiments/{found[1]}/metrics.tsv")
+    # Under gitexp run, every rank asked to log (init(all_ranks=True)).
+    done = subprocess.run(
+        [sys.executable, "-m", "gitexp", "run", "--", torchrun, "--nproc-per-node", "2",
+         "dist_train.py", "--lr", "0.3"],
+        cwd=project, capture_output=True, text=True, timeout=300,
+        env={**os.environ, "ALL_RANKS": "1"},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    said = sorted(line.split() for line in done.stdout.splitlines() if line[:2] in ("0 ", "1 "))
+    assert [words[:2] for words in said] == [["0", "_JoinedRun"], ["1", "_RankRun"]]
+    wrapped = said[0][2]
+    assert said[1][2] == wrapped == run_ids(project)[0]  # one id on every rank
+    tsv = git(project, "show", f"gitexp/runs:experiments/{wrapped}/metrics.tsv")
     rows = [line.split("\t") for line in tsv.splitlines()[1:]]
     assert [(r[0], r[2], r[3]) for r in rows if not r[2].startswith("system/")] == [
         ("0", "loss", "0.0"), ("1", "loss", "0.3"), ("2", "loss", "0.6"),
         ("0", "rank1/loss", "10.0"), ("1", "rank1/loss", "10.3"), ("2", "rank1/loss", "10.6"),
     ]  # fmt: skip
-    result = gitexp("diff", "--no-pager", "--stat", found[0], found[1])
-    assert result.exit_code == 0, result.output
-    assert result.stdout.splitlines()[:2] == [f"{found[0]} → {found[1]}: 1 axis differs",
-                                              "  config.lr: 0.2 → 0.3"]  # fmt: skip
-    # torchrun without gitexp run: rank 0 records the same, torchrun's command and options
-    # and the variables it was started with (not those it sets for its workers) included.
+    # torchrun on its own: rank 0 records alone (rank 1 says it cannot), with torchrun's
+    # command and options and the variables it was started with, not those it sets for its
+    # workers: the same record, one axis apart.
     done = subprocess.run([torchrun, "--nproc-per-node", "2", "dist_train.py", "--lr", "0.4"],
                           cwd=project, capture_output=True, text=True, timeout=300)  # fmt: skip
     assert done.returncode == 0, done.stderr
+    said = sorted(line.split() for line in done.stdout.splitlines() if line[:2] in ("0 ", "1 "))
+    assert [words[:2] for words in said] == [["0", "_OwnRun"], ["1", "_NoRun"]]
     alone = run_ids(project)[0]
+    assert said[0][2] == said[1][2] == alone and len(run_ids(project)) == 2
+    tsv = git(project, "show", f"gitexp/runs:experiments/{alone}/metrics.tsv")
+    assert [line.split("\t")[3] for line in tsv.splitlines()[1:]] == ["0.0", "0.4", "0.8"]
     run = yamlio.load(git(project, "show", f"gitexp/runs:experiments/{alone}/run.yaml"), "r")
     assert run["command"] == ["torchrun", "--nproc-per-node", "2", "dist_train.py", "--lr", "0.4"]
-    result = gitexp("diff", "--no-pager", "--stat", found[0], alone)
+    result = gitexp("diff", "--no-pager", "--stat", wrapped, alone)
     assert result.exit_code == 0, result.output
-    assert result.stdout.splitlines()[1] == "  config.lr: 0.2 → 0.4"
+    assert result.stdout.splitlines()[:2] == [f"{wrapped} → {alone}: 1 axis differs",
+                                              "  config.lr: 0.3 → 0.4"]  # fmt: skip
