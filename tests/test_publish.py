@@ -78,6 +78,7 @@ def test_verify_names_an_edited_published_file_and_publish_restores_it(
     assert gitexp("verify", "--published").exit_code == 0
 
 
+@pytest.mark.slow
 def test_verify_reads_a_copy_without_following_links(project: Path, two_runs: list[str]) -> None:
     git(project, "switch", "-q", "-c", "feature")
     assert gitexp("publish", two_runs[0]).exit_code == 0
@@ -96,6 +97,7 @@ def test_verify_reads_a_copy_without_following_links(project: Path, two_runs: li
     assert f"experiments/{two_runs[0]}/seeds.yaml is missing" in copy["detail"]
 
 
+@pytest.mark.slow
 def test_a_copy_of_a_run_the_runs_branch_lacks_fails(project: Path, two_runs: list[str]) -> None:
     forged = "20260101-000000-forged1"
     folder = project / "experiments" / forged
@@ -107,6 +109,7 @@ def test_a_copy_of_a_run_the_runs_branch_lacks_fails(project: Path, two_runs: li
     assert "`git fetch origin gitexp/runs`" in result.stdout
 
 
+@pytest.mark.slow
 def test_publish_to_another_branch_leaves_this_checkout_alone(
     project: Path, two_runs: list[str]
 ) -> None:
@@ -123,6 +126,7 @@ def test_publish_to_another_branch_leaves_this_checkout_alone(
     assert gitexp("verify", "--published").exit_code == 0
 
 
+@pytest.mark.slow
 def test_publish_refuses_what_it_must_not_touch(project: Path, two_runs: list[str]) -> None:
     git(project, "remote", "add", "origin", str(project.parent / "nowhere.git"))
     for name, words in (
@@ -150,6 +154,7 @@ def test_publish_refuses_what_it_must_not_touch(project: Path, two_runs: list[st
     assert result.exit_code == 2 and "HEAD is detached" in result.output
 
 
+@pytest.mark.slow
 def test_publish_never_writes_through_a_link(
     project: Path, two_runs: list[str], tmp_path: Path
 ) -> None:
@@ -173,6 +178,7 @@ def test_publish_never_writes_through_a_link(
     assert list(outside.iterdir()) == []
 
 
+@pytest.mark.slow
 def test_a_copy_is_kept_byte_for_byte_whatever_the_project_attributes(
     project: Path, signing: Path
 ) -> None:
@@ -192,6 +198,7 @@ def test_a_copy_is_kept_byte_for_byte_whatever_the_project_attributes(
     assert gitexp("verify", "--published").exit_code == 0
 
 
+@pytest.mark.slow
 def test_verify_and_report_of_a_branch_that_publishes_nothing(
     project: Path, tmp_path: Path
 ) -> None:
@@ -206,6 +213,7 @@ def test_verify_and_report_of_a_branch_that_publishes_nothing(
     assert result.stdout == ""
 
 
+@pytest.mark.slow
 def test_a_copy_leaves_out_the_dvc_pointers_of_artifacts(project: Path, signing: Path) -> None:
     assert gitexp("init").exit_code == 0
     git(project, "add", "-A")
@@ -223,6 +231,7 @@ def test_a_copy_leaves_out_the_dvc_pointers_of_artifacts(project: Path, signing:
     assert gitexp("verify", "--published").exit_code == 0
 
 
+@pytest.mark.slow
 def test_verify_shows_a_name_that_is_not_utf8_without_sending_it_raw(
     project: Path, two_runs: list[str]
 ) -> None:
@@ -241,6 +250,7 @@ def test_verify_shows_a_name_that_is_not_utf8_without_sending_it_raw(
     assert "c1\\x9b2J.txt" in copy["detail"]
 
 
+@pytest.mark.slow
 def test_publishing_a_record_that_does_not_verify_warns(project: Path) -> None:
     assert gitexp("run", "--", "python", "train.py").exit_code == 0  # no signing key: unsigned
     (run_id,) = run_ids(project)

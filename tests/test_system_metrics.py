@@ -12,6 +12,8 @@ import pytest
 
 from .conftest import git, gitexp, run_ids
 
+pytestmark = pytest.mark.slow  # each test waits for the sampler
+
 # The command waits until the wrapper's sampler has written two samples (or the time given
 # is up), then logs one metric of its own.
 WAITS = """\
