@@ -7,6 +7,7 @@ verdict is `gitexp verify`'s. Nothing here decides anything of its own.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -184,15 +185,9 @@ def _plots(ws: Workspace, table: Table, folder: Path, relative_to: Path) -> list
             plot.save_image(figure, path)
         except OSError as e:
             raise GitexpError(f"cannot write {path}: {e.strerror or e}") from None
-        link = Path(_relative(path, relative_to)).as_posix()
+        link = Path(os.path.relpath(path.resolve(), relative_to.resolve())).as_posix()
         plots.append(Plot(name, path, link))
     return plots
-
-
-def _relative(path: Path, start: Path) -> str:
-    import os
-
-    return os.path.relpath(path.resolve(), start.resolve())
 
 
 def report(
