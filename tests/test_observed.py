@@ -315,6 +315,15 @@ def test_null_and_absent_are_the_same_value() -> None:
     assert axes.record_changes(a, b) == []
 
 
+def test_an_option_is_one_whichever_way_it_is_spelled() -> None:
+    base = dict(run_id="a", snapshot="s", config_files=(), data={}, env_key="e", seeds_key="k")
+    dashed = axes.Inputs(config={"argv.nproc-per-node": 2, "lr": 1}, **base)  # type: ignore[arg-type]
+    under = axes.Inputs(config={"argv.nproc_per_node": 2, "lr": 1}, **base)  # type: ignore[arg-type]
+    four = axes.Inputs(config={"argv.nproc_per_node": 4, "lr": 1}, **base)  # type: ignore[arg-type]
+    assert axes.record_changes(dashed, under) == []
+    assert [c.axis for c in axes.record_changes(dashed, four)] == ["config.argv.nproc_per_node"]
+
+
 @pytest.mark.slow
 def test_torch_seeds_and_a_model_built_before_the_seed(project: Path) -> None:
     pytest.importorskip("torch")

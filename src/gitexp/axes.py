@@ -301,8 +301,17 @@ def code_explained(
     return used or None
 
 
+def _spelled(key: str) -> str:
+    """A config key with a command-line option named as argparse names it: `--nproc-per-node`
+    and `--nproc_per_node` are one option, whichever way a run spelled it."""
+    if key.startswith("argv.") and key != "argv._":
+        return "argv." + key[5:].replace("-", "_")
+    return key
+
+
 def _config_changes(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[Change]:
-    a, b = ({k: v for k, v in side.items() if v is not None} for side in (a, b))  # null: absent
+    # null is absent; an option is compared by its name, however it was spelled
+    a, b = ({_spelled(k): v for k, v in side.items() if v is not None} for side in (a, b))
     changes = [
         Change(f"config.{key}", a.get(key, ABSENT), b.get(key, ABSENT))
         for key in sorted(a.keys() | b.keys())
@@ -403,8 +412,14 @@ def matches(pattern: str, axis: str) -> bool:
     """Whether an axis pattern names `axis`: `env`, `data.*`, `config.optim.*`, or a bare
     config key such as `optim.*` (anything that does not start with an axis kind)."""
     if pattern in (CODE_AXIS, ENV_AXIS, SEED_AXIS) or pattern.startswith(("config.", "data.")):
-        return fnmatch.fnmatchcase(axis, pattern)
-    return fnmatch.fnmatchcase(axis, f"config.{pattern}")
+        return fnmatch.fnmatchcase(axis, _spelled_axis(pattern))
+    return fnmatch.fnmatchcase(axis, _spelled_axis(f"config.{pattern}"))
+
+
+def _spelled_axis(pattern: str) -> str:
+    """An axis pattern naming an option as the axes name it (see _spelled)."""
+    config = pattern.removeprefix("config.")
+    return f"config.{_spelled(config)}" if config != pattern else pattern
 
 
 @dataclass(frozen=True)
