@@ -49,7 +49,9 @@ def test_cpu_and_memory_are_sampled_into_the_record(project: Path) -> None:
     names = {line.split("\t")[2] for line in tsv[2:]}
     assert {"system/cpu_percent", "system/memory_percent", "system/process_rss_mb"} <= names
     rss = [float(line.split("\t")[3]) for line in tsv if "\tsystem/process_rss_mb\t" in line]
-    assert all(5 < value < 10_000 for value in rss)  # a Python process: megabytes, not bytes
+    # A Python process, once started: megabytes, not bytes (a sample taken while it is still
+    # being exec'd, or once it has ended, may read less).
+    assert 5 < max(rss) < 10_000 and min(rss) >= 0
     summary = git(project, "show", f"gitexp/runs:experiments/{run_id}/summary.yaml")
     assert "system/cpu_percent:" in summary and "loss:" in summary
     # In the record, but never a column or an outcome unless asked for by name.
