@@ -43,13 +43,18 @@ def hooked() -> bool:
 _HYDRA_CLI = {"overrides", "hydra_help", "multirun", "cfg"}
 
 
+def _options(namespace: Mapping[str, Any] | None) -> bool:
+    """Whether a parser's namespace holds a script's options: some, and not Hydra's own."""
+    return bool(namespace) and not set(namespace or ()) >= _HYDRA_CLI
+
+
 def script_options() -> dict[str, Any] | None:
     """The options this process's command line parser read (its argparse namespace,
     defaults included), for a run started in this process; None when no parser read the
     command line, or when it was Hydra's own."""
     module = sys.modules.get(boot_folder.MODULE)
     found: dict[str, Any] | None = module.namespace() if module is not None else None
-    if not found or set(found) >= _HYDRA_CLI:
+    if not _options(found):
         return None
     return found
 
@@ -225,7 +230,7 @@ def settle_config(
     base = {k: v for k, v in launched.items() if k != config_mod.ARGV}
     if code_config is not None:
         merged = config_mod.merge(base, code_config)
-    elif report is not None and report.namespace and not set(report.namespace) >= _HYDRA_CLI:
+    elif report is not None and report.namespace is not None and _options(report.namespace):
         merged = config_mod.merge(base, report.namespace)  # what the script used wins
     else:
         return _script_named(dict(launched), command, workdir, cwd)
