@@ -233,3 +233,60 @@ def test_verify_exit_status_in_a_real_process(project: Path, two_runs: list[str]
 
 def test_an_unknown_id_is_missing(project: Path, two_runs: list[str]) -> None:
     assert _verdicts("nope") == {"nope": ("missing", "no run with this id was ever on the branch")}
+
+
+# --- what a verify remembers for the next ---------------------------------------------------
+
+
+def _without_ssh_keygen(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """git alone on PATH: a signature git has to check now cannot be checked."""
+    tools = tmp_path / "git-only"
+    tools.mkdir()
+    (tools / "git").symlink_to(shutil.which("git") or "git")
+    monkeypatch.setenv("PATH", str(tools))
+
+
+def test_a_second_verify_reuses_verdicts_until_the_trust_configuration_changes(
+    project: Path, two_runs: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert set(_verdicts().values()) == {("ok", "")}
+    path = shutil.which("ssh-keygen")
+    assert path is not None
+    eve = ssh_key(tmp_path, "eve")
+    _without_ssh_keygen(tmp_path, monkeypatch)
+
+    assert set(_verdicts().values()) == {("ok", "")}  # no signature asked of git again
+
+    allowed = tmp_path / "allowed_signers"  # the file now trusts another key only
+    allowed.write_text(f"ada@example.com {eve.read_text()}")
+    assert "ok" not in {status for status, _ in _verdicts().values()}
+    monkeypatch.setenv("PATH", str(Path(path).parent))
+    assert {status for status, _ in _verdicts().values()} == {"untrusted key"}
+
+
+def test_a_changed_trust_setting_is_a_new_trust_configuration(
+    project: Path, two_runs: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert set(_verdicts().values()) == {("ok", "")}
+    same = tmp_path / "same_signers"  # the same lines, in another file that git is told of
+    same.write_text((tmp_path / "allowed_signers").read_text())
+    git(project, "config", "gpg.ssh.allowedSignersFile", str(same))
+    _without_ssh_keygen(tmp_path, monkeypatch)
+
+    assert "ok" not in {status for status, _ in _verdicts().values()}
+
+
+def test_tampering_after_a_verify_is_still_found(
+    project: Path, two_runs: list[str], tmp_path: Path
+) -> None:
+    first, second = two_runs
+    assert set(_verdicts().values()) == {("ok", "")}  # every commit so far remembered
+
+    def edit(experiments: Path) -> None:
+        (experiments / first / "config.yaml").write_text("lr: 100\n")
+
+    _on_branch(project, tmp_path, edit, "-S")
+    assert _verdicts()[first][0] == "modified after signing"
+
+    git(project, "update-ref", "refs/heads/gitexp/runs", "gitexp/runs~2")  # drop `second`
+    assert _verdicts()[second][0] == "missing"

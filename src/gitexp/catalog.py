@@ -7,6 +7,7 @@ and re-reads only folders that changed, and deleting it loses nothing.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -234,9 +235,9 @@ def _sync(ws: Workspace, db: sqlite3.Connection, progress: Progress | None = Non
 # it the means to name such runs once the reflog has expired (`verify --base` still compares).
 
 
-@dataclass(frozen=True)
-class Seen:
-    """When this repository first saw a run on its runs branch."""
+class Seen(NamedTuple):
+    """When this repository first saw a run on its runs branch (a tuple: a verify reads one
+    for every run the repository has seen)."""
 
     when: str  # ISO-8601 UTC
     commit: str  # the branch's tip then
@@ -276,29 +277,35 @@ def seen_runs(ws: Workspace, tip: str, on_branch: Sequence[str]) -> dict[str, Se
     the branch holds at `tip`, are noted as seen first."""
     with _open(ws) as db:
         _seen_table(db)
+        _fold_written(ws, db)
         rows = db.execute("SELECT id, first_seen, seen_at FROM seen WHERE ref = ?", (ws.runs_ref,))
         found = {run_id: Seen(when, commit) for run_id, when, commit in rows}
-        written = _written(ws)
-        _insert_seen(db, ws.runs_ref, written)
-        found = {**written, **found}  # the table's, where both know a run, came first
         _remember(db, ws.runs_ref, tip, [r for r in on_branch if r not in found])
     return found
 
 
-def _written(ws: Workspace) -> dict[str, Seen]:
-    """The runs gitexp itself committed to this branch, as store.note_seen logged them."""
+def _fold_written(ws: Workspace, db: sqlite3.Connection) -> None:
+    """Note as seen the runs gitexp itself committed to this branch, as store.note_seen
+    logged them; only the lines logged since the last fold are read."""
     from gitexp import store  # only `verify` asks: listings never load libgit2
 
-    found: dict[str, Seen] = {}
+    known = db.execute("SELECT value FROM meta WHERE key = 'seen_log'").fetchone()
     try:
-        with open(ws.state_dir / store.SEEN_LOG, encoding="utf-8", errors="replace") as log:
-            for line in log:
-                parts = line.rstrip("\n").split("\t")
-                if len(parts) == 4 and parts[0] == ws.runs_ref and parts[1] not in found:
-                    found[parts[1]] = Seen(parts[2], parts[3])
-    except OSError:
-        pass
-    return found
+        with open(ws.state_dir / store.SEEN_LOG, "rb") as log:
+            size = os.fstat(log.fileno()).st_size
+            start = int(known[0]) if known is not None and int(known[0]) <= size else 0
+            log.seek(start)
+            text = log.read(size - start)
+    except (OSError, ValueError):
+        return
+    text = text[: text.rfind(b"\n") + 1]  # a line being appended right now waits for next time
+    written: dict[str, Seen] = {}
+    for line in text.decode("utf-8", errors="replace").splitlines():
+        parts = line.split("\t")
+        if len(parts) == 4 and parts[0] == ws.runs_ref and parts[1] not in written:
+            written[parts[1]] = Seen(parts[2], parts[3])
+    _insert_seen(db, ws.runs_ref, written)  # a run seen before keeps its first sighting
+    db.execute("INSERT OR REPLACE INTO meta VALUES ('seen_log', ?)", (str(start + len(text)),))
 
 
 _NEWEST_FIRST = "ORDER BY started DESC, id DESC"
@@ -540,3 +547,85 @@ def artifact_paths(ws: Workspace) -> set[str]:
             "JOIN runs r ON r.id = a.id AND r.tree = a.tree"
         ).fetchall()
     return {str(row[0]) for row in found}
+
+
+# --- what verify worked out, by commit id ---------------------------------------------------------
+# Commits never change, so what `verify` read from one holds for as long as the commit exists:
+# its step of the branch's history, and what git said of its signature under one trust
+# configuration (`trust`, a digest of everything git's verdict depends on). Keeping them makes
+# a second `verify` read only the commits that are new. A read-only index (CI) keeps nothing.
+
+
+def _verified_tables(db: sqlite3.Connection) -> None:
+    # parents, trees: ids separated by spaces; created: run id and folder id, in turn; changes:
+    # JSON, decoded only where a walk needs them. Split strings decode ten times faster.
+    db.execute(
+        "CREATE TABLE IF NOT EXISTS walked (commit_id TEXT PRIMARY KEY, parents TEXT NOT NULL, "
+        "trees TEXT NOT NULL, created TEXT NOT NULL, changes TEXT NOT NULL)"
+    )
+    db.execute(
+        "CREATE TABLE IF NOT EXISTS signatures (commit_id TEXT NOT NULL, trust TEXT NOT NULL, "
+        "status TEXT NOT NULL, said TEXT NOT NULL, PRIMARY KEY (commit_id, trust))"
+    )
+
+
+Walked = tuple[str, str, str, str]  # a commit's parents, trees, created and changes, encoded
+
+
+def walked(ws: Workspace) -> dict[str, Walked]:
+    """Each commit's step as verify encoded it, by commit id; none when the index is unreadable."""
+    try:
+        with _open(ws) as db:
+            _verified_tables(db)
+            rows = db.execute("SELECT commit_id, parents, trees, created, changes FROM walked")
+            return {row[0]: row[1:] for row in rows}
+    except (OSError, sqlite3.Error):
+        return {}
+
+
+Verdict = tuple[str, str]  # a signature's status, and what git said of it
+Signed = tuple[str, str]  # a commit's id, and the trust configuration's digest
+
+
+def signatures(ws: Workspace, wanted: Sequence[Signed]) -> dict[Signed, Verdict]:
+    """The verdicts already given on these commits, each under its trust configuration."""
+    try:
+        with _open(ws) as db:
+            _verified_tables(db)
+            db.execute("CREATE TEMP TABLE wanted (commit_id TEXT, trust TEXT)")
+            db.executemany("INSERT INTO wanted VALUES (?, ?)", wanted)
+            rows = db.execute(
+                "SELECT s.commit_id, s.trust, s.status, s.said FROM signatures s JOIN wanted w "
+                "ON w.commit_id = s.commit_id AND w.trust = s.trust"
+            ).fetchall()
+    except (OSError, sqlite3.Error):
+        return {}
+    return {(commit_id, trust): (status, said) for commit_id, trust, status, said in rows}
+
+
+def remember_verified(
+    ws: Workspace,
+    steps: Mapping[str, Walked],
+    verdicts: Mapping[Signed, Verdict],
+    trusts: Sequence[str],
+) -> None:
+    """Keep new steps and verdicts; verdicts under trust configurations other than `trusts`
+    (those in force now) are dropped, so that the table holds no more than the branch."""
+    if not steps and not verdicts:
+        return
+    try:
+        with _open(ws) as db:
+            _verified_tables(db)
+            db.executemany(
+                "INSERT OR REPLACE INTO walked VALUES (?, ?, ?, ?, ?)",
+                ((oid, *step) for oid, step in steps.items()),
+            )
+            if verdicts:
+                marks = ", ".join("?" * len(trusts))
+                db.execute(f"DELETE FROM signatures WHERE trust NOT IN ({marks})", list(trusts))
+                db.executemany(
+                    "INSERT OR REPLACE INTO signatures VALUES (?, ?, ?, ?)",
+                    ((oid, trust, *verdict) for (oid, trust), verdict in verdicts.items()),
+                )
+    except (OSError, sqlite3.Error):
+        pass  # a read-only checkout: the next verify works it out again

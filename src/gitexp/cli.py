@@ -469,7 +469,7 @@ def verify(
 ) -> None:
     """Check that each run was recorded by a commit signed by a trusted key, unchanged since,
     and that each copy published in this work tree is byte for byte its record."""
-    from gitexp import render, workspace
+    from gitexp import verdicts, workspace
     from gitexp.errors import VerificationFailed
     from gitexp.review import published as copies
 
@@ -483,13 +483,13 @@ def verify(
         click.echo(f"{_NOTHING_PUBLISHED}: nothing to verify", err=True)
         return
     if as_json:
-        click.echo(render.verify_json(report))
+        click.echo(verdicts.as_json_text(report))
     else:
-        click.echo(render.verify_lines(report))
+        click.echo(verdicts.lines(report))
     if not report.ok:
-        raise VerificationFailed(render.verify_summary(report))
+        raise VerificationFailed(verdicts.summary(report))
     if not as_json:
-        click.echo(render.verify_summary(report), err=True)
+        click.echo(verdicts.summary(report), err=True)
 
 
 _NOTHING_PUBLISHED = "no run is published in this work tree's experiments/"

@@ -22,7 +22,7 @@ from typing import IO
 
 import pygit2
 
-from gitexp import artifacts, metrics, observed, output, store, yamlio
+from gitexp import store, yamlio
 from gitexp.atomic import replace_file
 from gitexp.errors import GitexpError
 from gitexp.liveness import (
@@ -184,6 +184,9 @@ def _with_code_side(info: RunInfo, folder: Path) -> RunInfo:
 
 
 def _commit(ws: Workspace, folder: Path, info: RunInfo, printed: int | None) -> pygit2.Oid:
+    # Only committing reads what a run left: commands that merely recover nothing skip these.
+    from gitexp import artifacts, metrics, observed, output
+
     info = _with_code_side(info, folder)
     if info.error:  # an exception's words can carry a token (an HTTP error's URL, say)
         from gitexp import secrets_scan

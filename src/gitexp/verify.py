@@ -16,6 +16,9 @@ record is reported, since every other git command would show the substitute.
 
 from __future__ import annotations
 
+import datetime
+import hashlib
+import json
 import os
 import re
 import sqlite3
@@ -327,13 +330,35 @@ class _Objects:
 Change = tuple[pygit2.Oid | None, pygit2.Oid | None]  # a run folder's id here, and in a parent
 
 
-@dataclass
+@dataclass(slots=True)
 class _Step:
     """One commit of the runs branch: its parents on the branch, and per parent the run
-    folders that differ from it."""
+    folders that differ from it (worked out, or remembered and decoded on first use)."""
 
     parents: list[pygit2.Oid] = field(default_factory=list)
-    changes: list[dict[str, Change]] = field(default_factory=list)
+    worked_out: list[dict[str, Change]] | None = field(default_factory=list)
+    remembered: str = ""
+
+    @property
+    def changes(self) -> list[dict[str, Change]]:
+        if self.worked_out is None:
+            self.worked_out = [
+                {name: _change(ids) for name, ids in changes.items()}
+                for changes in json.loads(self.remembered)
+            ]
+        return self.worked_out
+
+    def touches(self, names: Iterable[str]) -> bool:
+        """Whether any of these runs' folders differs from a parent's. A remembered step is
+        asked without decoding it: a name absent from its JSON, as JSON writes it, is no key."""
+        if self.worked_out is not None:
+            return any(name in changes for changes in self.worked_out for name in names)
+        return any(json.dumps(name) in self.remembered for name in names)
+
+
+def _change(ids: Sequence[str | None]) -> Change:
+    now, then = (None if oid is None else pygit2.Oid(hex=oid) for oid in ids)
+    return now, then
 
 
 @dataclass
@@ -342,9 +367,10 @@ class _History:
 
     steps: dict[pygit2.Oid, _Step] = field(default_factory=dict)  # every commit reached
     # run → each commit that created its folder, with that folder's id there
-    created: dict[str, list[tuple[pygit2.Commit, pygit2.Oid]]] = field(default_factory=dict)
+    created: dict[str, list[tuple[pygit2.Oid, pygit2.Oid]]] = field(default_factory=dict)
     broken: list[str] = field(default_factory=list)  # what the walk could not read, in words
     trees: set[pygit2.Oid] = field(default_factory=set)  # root and experiments/ trees
+    remembered_trees: set[str] = field(default_factory=set)  # theirs, of remembered steps
 
     @property
     def commits(self) -> Mapping[pygit2.Oid, _Step]:
@@ -429,66 +455,125 @@ def _snapshot_in(objects: _Objects, folder: pygit2.Oid | None) -> str | None:
     return match.group(1).decode() if match else None
 
 
-def _history(objects: _Objects, tip: pygit2.Commit) -> _History:
+def _history(
+    objects: _Objects, tip: pygit2.Commit, remembered: Mapping[str, catalog.Walked]
+) -> tuple[_History, dict[str, catalog.Walked]]:
     """Walk every parent of the branch, as `pull` merges histories, but not into the code
-    snapshots that run commits name as their second parent, nor into code commits."""
-    history = _History()
-    listings: dict[pygit2.Oid, _Listing] = {tip.id: objects.listing(tip)}  # each read once
+    snapshots that run commits name as their second parent, nor into code commits.
 
-    def load(oid: pygit2.Oid, child: pygit2.Commit) -> tuple[pygit2.Commit, _Listing] | None:
+    A commit's step found in `remembered` (worked out by an earlier verify) is taken as is:
+    only new commits are read. Returns the history and the steps newly worked out."""
+    history = _History()
+    learned: dict[str, catalog.Walked] = {}
+    # Commits to be worked out, each read once, with its listing, by the child that reached it.
+    loaded: dict[pygit2.Oid, tuple[pygit2.Commit, _Listing]] = {tip.id: (tip, objects.listing(tip))}
+
+    def load(oid: pygit2.Oid, child: pygit2.Oid) -> tuple[pygit2.Commit, _Listing] | None:
+        if oid in loaded:
+            return loaded[oid]
         try:
             parent = objects.commit(oid)
-            listing = listings.get(oid) or objects.listing(parent)
+            listing = objects.listing(parent)
         except _Unreadable as e:
             history.broken.append(
-                f"commit {_short(oid)}, a parent of {_short(child.id)} on the runs branch: "
+                f"commit {_short(oid)}, a parent of {_short(child)} on the runs branch: "
                 f"object {_short(e.oid)} is {e.reason}"
             )
             return None
         if oid not in history.steps:
-            listings[oid] = listing
+            loaded[oid] = (parent, listing)
         return parent, listing
 
-    todo = [tip]
+    todo = [tip.id]
+    child_of: dict[pygit2.Oid, pygit2.Oid] = {}  # who reached a commit, for what the walk says
     while todo:
-        commit = todo.pop()
-        if commit.id in history.steps:
+        oid = todo.pop()
+        if oid in history.steps:
             continue
-        here = listings.pop(commit.id)
-        step = history.steps[commit.id] = _Step()
-        history.trees.update(oid for oid in (commit.tree_id, here.id) if oid is not None)
+        known = remembered.get(str(oid)) if oid not in objects.shallow else None
+        if known is not None:
+            loaded.pop(oid, None)
+            for parent in _recall(history, oid, known):
+                child_of.setdefault(parent, oid)
+                todo.append(parent)
+            continue
+        found = load(oid, child_of.get(oid, oid))
+        if found is None:
+            continue
+        del loaded[oid]
+        commit, here = found
+        step = history.steps[oid] = _Step()
+        trees = [oid for oid in (commit.tree_id, here.id) if oid is not None]
+        history.trees.update(trees)
         parent_ids = objects.parents(commit)
-        if commit.id in objects.shallow:  # the edge of a shallow clone: nothing lost there
-            parent_ids = [oid for oid in parent_ids if oid in objects.repo.odb]
-        first = load(parent_ids[0], commit) if parent_ids else None
+        whole = commit.id not in objects.shallow  # the edge of a shallow clone is not kept
+        if not whole:
+            parent_ids = [p for p in parent_ids if p in objects.repo.odb]
+        first = load(parent_ids[0], oid) if parent_ids else None
         if not parent_ids:
             added = set(here.names())
         elif first is None:
-            added = set()  # the history is broken here: who created what is unknown
+            added, whole = set(), False  # the history is broken here: who created what is unknown
         else:
             changes = _changes(here, first[1], _named_run(commit))
             step.parents.append(first[0].id)
             step.changes.append(changes)
-            todo.append(first[0])
             added = {n for n, (now, then) in changes.items() if then is None and now is not None}
             snapshots = {_snapshot_in(objects, changes[name][0]) for name in added}
-            for oid in parent_ids[1:]:
-                if str(oid) in snapshots:
+            for other_id in parent_ids[1:]:
+                if str(other_id) in snapshots:
                     continue
-                other = load(oid, commit)
-                if other is None or other[1].id is None:
+                other = load(other_id, oid)
+                if other is None:
+                    whole = False
+                    continue
+                if other[1].id is None:
                     continue  # a code commit: no runs come from there
                 more = _changes(here, other[1], None)
-                step.parents.append(oid)
+                step.parents.append(other_id)
                 step.changes.append(more)
-                todo.append(other[0])
                 added &= {n for n, (now, then) in more.items() if then is None and now is not None}
+        for parent in step.parents:
+            child_of.setdefault(parent, oid)
+            todo.append(parent)
+        # Only folders named by run ids are runs: `pull` leaves anything else behind.
+        made: dict[str, pygit2.Oid] = {}
         for run_id in sorted(added):
             folder = here.folder(run_id)
-            # Only folders named by run ids are runs: `pull` leaves anything else behind.
             if folder is not None and reader.is_run_id(run_id):
-                history.created.setdefault(run_id, []).append((commit, folder))
-    return history
+                made[run_id] = folder
+        for run_id, folder in made.items():
+            history.created.setdefault(run_id, []).append((oid, folder))
+        if whole:
+            learned[str(oid)] = _encode_step(step, trees, made)
+    return history, learned
+
+
+def _encode_step(
+    step: _Step, trees: list[pygit2.Oid], made: Mapping[str, pygit2.Oid]
+) -> catalog.Walked:
+    def hexes(change: Change) -> list[str | None]:
+        return [None if oid is None else str(oid) for oid in change]
+
+    changes = [{name: hexes(c) for name, c in each.items()} for each in step.changes]
+    return (
+        " ".join(map(str, step.parents)),
+        " ".join(map(str, trees)),
+        " ".join(f"{run_id} {folder}" for run_id, folder in made.items()),
+        json.dumps(changes, separators=(",", ":")),
+    )
+
+
+def _recall(history: _History, oid: pygit2.Oid, known: catalog.Walked) -> list[pygit2.Oid]:
+    """Put a remembered step into the history; return its parents on the branch."""
+    parents, trees, created, changes = known
+    step = _Step([pygit2.Oid(hex=p) for p in parents.split()], None, changes)
+    history.steps[oid] = step
+    history.remembered_trees.update(trees.split())
+    words = created.split()
+    for run_id, folder in zip(words[::2], words[1::2], strict=True):
+        history.created.setdefault(run_id, []).append((oid, pygit2.Oid(hex=folder)))
+    return step.parents
 
 
 def _introducers(
@@ -518,10 +603,14 @@ def _introducers(
         commit = ready.pop()
         here = pending.pop(commit, set())
         step = history.steps[commit]
-        blocked = [
-            {r for r in changes if r in here and annotations(changes[r][1]) != wanted[r]}
-            for changes in step.changes
-        ]
+        blocked = (
+            [
+                {r for r in here if r in changes and annotations(changes[r][1]) != wanted[r]}
+                for changes in step.changes
+            ]
+            if here and step.touches(here)
+            else [set() for _ in step.parents]
+        )  # most commits: nothing to look for
         made = set.intersection(*blocked) if blocked else here
         for run_id in made:
             found.setdefault(run_id, set()).add(commit)
@@ -592,12 +681,96 @@ def _words(stderr: str) -> str:
     return ", ".join(words) or "the signature could not be checked"
 
 
-def _verdicts(ws: Workspace, commits: Iterable[pygit2.Commit]) -> dict[pygit2.Oid, _Signature]:
+_MEMORY_VERSION = b"1"  # raise when what gitexp makes of git's verdict changes
+_SSH_SIGNATURE = b"-----BEGIN SSH SIGNATURE-----"
+# gpg's and gpgsm's keyrings and trust lists, in the folder gpg reads them from.
+_KEYRINGS = ("pubring.kbx", "pubring.gpg", "trustdb.gpg", "trustlist.txt")
+
+
+def _file_digest(path: Path) -> bytes:
+    try:
+        return hashlib.sha256(path.read_bytes()).digest()
+    except OSError as e:
+        return f"unreadable: {e.strerror}".encode()
+
+
+def _trust(ws: Workspace) -> str:
+    """A digest of everything git's verdict on a signature depends on: git's gpg.* settings,
+    the allowed-signers and revocation files they name, and gpg's keyrings. Any change to
+    them gives a new digest, so that no verdict given before it is reused."""
+    try:
+        done = subprocess.run(
+            ["git", *_GIT_OPTIONS, "config", "-z", "--get-regexp", r"^gpg\."],
+            cwd=ws.workdir, capture_output=True, check=False, env=_git_env(),
+        )  # fmt: skip
+    except OSError as e:
+        raise GitexpError(f"cannot run git to check signatures ({e}); install git") from None
+    digest = hashlib.sha256(_MEMORY_VERSION + b"\0" + done.stdout)
+    for entry in done.stdout.split(b"\0"):
+        key, _, value = entry.partition(b"\n")
+        if key.lower() in (b"gpg.ssh.allowedsignersfile", b"gpg.ssh.revocationfile"):
+            named = Path(os.path.expanduser(os.fsdecode(value)))
+            digest.update(_file_digest(ws.workdir / named))
+    home = Path(os.environ.get("GNUPGHOME") or Path.home() / ".gnupg")
+    digest.update(os.fsencode(home))
+    for name in _KEYRINGS:
+        try:
+            found = (home / name).stat()
+            digest.update(f"{name} {found.st_size} {found.st_mtime_ns}".encode())
+        except OSError:
+            continue
+    return digest.hexdigest()
+
+
+class _Memory:
+    """What earlier verifies worked out, by commit id (kept in the index), and what this one
+    adds: the steps of the branch's history, and git's verdicts on signatures.
+
+    An ssh signature's verdict depends only on the commit and the trust configuration (git
+    checks the key as of the commit's date); a gpg verdict also on the day, since keys expire.
+    """
+
+    def __init__(self, ws: Workspace) -> None:
+        self.ws = ws
+        self.steps = catalog.walked(ws)
+        self.learned_steps: dict[str, catalog.Walked] = {}
+        self.learned: dict[catalog.Signed, catalog.Verdict] = {}
+        self._trust: str | None = None
+
+    def trusts(self) -> tuple[str, str]:
+        """The trust keys of ssh signatures, and of gpg signatures today."""
+        if self._trust is None:
+            self._trust = _trust(self.ws)
+        return self._trust, f"{self._trust} {datetime.date.today().isoformat()}"
+
+    def key(self, commit: pygit2.Commit) -> catalog.Signed:
+        ssh, gpg = self.trusts()
+        signature, _ = commit.gpg_signature
+        return str(commit.id), ssh if signature.startswith(_SSH_SIGNATURE) else gpg
+
+    def save(self) -> None:
+        catalog.remember_verified(
+            self.ws, self.learned_steps, self.learned, self.trusts() if self.learned else ()
+        )
+
+
+def _verdicts(memory: _Memory, commits: Iterable[pygit2.Commit]) -> dict[pygit2.Oid, _Signature]:
+    """git's verdict on each commit's signature: remembered, or asked of git and remembered."""
     unique = {commit.id: commit for commit in commits}
+    signed = {oid: memory.key(c) for oid, c in unique.items() if c.gpg_signature[0]}
+    known = catalog.signatures(memory.ws, list(signed.values())) if signed else {}
+    found = {oid: _Signature(*known[signed[oid]]) for oid in signed if signed[oid] in known}
+    todo = [commit for oid, commit in unique.items() if oid not in found]
     workers = min(8, (os.cpu_count() or 1) * 2)  # each check waits on a gpg or ssh process
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        found = pool.map(lambda c: _signature(ws, c), unique.values())
-        return dict(zip(unique, found, strict=True))
+        for commit, verdict in zip(
+            todo, pool.map(lambda c: _signature(memory.ws, c), todo), strict=True
+        ):
+            found[commit.id] = verdict
+            # "bad" may be git failing to check (no ssh-keygen, a gpg error): asked again.
+            if commit.id in signed and verdict.status in (OK, UNTRUSTED):
+                memory.learned[signed[commit.id]] = (verdict.status, verdict.said)
+    return found
 
 
 # --- verify ----------------------------------------------------------------------------------
@@ -677,9 +850,12 @@ def _verify(
     ws: Workspace, choose: Choose, rev: str | None = None, base: str | None = None
 ) -> Report:
     objects = _Objects(ws.repo, ws.state_dir.parent)
+    memory = _Memory(ws)
     try:
         tip = _commit_of(ws, rev) if rev is not None else store.tip(ws)
-        history = _history(objects, tip) if tip is not None else None
+        history = None
+        if tip is not None:
+            history, memory.learned_steps = _history(objects, tip, memory.steps)
     except (KeyError, ValueError, pygit2.GitError, _Unreadable) as e:
         what = f"{rev!r}" if rev is not None else "the runs branch"
         reason = str(e) if isinstance(e, _Unreadable) else f"object {e} is {_damage(e)}"
@@ -705,12 +881,13 @@ def _verify(
                 (MISSING, f"seen in this repository on {then.when}, gone from the branch (it "
                  f"was in commit {_short(then.commit)})")
             )  # fmt: skip
-    signers, named = _check_runs(ws, objects, history, tip, at_tip, problems)
+    signers, named = _check_runs(memory, objects, history, tip, at_tip, problems)
+    memory.save()
     checks = []
     for run_id in chosen:
         found = problems.get(run_id)
         commits = history.created.get(run_id, [])
-        commit = str(commits[0][0].id) if commits else None
+        commit = str(commits[0][0]) if commits else None
         if found is None:
             checks.append(Check(run_id, MISSING, "no run with this id was ever on the branch"))
         elif not found:
@@ -759,7 +936,7 @@ def _compare_with_former(
 
 
 def _check_runs(
-    ws: Workspace,
+    memory: _Memory,
     objects: _Objects,
     history: _History,
     tip: pygit2.Commit,
@@ -779,8 +956,12 @@ def _check_runs(
                 pass  # the objects check names what is damaged
     made = _introducers(objects, history, tip.id, wanted)
     annotators = {oid: objects.commit(oid) for oids in made.values() for oid in oids}
-    creators = [c for run_id in problems for c, _ in history.created.get(run_id, [])]
-    verdicts = _verdicts(ws, [*creators, *annotators.values()])
+    creators = {
+        oid: objects.commit(oid)
+        for run_id in problems
+        for oid, _ in history.created.get(run_id, [])
+    }
+    verdicts = _verdicts(memory, [*creators.values(), *annotators.values()])
     signers: dict[str, str] = {}
     named: set[pygit2.Oid] = set()
     for run_id, listed in problems.items():
@@ -788,14 +969,15 @@ def _check_runs(
         now = at_tip.get(run_id)
         if now is None:
             if commits:
-                by = _short(commits[0][0].id)
+                by = _short(commits[0][0])
                 listed.append((MISSING, f"its folder, added by {by}, is gone from the branch"))
             continue
         if not commits:
             broken = f" (the history is broken: {history.broken[0]})" if history.broken else ""
             listed.append((MISSING, f"no commit in the branch's history creates it{broken}"))
-        for commit, folder in commits:
-            verdict, short = verdicts[commit.id], _short(commit.id)
+        for oid, folder in commits:
+            commit = creators[oid]
+            verdict, short = verdicts[oid], _short(oid)
             if verdict.status == OK:
                 signers[run_id] = verdict.said
             else:
@@ -807,7 +989,7 @@ def _check_runs(
             if names:
                 listed.append((MODIFIED, f"{', '.join(names)} changed after commit {short}"))
             _check_snapshot(objects, commit, folder, listed)
-        creating = {commit.id for commit, _ in commits}
+        creating = {oid for oid, _ in commits}
         for oid in sorted(made.get(run_id, set()) - creating, key=str):
             verdict = verdicts[oid]
             if verdict.status != OK:
@@ -869,7 +1051,7 @@ def _substituted_branch(objects: _Objects, history: _History, named: set[pygit2.
     trees, other than those already named for a run."""
     lines = []
     for oid in sorted({*objects.replaced, *objects.grafts} - named, key=str):
-        if oid in history.steps or oid in history.trees:
+        if oid in history.steps or oid in history.trees or str(oid) in history.remembered_trees:
             what = "commit" if oid in history.steps else "tree"
             lines.append(f"{what} {_short(oid)} of the runs branch: {objects.substitute(oid)}")
     return lines
