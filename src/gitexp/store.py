@@ -23,8 +23,10 @@ from gitexp.record import EXPERIMENTS, METRICS
 from gitexp.workspace import Workspace, checked_out_at
 
 _RETRIES = 50
-# git's own default for `gc.auto`: above this many loose objects, `git gc --auto` packs.
-_LOOSE_OBJECT_LIMIT = 6700
+# Above this many loose objects, gitexp has `git gc --auto` pack them, unless `gc.auto` says
+# otherwise. git's own default (6,700) lets a runs branch of 10,000 runs pile up hundreds of
+# megabytes first: each record commit writes the whole experiments/ listing anew, loose.
+_LOOSE_OBJECT_LIMIT = 1024
 _ZERO = "0" * 40
 # How long a writer waits for another gitexp process's branch lock before giving up (the
 # run then stays pending); GITEXP_LOCK_TIMEOUT overrides it.
@@ -530,7 +532,7 @@ def _pack_if_needed(ws: Workspace) -> None:
         return
     try:
         subprocess.run(
-            ["git", "gc", "--auto", "--quiet"],
+            ["git", "-c", f"gc.auto={limit}", "gc", "--auto", "--quiet"],
             cwd=ws.workdir,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
