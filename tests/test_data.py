@@ -383,3 +383,33 @@ def test_a_missing_dvc_is_named(project: Path) -> None:
         "Error: the Python package 'dvc' that gitexp needs is not installed here; reinstall "
         "gitexp with its dependencies (`pip install gitexp`)\n"
     )
+
+
+@pytest.mark.parametrize("with_git", [True, False], ids=["git", "no-git-on-path"])
+def test_pointer_files_are_found_wherever_they_are(
+    project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, with_git: bool
+) -> None:
+    """Committed, staged and untracked pointers, in any folder; git finds those in the index,
+    or pygit2 does where a training container has no git."""
+    from gitexp import data
+    from gitexp.workspace import open_workspace
+
+    def pointer(path: str, out: str) -> None:
+        (project / path).parent.mkdir(parents=True, exist_ok=True)
+        (project / path).write_text(f"outs:\n- md5: {'a' * 32}\n  path: {out}\n")
+
+    pointer("a/b/images.dvc", "images")
+    (project / "a" / "dvc.lock").write_text(
+        f"stages:\n  prep:\n    outs:\n    - md5: {'b' * 32}\n      path: features\n"
+    )
+    (project / "a" / "notdvc.lock").write_text("stages: {}\n")
+    git(project, "add", "-A")
+    git(project, "commit", "-q", "-m", "pointers")
+    pointer("staged.dvc", "staged")
+    git(project, "add", "staged.dvc")
+    pointer("c/untracked.dvc", "loose")
+    ws = open_workspace()  # before PATH changes: finding the repository asks git
+    if not with_git:
+        monkeypatch.setenv("PATH", str(tmp_path / "nowhere"))
+
+    assert data.pointers(ws).keys() == {"a/b/images", "a/features", "staged", "c/loose"}
