@@ -23,6 +23,7 @@ STREAM = "system.tsv"
 INTERVAL_S = 5.0
 _MB = 1024 * 1024
 _NVIDIA = Path("/proc/driver/nvidia/version")
+_FIRST_S = 1.0  # the sampling starts this long after the command
 
 
 class Sampler:
@@ -42,6 +43,10 @@ class Sampler:
         self._thread.join(timeout=self.interval)
 
     def _loop(self) -> None:
+        # A command over within the first second is sampled never: it neither loads psutil
+        # nor NVML, which would hold up its record by as long as it ran.
+        if self._stop.wait(min(self.interval, _FIRST_S)):
+            return
         try:
             import psutil  # type: ignore[import-untyped, unused-ignore]
         except ImportError:
@@ -97,7 +102,7 @@ class _Gpus:
     def __init__(self) -> None:
         self.handles: list[Any] = []
         try:
-            import pynvml  # type: ignore[import-not-found, unused-ignore]
+            import pynvml  # type: ignore[import-not-found, import-untyped, unused-ignore]
 
             pynvml.nvmlInit()
             self.nvml: Any = pynvml
