@@ -24,6 +24,7 @@ import re
 import sqlite3
 import subprocess
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -348,12 +349,16 @@ class _Step:
             ]
         return self.worked_out
 
-    def touches(self, names: Iterable[str]) -> bool:
+    def touches(self, names: AbstractSet[str]) -> bool:
         """Whether any of these runs' folders differs from a parent's. A remembered step is
-        asked without decoding it: a name absent from its JSON, as JSON writes it, is no key."""
-        if self.worked_out is not None:
-            return any(name in changes for changes in self.worked_out for name in names)
-        return any(json.dumps(name) in self.remembered for name in names)
+        asked about a few runs without decoding it: a name absent from its JSON, as JSON
+        writes names, is no key of it."""
+        if self.worked_out is None and len(names) <= _FEW:
+            return any(json.dumps(name) in self.remembered for name in names)
+        return any(name in names for changes in self.changes for name in changes)
+
+
+_FEW = 8  # up to this many runs looked for, a remembered step is searched rather than decoded
 
 
 def _change(ids: Sequence[str | None]) -> Change:
@@ -605,7 +610,7 @@ def _introducers(
         step = history.steps[commit]
         blocked = (
             [
-                {r for r in here if r in changes and annotations(changes[r][1]) != wanted[r]}
+                {r for r in changes if r in here and annotations(changes[r][1]) != wanted[r]}
                 for changes in step.changes
             ]
             if here and step.touches(here)
@@ -871,7 +876,8 @@ def _verify(
     known = [*at_tip, *history.created, *(r for runs in former.values() for r in runs), *seen]
     every = list(dict.fromkeys(known))
     chosen = choose(every)
-    problems: Problems = {run_id: [] for run_id in chosen if run_id in set(every)}
+    on_record = set(every)
+    problems: Problems = {run_id: [] for run_id in chosen if run_id in on_record}
     for old, runs in former.items():
         _compare_with_former(objects, old, runs, at_tip, problems)
     for run_id, listed in problems.items():
