@@ -25,7 +25,6 @@ import sqlite3
 import subprocess
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -766,6 +765,10 @@ def _verdicts(memory: _Memory, commits: Iterable[pygit2.Commit]) -> dict[pygit2.
     known = catalog.signatures(memory.ws, list(signed.values())) if signed else {}
     found = {oid: _Signature(*known[signed[oid]]) for oid in signed if signed[oid] in known}
     todo = [commit for oid, commit in unique.items() if oid not in found]
+    if not todo:
+        return found
+    from concurrent.futures import ThreadPoolExecutor  # only when git has signatures to check
+
     workers = min(8, (os.cpu_count() or 1) * 2)  # each check waits on a gpg or ssh process
     with ThreadPoolExecutor(max_workers=workers) as pool:
         for commit, verdict in zip(
