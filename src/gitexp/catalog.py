@@ -486,21 +486,27 @@ def inputs(
         db.executemany(
             "INSERT OR REPLACE INTO inputs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows
         )
-        sql = (
-            "SELECT r.id, r.config, i.snapshot, i.config_files, i.data, i.env_key, i.seeds_key, "
-            "i.dirty_submodules, i.seed_values "
-            "FROM runs r JOIN inputs i ON i.id = r.id WHERE r.status != ?"
+        columns = (
+            "r.id, r.config, i.snapshot, i.config_files, i.data, i.env_key, i.seeds_key, "
+            "i.dirty_submodules, i.seed_values"
         )
-        args: list[Any] = [INVALID]
-        if near is not None:
-            sql += (
-                " AND (SELECT (i.plain_config != bi.plain_config) + (i.data != bi.data) + "
-                "(i.env_key != bi.env_key) + "
-                "(i.seeds_key != bi.seeds_key OR i.seed_config != bi.seed_config) "
-                "FROM runs b JOIN inputs bi ON bi.id = b.id WHERE b.id = ?) <= 1"
+        if near is None:
+            sql = f"SELECT {columns} FROM runs r JOIN inputs i ON i.id = r.id WHERE"
+            args: list[Any] = []
+        else:
+            # The few runs near `near` are found among the small inputs rows first (CROSS JOIN
+            # fixes that order); the wide runs rows are read for those only: 40 -> 5 ms at
+            # 10,000 runs.
+            sql = (
+                f"SELECT {columns} FROM inputs bi CROSS JOIN inputs i CROSS JOIN runs r "
+                "ON r.id = i.id WHERE bi.id = ? AND (i.plain_config != bi.plain_config) + "
+                "(i.data != bi.data) + (i.env_key != bi.env_key) + "
+                "(i.seeds_key != bi.seeds_key OR i.seed_config != bi.seed_config) <= 1 AND"
             )
-            args.append(near)
-        found = db.execute(f"{sql} ORDER BY r.started DESC, r.id DESC", args).fetchall()
+            args = [near]
+        found = db.execute(
+            f"{sql} r.status != ? ORDER BY r.started DESC, r.id DESC", [*args, INVALID]
+        ).fetchall()
     return [
         axes.Inputs(
             run_id=row[0],
