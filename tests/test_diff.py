@@ -519,3 +519,27 @@ def test_a_determinism_variable_is_the_seed_axis(
     second = _run("--seed", "0", "--", sys.executable, "train.py")
 
     assert _axes(first, second) == ["seed"]  # not env, although env.yaml records it too
+
+
+def test_a_run_whose_snapshot_is_missing_leaves_other_diffs_alone(
+    project: Path, tmp_path: Path
+) -> None:
+    """A record pulled without its code (its snapshot not here) is no seed sibling of
+    anything; it does not stop `diff` of two other runs."""
+    for lr, seed in (("0.1", "0"), ("0.2", "0"), ("0.1", "1")):
+        result = gitexp("run", "--seed", seed, "--", sys.executable, "train.py", "--lr", lr)
+        assert result.exit_code == 0, result.output
+    first, second, third = sorted(run_ids(project))
+    tree = tmp_path / "branch"
+    git(project, "worktree", "add", "-q", str(tree), "gitexp/runs")
+    code = tree / "experiments" / third / "code.yaml"
+    text = code.read_text()
+    snapshot = yamlio.load(text, "code.yaml")["snapshot"]
+    code.write_text(text.replace(snapshot, "ab" * 20))
+    git(tree, "commit", "-q", "-am", "a run from elsewhere, its code not fetched")
+    git(project, "worktree", "remove", str(tree))
+
+    result = gitexp("diff", "--no-pager", first, second)
+
+    assert result.exit_code == 0, result.output
+    assert "config.argv.lr: 0.1 → 0.2" in result.stdout

@@ -181,6 +181,10 @@ def is_code(path: str, config_files: Iterable[str]) -> bool:
     return "/" in path or not any(fnmatch.fnmatchcase(name, p) for p in LOCK_FILES)
 
 
+class MissingSnapshot(GitexpError):
+    """A run's code snapshot is not in this repository (pulled without it, or pruned)."""
+
+
 def code_diff(repo: pygit2.Repository, a: Inputs, b: Inputs) -> pygit2.Diff | None:
     """The diff between two runs' snapshots, or None when their trees are equal."""
     trees = []
@@ -188,7 +192,7 @@ def code_diff(repo: pygit2.Repository, a: Inputs, b: Inputs) -> pygit2.Diff | No
         try:
             trees.append(repo[run.snapshot].peel(pygit2.Tree))
         except (KeyError, ValueError):
-            raise GitexpError(
+            raise MissingSnapshot(
                 f"the code snapshot {run.snapshot[:12]} of run {run.run_id} is not in this "
                 "repository; fetch it with `gitexp pull`"
             ) from None
