@@ -12,7 +12,8 @@ help:
 	@echo "make test   set up .venv, lint, and run the whole test suite"
 	@echo "make test-quick  the tests not marked slow, without lint"
 	@echo "make lint   ruff and mypy on src/"
-	@echo "make bench  run the benchmarks in benchmarks/ (installs MLflow and W&B to compare)"
+	@echo "make bench  every benchmark beside MLflow, W&B and DVC into benchmarks/RESULTS.md (15 min;"
+	@echo "            QUICK=1: 2 min, smaller sizes)"
 
 venv: $(STAMP)
 
@@ -37,10 +38,7 @@ demo: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[bench]'
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python benchmarks/run.py
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python benchmarks/api.py
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python benchmarks/reliability.py
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python benchmarks/cuda_log.py
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python benchmarks/bench.py $(if $(QUICK),--quick)
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info

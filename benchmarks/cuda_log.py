@@ -10,12 +10,13 @@ there is none.
 
     make bench        # or: .venv/bin/python benchmarks/cuda_log.py [--quick]
 
-Needs a CUDA device; without one it says so and stops (exit 0).
+Needs a CUDA device; without one it says so and stops (exit 0). bench.py reports it as row 2.
 """
 
 from __future__ import annotations
 
 import argparse
+import shutil
 import statistics
 import subprocess
 import sys
@@ -74,6 +75,40 @@ def _child(mode: str, size: str, steps: int) -> None:
     print(_steps_per_s(torch, mode, width, layers, steps))
 
 
+def no_cuda() -> str | None:
+    """Why this machine cannot run the benchmark, or None when it can (asks torch in a child
+    process: importing it here would cost the caller seconds)."""
+    if not Path("/dev/nvidiactl").exists() and shutil.which("nvidia-smi") is None:
+        return "no CUDA device on this machine"
+    check = "import torch; print(torch.cuda.is_available())"
+    done = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True)
+    if done.stdout.strip() != "True":
+        return "torch sees no CUDA device" if done.returncode == 0 else "torch is not installed"
+    return None
+
+
+def measure(steps: int, repeats: int) -> tuple[str, dict[str, dict[str, list[float]]]]:
+    """The device, and steps per second for each model size and mode, `repeats` fresh
+    processes each, interleaved so that the machine's drift hits every mode alike."""
+    found: dict[str, dict[str, list[float]]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        repo = Path(tmp)
+        subprocess.run(["git", "init", "-q", str(repo)], check=True)
+        subprocess.run(["git", "-C", str(repo), "-c", "user.name=b", "-c", "user.email=b@b",
+                        "commit", "-q", "--allow-empty", "-m", "bench"], check=True)  # fmt: skip
+        for size in SIZES:
+            for _ in range(repeats):
+                for mode in MODES:
+                    child = [sys.executable, __file__, "--child", mode, size, str(steps)]
+                    out = subprocess.run(child, cwd=repo, capture_output=True, text=True)
+                    if out.returncode != 0:
+                        raise RuntimeError(f"{mode} on {size} failed: {out.stderr.strip()[-300:]}")
+                    found.setdefault(size, {}).setdefault(mode, []).append(float(out.stdout))
+    name = [sys.executable, "-c", "import torch; print(torch.cuda.get_device_name())"]
+    device = subprocess.run(name, capture_output=True, text=True).stdout.strip()
+    return device, found
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="fewer steps and repeats")
@@ -82,33 +117,19 @@ def main() -> None:
     if args.child:
         _child(args.child[0], args.child[1], int(args.child[2]))
         return
-    import torch
-
-    if not torch.cuda.is_available():
-        print("cuda_log: no CUDA device here; run it on a GPU machine")
+    missing = no_cuda()
+    if missing:
+        print(f"cuda_log: {missing}; run it on a GPU machine")
         return
     steps, repeats = (200, 3) if args.quick else (1000, 5)
-    print(f"{torch.cuda.get_device_name()}, torch {torch.__version__}, {steps} steps, "
-          f"median of {repeats} fresh processes")  # fmt: skip
-    with tempfile.TemporaryDirectory() as tmp:
-        repo = Path(tmp)
-        subprocess.run(["git", "init", "-q", str(repo)], check=True)
-        subprocess.run(["git", "-C", str(repo), "-c", "user.name=b", "-c", "user.email=b@b",
-                        "commit", "-q", "--allow-empty", "-m", "bench"], check=True)  # fmt: skip
-        print(f"{'model':8} {'mode':20} {'steps/s':>10} {'vs none':>9}")
-        for size in SIZES:
-            found: dict[str, list[float]] = {}
-            for _ in range(repeats):  # interleaved: the machine's drift hits every mode alike
-                for mode in MODES:
-                    child = [sys.executable, __file__, "--child", mode, size, str(steps)]
-                    out = subprocess.run(child, cwd=repo, capture_output=True, text=True)
-                    if out.returncode != 0:
-                        sys.exit(f"{mode} on {size} failed:\n{out.stderr}")
-                    found.setdefault(mode, []).append(float(out.stdout))
-            base = statistics.median(found[MODES[0]])
-            for mode in MODES:
-                median = statistics.median(found[mode])
-                print(f"{size:8} {mode:20} {median:10.1f} {median / base - 1:+9.2%}")
+    device, found = measure(steps, repeats)
+    print(f"{device}, {steps} steps, median of {repeats} fresh processes")
+    print(f"{'model':8} {'mode':20} {'steps/s':>10} {'vs none':>9}")
+    for size, modes in found.items():
+        base = statistics.median(modes[MODES[0]])
+        for mode, samples in modes.items():
+            median = statistics.median(samples)
+            print(f"{size:8} {mode:20} {median:10.1f} {median / base - 1:+9.2%}")
 
 
 if __name__ == "__main__":

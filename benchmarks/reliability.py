@@ -233,14 +233,8 @@ SCENARIOS: dict[str, Callable[[Scratch, random.Random, Tally], None]] = {
 }
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--trials", type=int, default=3, help="trials per scenario (3)")
-    parser.add_argument("--seed", type=int, help="seed of the kill moments (random)")
-    parser.add_argument("--quick", action="store_true", help="one trial per scenario")
-    options = parser.parse_args()
-    seed = options.seed if options.seed is not None else random.SystemRandom().randrange(2**32)
-    trials = 1 if options.quick else options.trials
+def measure(trials: int, seed: int) -> dict[str, Tally]:
+    """`trials` trials of each scenario, kill moments drawn from `seed`."""
     rng = random.Random(seed)
     tallies: dict[str, Tally] = {}
     with tempfile.TemporaryDirectory(prefix="gitexp-reliability-") as top:
@@ -252,6 +246,18 @@ def main() -> int:
                 trial(scratch, rng, tally)
                 tally.seconds.append(time.perf_counter() - start)
                 tally.trials += 1
+    return tallies
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--trials", type=int, default=3, help="trials per scenario (3)")
+    parser.add_argument("--seed", type=int, help="seed of the kill moments (random)")
+    parser.add_argument("--quick", action="store_true", help="one trial per scenario")
+    options = parser.parse_args()
+    seed = options.seed if options.seed is not None else random.SystemRandom().randrange(2**32)
+    trials = 1 if options.quick else options.trials
+    tallies = measure(trials, seed)
     print(f"## Reliability: {trials} trials per scenario, seed {seed}\n")
     print(
         "| scenario | trials | runs expected | runs found | lost | phantom | non-zero exits "
