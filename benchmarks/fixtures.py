@@ -147,16 +147,13 @@ _DELTA_DEPTH = 50  # git's own default for `git repack --depth`: reads stay chea
 
 def _size_header(kind: int, size: int) -> bytes:
     """A pack entry's header: type and size, 4 bits then 7 bits a byte, lowest first."""
-    out = bytearray([(kind << 4) | (size & 0x0F)])
-    size >>= 4
-    while size:
-        out[-1] |= 0x80
-        out.append(size & 0x7F)
-        size >>= 7
-    return bytes(out)
+    first = (kind << 4) | (size & 0x0F)
+    rest = size >> 4
+    return bytes([first | 0x80]) + _varint(rest) if rest else bytes([first])
 
 
 def _varint(value: int) -> bytes:
+    """7 bits a byte, lowest first, the top bit saying that more follow."""
     out = bytearray([value & 0x7F])
     value >>= 7
     while value:
