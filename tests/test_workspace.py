@@ -217,3 +217,25 @@ def test_inside_the_git_folder_the_error_says_where_to_go(
     result = gitexp("log")
     assert result.exit_code == 1
     assert "is inside the .git folder; run gitexp from the working tree" in result.stderr
+
+
+def test_a_branch_read_again_follows_every_move_of_it(project: Path) -> None:
+    """One process asks for the runs branch many times; each answer is where it is now,
+    whether another process moved it loose, packed it, or deleted it."""
+    ws = open_workspace()
+    ref = "refs/heads/gitexp/runs"
+    first = git(project, "rev-parse", "HEAD").strip()
+    git(project, "update-ref", ref, first)
+    assert ws.ref_target(ref) == ws.ref_target(ref) == first
+
+    git(project, "commit", "-q", "--allow-empty", "-m", "another")
+    second = git(project, "rev-parse", "HEAD").strip()
+    git(project, "update-ref", ref, second)
+    assert ws.ref_target(ref) == second
+    git(project, "pack-refs", "--all")
+    assert ws.ref_target(ref) == second
+    git(project, "update-ref", ref, first)  # packed, and now loose again
+    assert ws.ref_target(ref) == first
+    git(project, "pack-refs", "--all")
+    git(project, "update-ref", "-d", ref)
+    assert ws.ref_target(ref) is None

@@ -1,5 +1,6 @@
 """How runs look on a terminal (rich) and to scripts (JSON); `gitexp log`'s listing is in
-listing, which loads rich only to colour. Only these modules and cli use rich."""
+listing, which loads rich only to colour. Only these modules and cli use rich, and each view
+loads it only when it draws: `diff` prints plain text and need not pay for rich."""
 
 from __future__ import annotations
 
@@ -7,12 +8,6 @@ import json
 import math
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
-
-from rich.console import Console, Group, RenderableType
-from rich.markup import escape
-from rich.panel import Panel
-from rich.table import Table
-from rich.text import Text
 
 from gitexp import yamlio
 from gitexp.cells import duration, number
@@ -23,6 +18,10 @@ from gitexp.reader import MetricRow
 from gitexp.reader import terminal_safe as safe
 
 if TYPE_CHECKING:  # `gitexp log` need not load what diff and verify use
+    from rich.console import Console, RenderableType
+    from rich.table import Table
+    from rich.text import Text
+
     from gitexp.axes import Change
     from gitexp.comparison.ablate import Ablation
     from gitexp.comparison.compare import Row as CompareRow
@@ -36,10 +35,13 @@ _OUTPUT_TAIL_LINES = 20
 
 
 def status_text(status: str) -> Text:
+    from rich.text import Text
+
     return Text(status, style=STATUS_STYLE.get(status, ""))
 
 
 def _yaml_block(title: str, data: Any) -> RenderableType:
+    from rich.panel import Panel
     from rich.syntax import Syntax  # only `show` colours YAML: listings need not load it
 
     text = yamlio.dump(data).decode() if isinstance(data, Mapping) else str(data)
@@ -53,6 +55,12 @@ def _yaml_block(title: str, data: Any) -> RenderableType:
 
 def record_view(record: Record) -> RenderableType:
     """Every part of one record, readably; long parts are summarised with where to see them."""
+    from rich.console import Group
+    from rich.markup import escape
+    from rich.panel import Panel
+    from rich.table import Table
+    from rich.text import Text
+
     view = record.parsed()
     run = view.get("run", {})
     later = view.get("annotations") or {}
@@ -159,6 +167,9 @@ def metrics_table(summary: Mapping[str, Any], rows: Iterable[MetricRow]) -> Tabl
     The rows stream by; each curve keeps a bounded sample of its values, so a run of
     millions of steps draws in flat memory.
     """
+    from rich.markup import escape
+    from rich.table import Table
+
     keep = _CURVE_WIDTH * 8
     series: dict[str, list[float]] = {}
     every: dict[str, int] = {}
@@ -215,6 +226,8 @@ def _indented(value: Any) -> str:
 
 def console(stderr: bool = False) -> Console:
     """A console that respects NO_COLOR and drops colour when not on a terminal."""
+    from rich.console import Console
+
     terminal = Console(stderr=stderr).is_terminal
     # Piped output is for grep and less: never cut a column to fit 80 characters.
     return Console(stderr=stderr, highlight=False, width=None if terminal else 1000)
@@ -571,6 +584,9 @@ def outcomes_json(outcomes: Outcomes) -> dict[str, Any]:
 
 def watch_table(runs: Sequence[LiveRun]) -> Table:
     """The `gitexp watch` table: one row per running run, the last value of a few metrics."""
+    from rich.table import Table
+    from rich.text import Text
+
     metrics = list(dict.fromkeys(name for run in runs for name, _ in run.metrics))
     table = Table(box=None, header_style="bold", pad_edge=False)
     table.add_column("run")
@@ -652,6 +668,11 @@ def compare_legend(table: CompareTable) -> str:
 
 def compare_view(table: CompareTable) -> RenderableType:
     """`gitexp compare` on a terminal."""
+    from rich.console import Group
+    from rich.markup import escape
+    from rich.table import Table
+    from rich.text import Text
+
     header, rows = compare_cells(table, with_changes=len(table.rows) > 1)
     grid = Table(box=None, header_style="bold", pad_edge=False)
     for i, name in enumerate(header):

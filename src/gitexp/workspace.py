@@ -55,13 +55,45 @@ class Workspace:
 
     def ref_target(self, ref: str) -> str | None:
         """The object id the full ref name `ref` points at, read without opening any object
-        (git's own abbreviation rules are not applied); None if there is no such ref."""
+        (git's own abbreviation rules are not applied); None if there is no such ref.
+
+        Asked again in one process, git is asked again only if the files that hold refs
+        changed since: one `diff` opens the index nine times."""
+        key = (self.git_dir, ref)
+        files = _ref_files(self.state_dir.parent, ref)  # before reading: a move after it shows
+        known = _REFS_READ.get(key)
+        if files is not None and known is not None and known[0] == files:
+            return known[1]
         found = git.run(self.workdir, f"--git-dir={self.git_dir}", "show-ref", "--verify",
                         "--hash", ref)  # fmt: skip
         if found is None:  # no git here
             target = self.repo.references.get(ref)
             return None if target is None else str(target.resolve().target)
-        return found.stdout.strip() if found.returncode == 0 else None
+        result = found.stdout.strip() if found.returncode == 0 else None
+        if files is not None:
+            _REFS_READ[key] = (files, result)
+        return result
+
+
+# What each ref read pointed at, and the state of the files that hold it then.
+_REFS_READ: dict[tuple[Path, str], tuple[tuple[object, ...], str | None]] = {}
+
+
+def _ref_files(common: Path, ref: str) -> tuple[object, ...] | None:
+    """The identity of the files git keeps `ref` in (its loose file and packed-refs): git
+    replaces them whenever a ref moves. None for refs other than branches (a worktree keeps
+    some of its own) and where refs are kept otherwise (reftable)."""
+    if not ref.startswith("refs/heads/") or (common / "reftable").exists():
+        return None
+    state: list[object] = []
+    for path in (common / ref, common / "packed-refs"):
+        try:
+            found = path.stat()
+        except OSError:
+            state.append(None)
+            continue
+        state.append((found.st_ino, found.st_mtime_ns, found.st_size))
+    return tuple(state)
 
 
 def checked_out_at(ws: Workspace, ref: str) -> Path | None:
