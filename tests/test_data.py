@@ -385,12 +385,12 @@ def test_a_missing_dvc_is_named(project: Path) -> None:
     )
 
 
-@pytest.mark.parametrize("with_git", [True, False], ids=["git", "no-git-on-path"])
+@pytest.mark.parametrize("how", ["git", "no-git-on-path", "small-index"])
 def test_pointer_files_are_found_wherever_they_are(
-    project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, with_git: bool
+    project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, how: str
 ) -> None:
-    """Committed, staged and untracked pointers, in any folder; git finds those in the index,
-    or pygit2 does where a training container has no git."""
+    """Committed, staged and untracked pointers, in any folder; git finds those in a large
+    index, pygit2 walks a small one, or any where a training container has no git."""
     from gitexp import data
     from gitexp.workspace import open_workspace
 
@@ -409,7 +409,9 @@ def test_pointer_files_are_found_wherever_they_are(
     git(project, "add", "staged.dvc")
     pointer("c/untracked.dvc", "loose")
     ws = open_workspace()  # before PATH changes: finding the repository asks git
-    if not with_git:
+    if how != "small-index":
+        monkeypatch.setattr(data, "_WALKED_ENTRIES", 0)  # this index counts as large
+    if how == "no-git-on-path":
         monkeypatch.setenv("PATH", str(tmp_path / "nowhere"))
 
     assert data.pointers(ws).keys() == {"a/b/images", "a/features", "staged", "c/loose"}
