@@ -507,7 +507,7 @@ def _history(
         del loaded[oid]
         commit, here = found
         step = history.steps[oid] = _Step()
-        trees = [oid for oid in (commit.tree_id, here.id) if oid is not None]
+        trees = [tree for tree in (commit.tree_id, here.id) if tree is not None]
         history.trees.update(trees)
         parent_ids = objects.parents(commit)
         whole = commit.id not in objects.shallow  # the edge of a shallow clone is not kept
