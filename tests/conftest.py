@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import pty
+import socket
 import subprocess
 import sys
 import threading
@@ -44,6 +45,18 @@ def sealed(home: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     finally:
         for level, path in saved.items():
             pygit2.settings.search_path[level] = path
+
+
+@pytest.fixture
+def torchrun_port(monkeypatch: pytest.MonkeyPatch) -> int:
+    """A free port for torchrun's rendezvous (its --master-port, read from PET_MASTER_PORT):
+    two torchruns at once, in tests on two workers, would both take 29500 and could join
+    each other's jobs."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = int(probe.getsockname()[1])
+    monkeypatch.setenv("PET_MASTER_PORT", str(port))
+    return port
 
 
 @pytest.fixture(autouse=True)

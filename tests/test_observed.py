@@ -350,7 +350,7 @@ def test_torch_seeds_and_a_model_built_before_the_seed(project: Path) -> None:
 
 
 @pytest.mark.slow
-def test_torchrun_records_rank_zero_and_its_own_options(project: Path) -> None:
+def test_torchrun_records_rank_zero_and_its_own_options(project: Path, torchrun_port: int) -> None:
     pytest.importorskip("torch")
     torchrun = Path(sys.executable).parent / "torchrun"
     if not torchrun.exists():

@@ -150,7 +150,9 @@ dist.destroy_process_group()
 """
 
 
-def test_torchrun_on_cpu_makes_one_record_written_by_rank_0(project: Path) -> None:
+def test_torchrun_on_cpu_makes_one_record_written_by_rank_0(
+    project: Path, torchrun_port: int
+) -> None:
     (project / "dist_train.py").write_text(TORCHRUN)
     git(project, "add", "dist_train.py")
     git(project, "commit", "-q", "-m", "a distributed script")
@@ -180,7 +182,10 @@ def test_torchrun_on_cpu_makes_one_record_written_by_rank_0(project: Path) -> No
                           cwd=project, capture_output=True, text=True, timeout=300)  # fmt: skip
     assert done.returncode == 0, done.stderr
     said = sorted(line.split() for line in done.stdout.splitlines() if line[:2] in ("0 ", "1 "))
-    assert [words[:2] for words in said] == [["0", "_OwnRun"], ["1", "_NoRun"]]
+    assert [words[:2] for words in said] == [["0", "_OwnRun"], ["1", "_NoRun"]], (
+        done.stdout[-2000:],
+        done.stderr[-4000:],
+    )
     alone = run_ids(project)[0]
     assert said[0][2] == said[1][2] == alone and len(run_ids(project)) == 2
     tsv = git(project, "show", f"gitexp/runs:experiments/{alone}/metrics.tsv")
