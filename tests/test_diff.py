@@ -385,6 +385,24 @@ def test_an_option_the_script_copies_into_its_config_is_one_change(project: Path
     assert result.stdout.count("+  lr: 0.2") == 1
 
 
+def test_an_option_the_script_does_not_hand_to_gitexp_init_is_still_a_change(
+    project: Path,
+) -> None:
+    (project / "train.py").write_text(
+        "import argparse, gitexp\n"
+        "parser = argparse.ArgumentParser()\n"
+        "parser.add_argument('--lr', type=float)\n"
+        "args = parser.parse_args()\n"
+        "with gitexp.init(config={'width': 8}):\n"
+        "    pass\n"
+    )
+    git(project, "commit", "-q", "-am", "api")
+    first = _run("--", sys.executable, "train.py", "--lr", "0.1")
+    second = _run("--", sys.executable, "train.py", "--lr", "0.2")
+
+    assert _axes(first, second) == ["config.argv.lr"]
+
+
 def test_unseeded_runs_warn_that_differences_may_be_noise(project: Path) -> None:
     first = _run("--", sys.executable, "train.py", "--lr", "0.1")
     second = _run("--", sys.executable, "train.py", "--lr", "0.2")

@@ -228,8 +228,11 @@ def settle_config(
     config given to gitexp.init, else with the namespace the script's parser produced, else
     (no parser seen) with the command's options read from argv."""
     base = {k: v for k, v in launched.items() if k != config_mod.ARGV}
+    parsed: dict[str, Any] = {}
     if code_config is not None:
         merged = config_mod.merge(base, code_config)
+        if report is not None and report.namespace is not None and _options(report.namespace):
+            parsed = _not_given(report.namespace, code_config)
     elif report is not None and report.namespace is not None and _options(report.namespace):
         merged = config_mod.merge(base, report.namespace)  # what the script used wins
     else:
@@ -241,9 +244,22 @@ def settle_config(
     given = merged.get(config_mod.ARGV)
     kept = {k: v for k, v in given.items() if k != argv.POSITIONAL} if isinstance(given, dict) \
         else {}  # fmt: skip
-    merged[config_mod.ARGV] = {**kept, **options, argv.POSITIONAL: words}
+    merged[config_mod.ARGV] = {**parsed, **kept, **options, argv.POSITIONAL: words}
     settled: dict[str, Any] = config_mod.sort_keys(merged)
     return settled
+
+
+def _not_given(namespace: Mapping[str, Any], given: Mapping[str, Any]) -> dict[str, Any]:
+    """The options a script parsed that the config it gave gitexp.init does not hold (under
+    any key of that name, with that value): kept as `argv`, since `--lr 0.2` is a change
+    whether or not the script hands it on. One it does hold is not recorded twice."""
+    leaves = {(key.rsplit(".", 1)[-1], repr(value)) for key, value in
+              config_mod.flatten(given).items()}  # fmt: skip
+    return {
+        key: value
+        for key, value in namespace.items()
+        if (key, repr(value)) not in leaves and (key.replace("-", "_"), repr(value)) not in leaves
+    }
 
 
 def _load(data: bytes | None, name: str) -> dict[str, Any]:
