@@ -53,6 +53,8 @@ class RunRequest:
     outputs: tuple[str, ...] = ()  # paths to store as artifacts once the command ends
     reproduces: str | None = None  # the run this one replays (`gitexp reproduce`)
     rerun_of: str | None = None  # the run this one re-runs with a change (`gitexp rerun`)
+    explains: str | None = None  # `A..B`, for a variant run by `gitexp explain`
+    variant: str | None = None  # which planned run of that explanation this is
     hydra: Mapping[str, Any] | None = None  # the Hydra job a script's own run is
     system_metrics: bool = True  # `gitexp run` samples CPU, memory and GPUs beside it
 
@@ -207,6 +209,8 @@ def begin(
             inputs=tuple(sorted({p.made_by for p in pins if p.made_by})),
             reproduces=request.reproduces,
             rerun_of=request.rerun_of,
+            explains=request.explains,
+            variant=request.variant,
             redacted=(*redacted, *config_redacted, *hydra_redacted),
             hydra=hydra,
         )

@@ -130,7 +130,17 @@ def run_info(run_id: str, data: bytes | None) -> RunInfo:
         raise Unreadable(f"{where}: `status` {terminal_safe(str(status))!r} is not a status")
     texts = {
         key: _text(found.get(key), key, where)
-        for key in ("name", "notes", "signal", "error", "finished", "reproduces", "rerun_of")
+        for key in (
+            "name",
+            "notes",
+            "signal",
+            "error",
+            "finished",
+            "reproduces",
+            "rerun_of",
+            "explains",
+            "variant",
+        )
     }
     required = {
         key: _text(found.get(key, ""), key, where, optional=False)

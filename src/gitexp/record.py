@@ -133,6 +133,8 @@ class RunInfo:
     duration_s: float | None = None
     reproduces: str | None = None
     rerun_of: str | None = None  # the run this one re-ran with a change (`gitexp rerun`)
+    explains: str | None = None  # `A..B`: the explanation this run is a variant of
+    variant: str | None = None  # which of its planned runs (`config.lr#2`)
     inputs: tuple[str, ...] = ()
     schema: int = SCHEMA
     redacted: tuple[Redaction, ...] = ()  # secrets kept out of `command` and config.yaml
@@ -187,6 +189,9 @@ class RunInfo:
         ordered = {key: data[key] for key in order}
         if self.rerun_of:  # written only when there is something to say
             ordered["rerun_of"] = self.rerun_of
+        if self.explains:
+            ordered["explains"] = self.explains
+            ordered["variant"] = self.variant
         if self.redacted:  # written only when there is something to say
             ordered["redacted"] = [asdict(item) for item in self.redacted]
         if self.hydra:

@@ -94,6 +94,8 @@ def record_view(record: Record) -> RenderableType:
             ),
         ),
         ("reproduces", run.get("reproduces")),
+        ("rerun of", run.get("rerun_of")),
+        ("explains", " ".join(str(run[k]) for k in ("explains", "variant") if run.get(k))),
         ("made from", ", ".join(view["lineage"]["inputs"])),
         ("used by", ", ".join(view["lineage"]["used_by"])),
         ("host", f"{run.get('user')}@{run.get('host')}"),

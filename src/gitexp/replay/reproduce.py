@@ -14,16 +14,17 @@ import math
 import os
 import shutil
 import sys
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
-from gitexp import argv, axes, data, environment, git, history, launch, reader, runner, yamlio
+from gitexp import argv, axes, environment, git, history, reader, yamlio
 from gitexp.config import flatten
 from gitexp.errors import GitexpError, Unreadable, UsageError
 from gitexp.record import CODE, CONFIG, DATA, ENV, RUN, SEEDS, SUMMARY, RunInfo, shown_by_default
 from gitexp.replay import code
+from gitexp.replay import recipe as recipes
+from gitexp.replay.recipe import Recipe
 from gitexp.seeds import DETERMINISM_VARIABLE, SEED_VARIABLES
 from gitexp.workspace import Workspace
 
@@ -97,7 +98,7 @@ def plan(ws: Workspace, ref: str) -> Plan:
     snapshot = code.snapshot_of(record)
     seeds = reader.mapping(run_id, SEEDS, record.files.get(SEEDS))
     variables = _replayed_variables(seeds)
-    command, notes = _runnable(info.command)
+    command, notes = runnable(info.command)
     recorded = reader.mapping(run_id, ENV, record.files.get(ENV))
     env = {**os.environ, **variables}
     here = environment.capture(command, env, ws.workdir, ws.settings.env_allow)
@@ -105,7 +106,7 @@ def plan(ws: Workspace, ref: str) -> Plan:
     return Plan(record, info, command, info.cwd, snapshot, tuple(differences), variables, notes)
 
 
-def _runnable(command: tuple[str, ...]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+def runnable(command: tuple[str, ...]) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """The recorded command, runnable here: a Python interpreter recorded by a path this
     machine lacks (another machine's virtual environment) is this machine's `python` of the
     same name on PATH, and the user is told; the environment check shows what differs."""
@@ -145,7 +146,7 @@ def _replayed_variables(seeds: Mapping[str, Any]) -> dict[str, str]:
 def run(ws: Workspace, chosen: Plan, rtol: float, atol: float) -> Outcome:
     """Run the plan in a worktree of the run's code; record and compare the new run."""
     record = chosen.record
-    result = _replay(ws, chosen, chosen.command, (), reproduces=record.summary.id)
+    result = recipes.run(ws, replace(recipe(chosen), reproduces=record.summary.id))
     again = history.load(ws, result.run_id)
     return Outcome(
         record.summary.id,
@@ -190,9 +191,9 @@ def changed(ws: Workspace, chosen: Plan, changes: Sequence[str]) -> Changed:
         key, sep, value = change.partition("=")
         if not sep or not key or key.startswith("-"):
             raise UsageError(f"-p {change!r}: write KEY=VALUE, e.g. -p lr=0.01")
-        if _set_option(command, key, value):
+        if set_option(command, key, value):
             continue
-        option = _option_of(ws, chosen.snapshot, key) if key in config else None
+        option = option_of(ws, chosen.snapshot, key) if key in config else None
         if option is None:
             params.append(change)
             notes.append(
@@ -209,7 +210,7 @@ def changed(ws: Workspace, chosen: Plan, changes: Sequence[str]) -> Changed:
     return Changed(tuple(command), tuple(params), tuple(notes))
 
 
-def _option_of(ws: Workspace, snapshot: str, key: str) -> str | None:
+def option_of(ws: Workspace, snapshot: str, key: str) -> str | None:
     """How the code at `snapshot` spells the option whose value the config holds as `key`:
     `--test-batch-size` or `--test_batch_size`, whichever a Python file of it defines."""
     for option in dict.fromkeys([f"--{key.replace('_', '-')}", f"--{key}"]):
@@ -224,14 +225,15 @@ def _option_of(ws: Workspace, snapshot: str, key: str) -> str | None:
 def rerun(ws: Workspace, chosen: Plan, change: Changed) -> Rerun:
     """The plan's command with `change`, on the run's own code, data and seeds."""
     record = chosen.record
-    result = _replay(ws, chosen, change.command, change.params, rerun_of=record.summary.id)
+    made = recipe(chosen, change.command, change.params)
+    result = recipes.run(ws, replace(made, rerun_of=record.summary.id))
     again = history.load(ws, result.run_id)
     differs = tuple(_config_changes(record, again))
     return Rerun(record.summary.id, result.run_id, result.status, result.exit_status,
                  change.command, differs)  # fmt: skip
 
 
-def _set_option(command: list[str], key: str, value: str) -> bool:
+def set_option(command: list[str], key: str, value: str) -> bool:
     """Give the option `key` of the command (`--key v`, `--key=v`, `-k v`) the value `value`,
     wherever the command already spells it; whether it did."""
     found = False
@@ -251,56 +253,27 @@ def _set_option(command: list[str], key: str, value: str) -> bool:
     return found
 
 
-def _replay(
-    ws: Workspace,
-    chosen: Plan,
-    command: tuple[str, ...],
-    params: tuple[str, ...],
-    reproduces: str | None = None,
-    rerun_of: str | None = None,
-) -> runner.RunResult:
-    """`command` run as the recorded run was, in a worktree of its code, and recorded."""
+def recipe(
+    chosen: Plan, command: tuple[str, ...] | None = None, params: tuple[str, ...] = ()
+) -> Recipe:
+    """The plan's run as a recipe: its command (or `command`) on its own code, data, config
+    files and seed variables."""
     record = chosen.record
     run_id = record.summary.id
-    info = chosen.info
     recorded_code = reader.mapping(run_id, CODE, record.files.get(CODE))
     files = [str(f) for f in recorded_code.get("config_files") or [] if isinstance(f, str)]
-    with code.worktree(ws, chosen.snapshot) as there:
-        pins = [(p.path, p.md5) for p in reader.pins(run_id, DATA, record.files.get(DATA))]
-        if pins:
-            data.restore(there, pins)
-        cwd = there.workdir / chosen.cwd
-        if not cwd.resolve().is_relative_to(there.workdir.resolve()):
-            raise Unreadable(f"run {run_id} ran in {chosen.cwd!r}, outside its repository")
-        request = launch.RunRequest(
-            command=command,  # no name: a name finds one run, and the link says whose this is
-            tags=info.tags,
-            config_files=tuple(there.workdir / f for f in files),
-            params=params,
-            data=tuple(path for path, _ in pins) or None,
-            reproduces=reproduces,
-            rerun_of=rerun_of,
-        )
-        with _environment(chosen.variables):
-            result = runner.run(there, request, cwd)
-    if result.kept is not None:
-        raise GitexpError(f"the run ran, but its record is not written yet: {result.kept}")
-    return result
-
-
-@contextmanager
-def _environment(variables: Mapping[str, str]) -> Iterator[None]:
-    """The variables set for the command, and this process's own put back after."""
-    before = {name: os.environ.get(name) for name in variables}
-    os.environ.update(variables)
-    try:
-        yield
-    finally:
-        for name, value in before.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+    pins = [(p.path, p.md5) for p in reader.pins(run_id, DATA, record.files.get(DATA))]
+    return Recipe(
+        source=run_id,
+        snapshot=chosen.snapshot,
+        cwd=chosen.cwd,
+        command=chosen.command if command is None else command,
+        params=params,
+        config_files=tuple(files),
+        tags=chosen.info.tags,
+        pins=tuple(pins),
+        variables=dict(chosen.variables),
+    )
 
 
 def compare_metrics(
