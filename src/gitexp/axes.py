@@ -484,18 +484,24 @@ CodeMemo = dict[tuple[Any, ...], bool]  # a run's code key → whether its code 
 
 
 def counted_changes(
-    repo: pygit2.Repository, rules: Rules, base: Inputs, other: Inputs, code_memo: CodeMemo
+    repo: pygit2.Repository,
+    rules: Rules,
+    base: Inputs,
+    other: Inputs,
+    code_memo: CodeMemo,
+    complete: bool = False,
 ) -> list[Change]:
     """The axes `other` differs from `base` on, as the repository counts them (groups and
     ignores applied), code included.
 
     Cheapest test first: when more than one axis differs before code is looked at, the code
-    is not looked at and the list leaves it out (it is long enough to refuse either way).
-    `code_memo` caches, for one `base`, whether each code key differs from base's code.
+    is not looked at and the list leaves it out (it is long enough to refuse either way),
+    unless `complete`. `code_memo` caches, for one `base`, whether each code key differs
+    from base's code.
     """
     changes = record_changes(base, other)
     counted, _ = rules.apply(changes)
-    if len(counted) > 1:
+    if len(counted) > 1 and not complete:
         return counted
     key = (other.snapshot, other.config_files, tuple(sorted(other.dirty_submodules.items())))
     if key not in code_memo:

@@ -20,7 +20,7 @@ from gitexp.errors import GitexpError
 
 if TYPE_CHECKING:
     from gitexp import data
-    from gitexp.replay.reproduce import Plan
+    from gitexp.explain.plan import Planned
     from gitexp.workspace import Workspace
 
 _SHOWN_DIFFERENCES = 20  # environment values `reproduce` lists before it counts the rest
@@ -704,7 +704,7 @@ def reproduce(run_id: str, rtol: float, atol: float, strict_env: bool, yes: bool
     ws = workspace.open_workspace()
     plan = replay.plan(ws, run_id)
     original = plan.record.summary.id
-    _consent(ws, plan, yes)
+    _consent(ws, original, plan.command, yes)
     for note in plan.notes:
         click.echo(f"gitexp: {safe(note)}", err=True)
     if plan.environment:
@@ -751,7 +751,7 @@ def rerun(ctx: click.Context, run_id: str, changes: tuple[str, ...], yes: bool) 
     ws = workspace.open_workspace()
     plan = replay.plan(ws, run_id)
     change = replay.changed(ws, plan, changes)
-    _consent(ws, plan, yes, change.command)
+    _consent(ws, plan.record.summary.id, change.command, yes)
     for note in (*plan.notes, *change.notes):
         click.echo(f"gitexp: {safe(note)}", err=True)
     done = replay.rerun(ws, plan, change)
@@ -765,21 +765,20 @@ def rerun(ctx: click.Context, run_id: str, changes: tuple[str, ...], yes: bool) 
     ctx.exit(done.exit_status)
 
 
-def _consent(ws: Workspace, plan: Plan, yes: bool, command: Sequence[str] | None = None) -> None:
+def _consent(ws: Workspace, run_id: str, command: Sequence[str], yes: bool) -> None:
     """Run a record's command only if it verifies, or its reader agrees."""
     from gitexp.errors import Refused
     from gitexp.reader import terminal_safe as safe
     from gitexp.replay import reproduce as replay
 
-    original = plan.record.summary.id
-    doubt = replay.distrust(ws, original)
+    doubt = replay.distrust(ws, run_id)
     if doubt is None or yes:
         return
-    shown = safe(shlex.join(command or plan.command))
+    shown = safe(shlex.join(command))
     if not sys.stdin.isatty():
-        raise Refused(f"run {original} does not verify ({safe(doubt)}); it would run "
+        raise Refused(f"run {run_id} does not verify ({safe(doubt)}); it would run "
                       f"`{shown}`: read it, then pass --yes to run it")  # fmt: skip
-    click.echo(f"run {original} does not verify ({safe(doubt)}).", err=True)
+    click.echo(f"run {run_id} does not verify ({safe(doubt)}).", err=True)
     if not click.confirm(f"Run `{shown}` from it?", err=True):
         raise click.Abort()
 
@@ -1152,6 +1151,135 @@ def ablate(baseline: str, metrics: tuple[str, ...], as_json: bool) -> None:
         click.echo(jsontext.as_json(found.as_dict()))
     else:
         click.echo(render.ablation_text(found), nl=False)
+
+
+@cli.command()
+@click.argument("run_a")
+@click.argument("run_b")
+@_METRICS
+@click.option("--seeds", type=click.IntRange(1, 100), default=1, show_default=True,
+              help="Run each variant with N seeds: a noise estimate of each effect.")  # fmt: skip
+@click.option("--axis", "patterns", multiple=True, metavar="AXIS",
+              help="Vary only this axis (`code`, `config.lr`, `data.*`); repeatable.")  # fmt: skip
+@click.option("--plan", "show_plan", is_flag=True,
+              help="Print the plan and what the history already holds; run nothing.")  # fmt: skip
+@click.option("--print", "print_commands", is_flag=True,
+              help="Print one command line per run still to make (for a SLURM array or "
+              "`xargs -P`); run nothing.")  # fmt: skip
+@click.option("--only", metavar="RUN", help="Make only this run of the plan (`code#2`).")
+@click.option("--max-runs", type=click.IntRange(min=0), default=16, show_default=True,
+              help="Refuse (exit 3) a plan that needs more new runs than this.")  # fmt: skip
+@click.option("--retry-failed", is_flag=True,
+              help="Run again the planned runs the history holds as failed.")  # fmt: skip
+@click.option(
+    "--yes", is_flag=True, help="Run records that do not verify without asking (for scripts)."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the explanation as JSON.")
+@click.option("--markdown", is_flag=True, help="Print the explanation as Markdown.")
+@click.pass_context
+def explain(
+    ctx: click.Context,
+    run_a: str,
+    run_b: str,
+    metrics: tuple[str, ...],
+    seeds: int,
+    patterns: tuple[str, ...],
+    show_plan: bool,
+    print_commands: bool,
+    only: str | None,
+    max_runs: int,
+    retry_failed: bool,
+    yes: bool,
+    as_json: bool,
+    markdown: bool,
+) -> None:
+    """Run the single-axis variants between RUN_A and RUN_B (A with one axis taken from B)
+    and say which axis made the difference. Runs the history holds are reused."""
+    from contextlib import nullcontext, redirect_stdout
+
+    from gitexp import jsontext, listing, workspace
+    from gitexp.errors import Refused
+    from gitexp.explain import attribute, runs, view
+    from gitexp.explain import plan as planning
+
+    ws = workspace.open_workspace()
+    with listing.indexing_progress() as progress:
+        plan = planning.make(ws, run_a, run_b, seeds, patterns, retry_failed, progress)
+    if show_plan:
+        click.echo(view.plan_text(plan, max_runs), nl=False)
+        return
+    if only is not None:
+        chosen = plan.planned(only)
+        if chosen.run_id is not None:
+            click.echo(f"{chosen.label} is run {chosen.run_id} ({chosen.status}) already")
+            return
+        if chosen.impossible is not None:
+            raise GitexpError(f"{chosen.label} cannot be made: {chosen.impossible}")
+        _explain_consent(ws, plan, yes)
+        done, status, problem = runs.run(ws, plan, chosen)
+        _said_run(done, problem)
+        ctx.exit(status)
+    todo = plan.to_run
+    if len(todo) > max_runs:
+        raise Refused(f"the plan needs {len(todo)} new runs, above --max-runs {max_runs}; raise "
+                      "--max-runs, lower --seeds, or vary fewer axes with --axis (`--plan` "
+                      "lists them)")  # fmt: skip
+    if print_commands:
+        if todo:
+            _explain_consent(ws, plan, yes)
+        click.echo(view.commands(plan, patterns, retry_failed, yes), nl=False)
+        return
+    interrupted = None
+    if todo:
+        _explain_consent(ws, plan, yes)
+        quiet = as_json or markdown  # then stdout is for the explanation alone
+        with redirect_stdout(sys.stderr) if quiet else nullcontext():
+            plan, problems, interrupted = runs.run_all(ws, plan, _announce)
+    else:
+        problems = runs.problems_of(plan)
+    found = attribute.explain(ws, plan, metrics, problems)
+    if as_json:
+        click.echo(jsontext.as_json(found.as_dict()))
+    elif markdown:
+        click.echo(view.markdown(found), nl=False)
+    else:
+        click.echo(view.text(found), nl=False)
+    if interrupted is not None:
+        click.echo("gitexp: explain stopped; run it again to make the rest", err=True)
+        ctx.exit(interrupted)
+    if found.problems:
+        raise GitexpError(f"{len(found.problems)} planned runs count for nothing (see above); "
+                          "the explanation leaves their axes out")  # fmt: skip
+
+
+def _explain_consent(ws: Workspace, plan: Any, yes: bool) -> None:
+    """explain runs A's command on B's code and data: both records must verify, or the user
+    agree; and this machine must be A's environment, or no run made here is a variant."""
+    from gitexp.explain import runs
+
+    for source in (plan.a, plan.b):
+        _consent(ws, source.run_id, source.info.command, yes)
+    runs.check_environment(ws, plan)
+
+
+def _announce(planned: Planned, rank: int, count: int) -> None:
+    from gitexp.reader import terminal_safe as safe
+
+    if planned.run_id is None:
+        how = "; ".join(planned.how) or "as it ran"
+        click.echo(f"gitexp explain: [{rank}/{count}] {planned.label}: {safe(how)}", err=True)
+    else:
+        click.echo(f"gitexp explain: [{rank}/{count}] {planned.label} is run {planned.run_id} "
+                   f"({planned.status})", err=True)  # fmt: skip
+
+
+def _said_run(done: Planned, problem: str | None) -> None:
+    from gitexp.reader import terminal_safe as safe
+
+    click.echo(f"gitexp explain: {done.label} is run {done.run_id} ({done.status})", err=True)
+    if problem is not None:
+        click.echo(f"gitexp explain: warning: {done.label} is not the planned run: "
+                   f"{safe(problem)}", err=True)  # fmt: skip
 
 
 def main() -> None:

@@ -1,0 +1,93 @@
+"""Running the plan: each planned run the history lacks, one after another, through the
+replay machinery (its exact code in a worktree of its own, its data restored, its seeds
+set), recorded as a normal run linked to the explanation; and each checked to be the run
+that was planned, since a change that did not reach the script would explain nothing."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+
+from gitexp.errors import Refused
+from gitexp.explain import plan as planning
+from gitexp.explain import variants
+from gitexp.explain.plan import B, Plan, Planned
+from gitexp.replay import recipe as recipes
+from gitexp.workspace import Workspace
+
+# (a planned run, its rank, of how many): called as it starts, and again once it has its run
+Announce = Callable[[Planned, int, int], None]
+
+
+def run(ws: Workspace, plan: Plan, planned: Planned) -> tuple[Planned, int, str | None]:
+    """Make and run one planned run: it, updated; the command's exit status; and why it is
+    not the planned run, if it is not."""
+    source, other = (plan.b, plan.a) if planned.group == B else (plan.a, plan.b)
+    made = variants.recipe(
+        ws,
+        source,
+        other,
+        plan.changes(planned) if planned.group != B else (),
+        plan.rules,
+        planned.seed,
+    )
+    recipe = replace(made.recipe, explains=plan.name, variant=planned.label)
+    result = recipes.run(ws, recipe)
+    done = replace(planned, run_id=result.run_id, status=result.status, how=made.how)
+    problem = planning.check(ws, plan, done, result.run_id)
+    return done, result.exit_status, problem
+
+
+def run_all(
+    ws: Workspace, plan: Plan, announce: Announce
+) -> tuple[Plan, dict[str, str], int | None]:
+    """Every planned run still to make, in the plan's order (all first seeds, then the
+    second…, so that a plan stopped early has measured every axis once). Returns the plan
+    with their runs, why each unusable one is so, and the exit status of a run that was
+    interrupted (the rest are then left for a later `explain`)."""
+    problems = problems_of(plan)
+    todo = plan.to_run
+    runs = list(plan.runs)
+    for rank, planned in enumerate(todo, 1):
+        announce(planned, rank, len(todo))
+        done, status, problem = run(ws, plan, planned)
+        runs[runs.index(planned)] = done
+        announce(done, rank, len(todo))
+        if problem is not None:
+            problems[done.label] = problem
+        elif done.status != planning.SUCCEEDED:
+            problems[done.label] = f"it {done.status} (exit {status})"
+        if done.status == "interrupted":
+            return replace(plan, runs=tuple(runs)), problems, status
+    return replace(plan, runs=tuple(runs)), problems, None
+
+
+def problems_of(plan: Plan) -> dict[str, str]:
+    """Why each planned run the history holds counts for nothing: it failed."""
+    return {
+        p.label: f"it {p.status} (`gitexp show {p.run_id}`)"
+        for p in plan.runs
+        if p.run_id is not None and p.status != planning.SUCCEEDED
+    }
+
+
+def check_environment(ws: Workspace, plan: Plan) -> None:
+    """Refuse to make runs on a machine whose environment is not A's: each would differ
+    from A on env as well, and so explain nothing (unless the repository ignores env)."""
+    from gitexp import axes
+    from gitexp.reader import terminal_safe as safe
+    from gitexp.replay import reproduce
+
+    if plan.rules.ignored(axes.ENV_AXIS):
+        return
+    differences = reproduce.plan(ws, plan.a.run_id).environment
+    if not differences:
+        return
+    key, recorded, here = differences[0]
+    more = f" and {len(differences) - 1} more" if len(differences) > 1 else ""
+    raise Refused(
+        f"this machine's environment is not run {plan.a.run_id}'s ({safe(key)}: "
+        f"{safe(str(recorded))} here {safe(str(here))}{more}), so every run made here would "
+        "differ from A on env too and explain nothing; make the runs where A ran (`--print` "
+        "gives their command lines), or ignore env in the repository's axis settings"
+    )

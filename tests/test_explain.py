@@ -1,0 +1,271 @@
+"""`gitexp explain A B`: the single-axis variants between two runs, run through the replay
+machinery, found again in the history, and each axis's effect measured seed by seed."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from gitexp.axes import Change
+from gitexp.explain.plan import _label
+
+from .conftest import git, gitexp, gitexp_process, run_ids
+from .test_data import _dvc
+
+# Its loss adds up what each input did: the learning rate's distance from 0.1, the data's
+# mean, the code's PENALTY, and a little seed noise. `--seed` seeds it.
+SCRIPT = """\
+import argparse, random
+import gitexp
+PENALTY = 0.0
+parser = argparse.ArgumentParser()
+parser.add_argument("--lr", type=float, default=0.1)
+parser.add_argument("--seed", type=int, default=0)
+parser.add_argument("--width", type=int, default=8)
+args = parser.parse_args()
+random.seed(args.seed)
+rows = [float(x) for x in open("data/train.csv").read().split()]
+loss = 10 * abs(args.lr - 0.1) + sum(rows) / len(rows) + PENALTY + random.random() / 100
+with gitexp.init() as run:
+    run.log({"loss": loss})
+"""
+
+
+def _record(*command: str) -> str:
+    result = gitexp("run", "--", sys.executable, "fit.py", *command)
+    assert result.exit_code == 0, result.output
+    return run_ids(Path.cwd())[0]
+
+
+def _loss(run_id: str) -> float:
+    shown = json.loads(gitexp("show", run_id, "--json").stdout)
+    return float(shown["summary"]["loss"]["last"])
+
+
+@pytest.fixture
+def trainer(project: Path) -> Path:
+    """The project with DVC data and the additive script."""
+    assert gitexp("init").exit_code == 0
+    (project / "data").mkdir()
+    (project / "data" / "train.csv").write_text("1\n2\n3\n")
+    _dvc(project, "add", "data/train.csv")
+    (project / "fit.py").write_text(SCRIPT)
+    git(project, "add", "-A")
+    git(project, "commit", "-q", "-m", "trainer")
+    return project
+
+
+def _change_everything(project: Path) -> None:
+    """B's code and data: a much worse loss from the code, a little from the data."""
+    (project / "fit.py").write_text(SCRIPT.replace("PENALTY = 0.0", "PENALTY = 50.0"))
+    (project / "data" / "train.csv").write_text("2\n3\n4\n")
+    _dvc(project, "add", "data/train.csv")
+
+
+@pytest.fixture
+def pair(trainer: Path) -> tuple[str, str]:
+    """A, then B, which changes the learning rate, the loss code and the dataset at once."""
+    a = _record("--lr", "0.1", "--seed", "1")
+    _change_everything(trainer)
+    b = _record("--lr", "0.2", "--seed", "1")
+    return a, b
+
+
+def _explain(*args: str) -> dict[str, object]:
+    result = gitexp("explain", *args, "--json")
+    assert result.exit_code == 0, result.output
+    found = json.loads(result.stdout)
+    assert isinstance(found, dict)
+    return found
+
+
+@pytest.mark.slow
+def test_explain_runs_each_single_axis_variant_and_names_the_axis_that_moved_the_loss(
+    trainer: Path, pair: tuple[str, str]
+) -> None:
+    a, b = pair
+    result = gitexp("explain", a, b, "--seeds", "2", "--yes")
+    assert result.exit_code == 0, result.output
+    # A and B, a second seed of each, and the three variants with two seeds each.
+    made = [r for r in run_ids(trainer) if r not in pair]
+    assert len(made) == 8
+    lines = result.stdout.splitlines()
+    assert lines[0] == (
+        f"explain {a} → {b}: 3 axes differ (code, config.lr, data.data/train.csv); "
+        "2 seeds each (A's seed, then 2)"
+    )
+    assert "code moved loss most: +50 of +52 (96%)" in result.stdout
+    assert "the effects" not in result.stdout  # they add up: nothing is left to interactions
+    # Each variant is one axis away from A: what running it by hand would have been.
+    found = _explain(a, b, "--seeds", "2")
+    runs = {r["label"]: r for r in found["runs"]}  # type: ignore[union-attr]
+    for axis in ("code", "config.lr", "data.data/train.csv"):
+        variant = runs[f"{axis}#1"]["run"]
+        said = gitexp("diff", a, variant)
+        assert said.exit_code == 0, said.output
+        assert said.stdout.startswith(f"{a} → {variant}: 1 axis differs\n  {axis}: ")
+    assert _loss(runs["config.lr#1"]["run"]) == pytest.approx(_loss(a) + 1.0)
+    assert _loss(runs["data.data/train.csv#2"]["run"]) == pytest.approx(
+        _loss(runs["A#2"]["run"]) + 1.0
+    )
+    shown = json.loads(gitexp("show", runs["code#2"]["run"], "--json").stdout)
+    assert shown["run"]["explains"] == f"{a}..{b}"
+    assert shown["run"]["variant"] == "code#2"
+    assert shown["config"]["seed"] == 2
+    (metric,) = found["metrics"]  # type: ignore[misc]
+    assert metric["main"] == "code"
+    assert metric["accounts"] == ["code", "config.lr", "data.data/train.csv"]
+    assert metric["additive"] is True
+    effects = {e["axis"]: e for e in metric["axes"]}
+    assert effects["code"]["mean"] == pytest.approx(50.0)
+    assert effects["code"]["deltas"] == [pytest.approx(50.0)] * 2
+    assert effects["config.lr"]["mean"] == pytest.approx(1.0)
+    assert metric["total"]["mean"] == pytest.approx(52.0)
+    # A second explain makes nothing: every planned run is found in the history.
+    assert all(r["reused"] for r in found["runs"])  # type: ignore[union-attr]
+    assert len(run_ids(trainer)) == 10
+    again = gitexp("explain", a, b, "--seeds", "2", "--plan")
+    assert again.stdout.splitlines()[-1] == "10 planned runs: 10 in the history, 0 to run"
+
+
+def test_plan_shows_each_run_and_finds_one_made_by_hand(trainer: Path) -> None:
+    a = _record("--lr", "0.1", "--seed", "1")
+    by_hand = _record("--lr", "0.2", "--seed", "1")  # A with B's learning rate
+    _change_everything(trainer)
+    b = _record("--lr", "0.2", "--seed", "1")
+    result = gitexp("explain", a, b, "--plan")
+    assert result.exit_code == 0, result.output
+    rows = {line.split()[0]: line.split()[1:] for line in result.stdout.splitlines()[2:-1]}
+    assert rows["A#1"] == ["1", "A", "itself", a, "succeeded", "(in", "the", "history)"]
+    assert rows["config.lr#1"] == ["1", "A", "with", "--lr", "0.2", by_hand, "succeeded", "(in",
+                                   "the", "history)"]  # fmt: skip
+    assert rows["code#1"] == ["1", "A", "with", "B's", "code", "(fit.py)", "to", "run"]
+    assert rows["data.data/train.csv#1"][:5] == ["1", "A", "with", "data/train.csv", "at"]
+    assert result.stdout.splitlines()[-1] == "5 planned runs: 3 in the history, 2 to run"
+    assert len(run_ids(trainer)) == 3  # --plan runs nothing
+
+
+def test_a_plan_above_max_runs_is_refused_with_its_size(
+    trainer: Path, pair: tuple[str, str]
+) -> None:
+    a, b = pair
+    for mode in ((), ("--print",)):
+        result = gitexp("explain", a, b, "--seeds", "3", "--max-runs", "5", *mode)
+        assert result.exit_code == 3
+        assert "the plan needs 13 new runs, above --max-runs 5" in result.output
+    assert len(run_ids(trainer)) == 2
+    planned = gitexp("explain", a, b, "--seeds", "3", "--max-runs", "5", "--plan")
+    assert planned.exit_code == 0
+    assert planned.stdout.splitlines()[-1].endswith(
+        "13 to run, above --max-runs 5: explain would refuse"
+    )
+
+
+@pytest.mark.slow
+def test_printed_commands_run_one_variant_each_in_parallel(
+    trainer: Path, pair: tuple[str, str]
+) -> None:
+    a, b = pair
+    printed = gitexp("explain", a, b, "--print", "--yes")
+    assert printed.exit_code == 0, printed.output
+    lines = printed.stdout.splitlines()
+    assert [shlex.split(line)[-1] for line in lines] == [
+        "--only=code#1", "--only=config.lr#1", "--only=data.data/train.csv#1",
+    ]  # fmt: skip
+    # As `xargs -P` would: all at once, each a real process; none is lost.
+    processes = [
+        gitexp_process(
+            shlex.split(line)[1:], trainer, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
+        for line in lines
+    ]
+    for process in processes:
+        _, err = process.communicate(timeout=120)
+        assert process.returncode == 0, err
+    assert len(run_ids(trainer)) == 5
+    again = gitexp("explain", a, b, "--print")
+    assert again.exit_code == 0 and again.stdout == ""
+    done = gitexp("explain", a, b, "--only", "code#1")
+    assert done.stdout.startswith("code#1 is run ")
+
+
+def test_runs_on_a_machine_unlike_as_are_refused(
+    trainer: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    a = _record("--lr", "0.1", "--seed", "1")
+    _change_everything(trainer)
+    b = _record("--lr", "0.2", "--seed", "1")
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")  # since recorded in env.yaml: another machine
+    result = gitexp("explain", a, b, "--yes")
+    assert result.exit_code == 3
+    assert "this machine's environment is not run" in result.output
+    assert "variables.OMP_NUM_THREADS: 1 here 2" in result.output
+    assert len(run_ids(trainer)) == 2
+
+
+def test_records_that_do_not_verify_are_not_run_without_consent(
+    trainer: Path, pair: tuple[str, str]
+) -> None:
+    a, b = pair
+    result = gitexp("explain", a, b)
+    assert result.exit_code == 3
+    assert f"run {a} does not verify" in result.output
+    assert "pass --yes to run it" in result.output
+    assert len(run_ids(trainer)) == 2
+
+
+def test_seeds_set_in_code_cannot_be_repeated(trainer: Path) -> None:
+    (trainer / "fit.py").write_text(SCRIPT.replace("random.seed(args.seed)", "random.seed(5)"))
+    a = _record("--lr", "0.1")
+    b = _record("--lr", "0.2", "--width", "4")
+    result = gitexp("explain", a, b, "--seeds", "2", "--plan")
+    assert result.exit_code == 2
+    assert f"run {a} sets its seed in its code" in result.output
+    assert gitexp("explain", a, b, "--plan").exit_code == 0
+
+
+# Its width is set in its code and given to gitexp as config: no option can change it.
+GIVEN_IN_CODE = """\
+import argparse
+import gitexp
+WIDTH = 8
+parser = argparse.ArgumentParser()
+parser.add_argument("--lr", type=float, default=0.1)
+args = parser.parse_args()
+with gitexp.init(config={"width": WIDTH}) as run:
+    run.log({"loss": args.lr + WIDTH})
+"""
+
+
+def test_a_change_explain_cannot_make_is_said_and_left_unmeasured(trainer: Path) -> None:
+    (trainer / "fit.py").write_text(GIVEN_IN_CODE)
+    a = _record("--lr", "0.1")
+    (trainer / "fit.py").write_text(GIVEN_IN_CODE.replace("WIDTH = 8", "WIDTH = 4"))
+    b = _record("--lr", "0.2")
+    planned = gitexp("explain", a, b, "--plan")
+    assert planned.exit_code == 0, planned.output
+    assert "config.width#1" in planned.stdout
+    assert ("cannot be made: config.width is neither an option of the command nor a key of "
+            "its config files") in planned.stdout  # fmt: skip
+    result = gitexp("explain", a, b, "--yes")
+    assert result.exit_code == 0, result.output
+    assert len(run_ids(trainer)) == 3  # the learning rate's variant alone
+    rows = {line.split()[0]: line.split()[1:] for line in result.stdout.splitlines()
+            if line.startswith("  ")}  # fmt: skip
+    assert rows["config.argv.lr"] == ["+0.1", "-3%"]  # of -3.9: it moved the other way
+    assert rows["config.width"] == ["—", "not", "measured"]
+    lines = result.stdout.splitlines()
+    assert lines[-3] == "loss: no axis alone moved it the way A → B did (-3.9)."
+    assert lines[-2].startswith("config.width#1: cannot be made: config.width is neither")
+
+
+def test_labels_of_odd_axes_are_plain_words() -> None:
+    assert _label(Change("config.lr", 1, 2), 1) == "config.lr"
+    assert _label(Change("data.my data/x.csv", "a", "b"), 2) == "axis2"
+    assert _label(Change("config.a\x1b[2Jb", 1, 2), 3) == "axis3"
