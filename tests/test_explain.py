@@ -4,7 +4,9 @@ machinery, found again in the history, and each axis's effect measured seed by s
 from __future__ import annotations
 
 import json
+import os
 import shlex
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -269,3 +271,115 @@ def test_labels_of_odd_axes_are_plain_words() -> None:
     assert _label(Change("config.lr", 1, 2), 1) == "config.lr"
     assert _label(Change("data.my data/x.csv", "a", "b"), 2) == "axis2"
     assert _label(Change("config.a\x1b[2Jb", 1, 2), 3) == "axis3"
+
+
+# Reads its learning rate and depth from a YAML file named by --config.
+FROM_FILE = """\
+import argparse, random
+import yaml
+import gitexp
+parser = argparse.ArgumentParser()
+parser.add_argument("--config")
+parser.add_argument("--seed", type=int, default=0)
+args = parser.parse_args()
+conf = yaml.safe_load(open(args.config))
+random.seed(args.seed)
+with gitexp.init() as run:
+    run.log({"loss": conf["optim"]["lr"] * 10 + conf["layers"] + random.random() / 100})
+"""
+
+
+def test_a_key_of_a_yaml_config_file_is_changed_in_the_file(trainer: Path) -> None:
+    (trainer / "fit.py").write_text(FROM_FILE)
+    (trainer / "conf.yaml").write_text("# tuned by hand\noptim:\n  lr: 0.1\nlayers: 2\n")
+    a = _record("--config", "conf.yaml", "--seed", "1")
+    (trainer / "conf.yaml").write_text("optim:\n  lr: 0.3\nlayers: 4\n")
+    b = _record("--config", "conf.yaml", "--seed", "1")
+    result = gitexp("explain", a, b, "--yes")
+    assert result.exit_code == 0, result.output
+    assert "gitexp explain: [2/2] config.optim.lr#1: optim.lr: 0.3 in conf.yaml" in result.stderr
+    rows = {line.split()[0]: line.split()[1:] for line in result.stdout.splitlines()
+            if line.startswith("  ")}  # fmt: skip
+    assert rows["config.layers"] == ["+2", "50%"]
+    assert rows["config.optim.lr"] == ["+2", "50%"]
+    assert rows["interaction"] == ["0", "0%"]  # no float dust: the two add up exactly
+    lr_run = run_ids(trainer)[0]
+    shown = json.loads(gitexp("show", lr_run, "--json").stdout)
+    assert shown["config"]["optim"] == {"lr": 0.3} and shown["config"]["layers"] == 2
+    assert (trainer / "conf.yaml").read_text() == "optim:\n  lr: 0.3\nlayers: 4\n"  # untouched
+
+
+def test_a_seed_given_by_gitexp_run_is_given_again_the_same_way(trainer: Path) -> None:
+    (trainer / "fit.py").write_text(
+        SCRIPT.replace("random.seed(args.seed)", "random.seed(int(os.environ['GITEXP_SEED']))")
+        .replace("import argparse, random", "import argparse, os, random")
+    )  # fmt: skip
+    a = gitexp("run", "--seed", "7", "--", sys.executable, "fit.py", "--lr", "0.1")
+    b = gitexp("run", "--seed", "7", "--", sys.executable, "fit.py", "--lr", "0.2", "--width", "4")
+    assert a.exit_code == b.exit_code == 0
+    first, second = reversed(run_ids(trainer))
+    result = gitexp("explain", first, second, "--seeds", "3", "--plan")
+    assert result.exit_code == 0, result.output
+    rows = {line.split()[0]: line.split()[1:] for line in result.stdout.splitlines()[2:-1]}
+    assert rows["A#1"][:3] == ["7", "A", "itself"]
+    assert rows["A#2"] == ["8", "A", "with", "GITEXP_SEED=8", "to", "run"]
+    assert rows["config.lr#3"] == ["9", "A", "with", "--lr", "0.2;", "GITEXP_SEED=9", "to",
+                                   "run"]  # fmt: skip
+
+
+@pytest.mark.slow
+def test_a_variant_that_fails_is_said_kept_and_run_again_only_when_asked(
+    trainer: Path, pair: tuple[str, str]
+) -> None:
+    a, _ = pair
+    # B's code needs B's data: with A's, its code variant fails.
+    (trainer / "fit.py").write_text(
+        SCRIPT.replace("PENALTY = 0.0", "PENALTY = 50.0")
+        .replace("args = parser.parse_args()", "args = parser.parse_args()\nassert open("
+                 "'data/train.csv').read().startswith('2'), 'this code needs the new data'")
+    )  # fmt: skip
+    b = _record("--lr", "0.2", "--seed", "1")
+    result = gitexp("explain", a, b, "--yes")
+    assert result.exit_code == 1
+    assert "code#1: not counted: it failed (exit 1)" in result.stdout
+    assert "Error: 1 planned runs count for nothing" in result.stderr
+    rows = {line.split()[0]: line.split()[1:] for line in result.stdout.splitlines()
+            if line.startswith("  ")}  # fmt: skip
+    assert rows["code"] == ["—", "not", "measured"]
+    count = len(run_ids(trainer))
+    again = gitexp("explain", a, b, "--yes")  # the failure is a result: not made again
+    assert again.exit_code == 1 and len(run_ids(trainer)) == count
+    retried = gitexp("explain", a, b, "--yes", "--retry-failed")
+    assert retried.exit_code == 1 and len(run_ids(trainer)) == count + 1
+
+
+@pytest.mark.slow
+def test_an_explain_stopped_by_ctrl_c_exits_like_its_run_and_resumes(trainer: Path) -> None:
+    # With WAIT set, the script says it is ready and waits to be stopped: no sleep needed.
+    waits = SCRIPT.replace("import argparse, random", "import argparse, os, random, time")
+    waits = waits.replace("random.seed(args.seed)", "random.seed(args.seed)\n"
+                          "if os.environ.get('WAIT'):\n"
+                          "    print('ready', flush=True)\n"
+                          "    time.sleep(600)")  # fmt: skip
+    (trainer / "fit.py").write_text(waits)
+    git(trainer, "commit", "-q", "-am", "waits")
+    a = _record("--lr", "0.1", "--seed", "1")
+    (trainer / "fit.py").write_text(waits.replace("PENALTY = 0.0", "PENALTY = 50.0"))
+    b = _record("--lr", "0.2", "--seed", "1")
+    process = gitexp_process(["explain", a, b, "--yes"], trainer, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, env={**os.environ, "WAIT": "1"})  # fmt: skip
+    assert process.stdout is not None
+    assert process.stdout.readline() == "ready\n"
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 130, err
+    assert "gitexp explain: [1/2] code#1 is run" in err and "(interrupted)" in err
+    assert "explain stopped; run it again to make the rest" in err
+    stopped = run_ids(trainer)[0]
+    assert json.loads(gitexp("show", stopped, "--json").stdout)["run"]["status"] == "interrupted"
+    again = gitexp("explain", a, b, "--yes", "--json")  # resumes: both variants, made anew
+    assert again.exit_code == 0, again.output
+    found = {r["label"]: r for r in json.loads(again.stdout)["runs"]}
+    assert found["code#1"]["run"] not in (None, stopped)
+    assert found["config.lr#1"]["status"] == "succeeded"
+    assert stopped in run_ids(trainer)  # kept: nothing lost

@@ -1278,8 +1278,8 @@ def _said_run(done: Planned, problem: str | None) -> None:
 
     click.echo(f"gitexp explain: {done.label} is run {done.run_id} ({done.status})", err=True)
     if problem is not None:
-        click.echo(f"gitexp explain: warning: {done.label} is not the planned run: "
-                   f"{safe(problem)}", err=True)  # fmt: skip
+        click.echo(f"gitexp explain: {done.label} counts for nothing: {safe(problem)}",
+                   err=True)  # fmt: skip
 
 
 def main() -> None:

@@ -24,6 +24,7 @@ from gitexp.workspace import Workspace
 
 CONFIDENCE = 0.95
 SMALL_SHARE = 0.1  # without seeds, an axis under a tenth of the change is not named
+_ROUNDING = 1e-9  # of the change: what floating-point sums leave of an exact decomposition
 
 
 @dataclass(frozen=True)
@@ -216,7 +217,8 @@ def _metric(plan: Plan, values: Mapping[str, float], metric: Metric) -> Explaine
     for i, delta in total_by.items():
         planned = [c.axis for c in plan.varied if i in _by_replicate(plan, c.axis)]
         if planned and all(i in by_axis.get(axis, {}) for axis in planned):
-            rest.append(delta - math.fsum(by_axis[axis][i] for axis in planned))
+            left = delta - math.fsum(by_axis[axis][i] for axis in planned)
+            rest.append(0.0 if abs(left) <= _ROUNDING * abs(delta) else left)
     interaction = _effect("interaction", rest, total_mean, noise)
     additive = None
     if interaction.ci is not None and not unmeasured:

@@ -20,8 +20,8 @@ Announce = Callable[[Planned, int, int], None]
 
 
 def run(ws: Workspace, plan: Plan, planned: Planned) -> tuple[Planned, int, str | None]:
-    """Make and run one planned run: it, updated; the command's exit status; and why it is
-    not the planned run, if it is not."""
+    """Make and run one planned run: it, updated; the command's exit status; and why it
+    counts for nothing (it failed, or it is not the planned run), if it does not count."""
     source, other = (plan.b, plan.a) if planned.group == B else (plan.a, plan.b)
     made = variants.recipe(
         ws,
@@ -34,8 +34,9 @@ def run(ws: Workspace, plan: Plan, planned: Planned) -> tuple[Planned, int, str 
     recipe = replace(made.recipe, explains=plan.name, variant=planned.label)
     result = recipes.run(ws, recipe)
     done = replace(planned, run_id=result.run_id, status=result.status, how=made.how)
-    problem = planning.check(ws, plan, done, result.run_id)
-    return done, result.exit_status, problem
+    if result.status != planning.SUCCEEDED:
+        return done, result.exit_status, f"it {result.status} (exit {result.exit_status})"
+    return done, result.exit_status, planning.check(ws, plan, done, result.run_id)
 
 
 def run_all(
@@ -55,8 +56,6 @@ def run_all(
         announce(done, rank, len(todo))
         if problem is not None:
             problems[done.label] = problem
-        elif done.status != planning.SUCCEEDED:
-            problems[done.label] = f"it {done.status} (exit {status})"
         if done.status == "interrupted":
             return replace(plan, runs=tuple(runs)), problems, status
     return replace(plan, runs=tuple(runs)), problems, None

@@ -7,7 +7,7 @@ import shlex
 from collections.abc import Sequence
 
 from gitexp import listing
-from gitexp.explain.attribute import Effect, Explained, Explanation
+from gitexp.explain.attribute import SMALL_SHARE, Effect, Explained, Explanation
 from gitexp.explain.plan import A, B, Plan, Planned
 from gitexp.reader import terminal_safe as safe
 from gitexp.review import markdown as md
@@ -159,8 +159,12 @@ def conclusion(found: Explained) -> str:
         said += f"; {', '.join(quiet)} {'is' if len(quiet) == 1 else 'are'} within seed noise"
     if found.additive is False:
         said += "; the effects interact, so their sum is not the whole change"
-    elif found.additive is None and found.interaction.mean is not None and found.effects:
-        said += f"; {_number(found.interaction.mean)} is left to the axes together"
+    elif found.additive is None and abs(found.interaction.share or 0) >= SMALL_SHARE:
+        left = found.interaction
+        said += (
+            f"; {_number(left.mean)} ({_percent(left.share or 0)}) is left to the axes "
+            "together (one seed: --seeds 2 or more to judge it against noise)"
+        )
     return said + "."
 
 
