@@ -152,22 +152,6 @@ def test_plan_shows_each_run_and_finds_one_made_by_hand(trainer: Path) -> None:
     assert len(run_ids(trainer)) == 3  # --plan runs nothing
 
 
-def test_a_plan_above_max_runs_is_refused_with_its_size(
-    trainer: Path, pair: tuple[str, str]
-) -> None:
-    a, b = pair
-    for mode in ((), ("--print",)):
-        result = gitexp("explain", a, b, "--seeds", "3", "--max-runs", "5", *mode)
-        assert result.exit_code == 3
-        assert "the plan needs 13 new runs, above --max-runs 5" in result.output
-    assert len(run_ids(trainer)) == 2
-    planned = gitexp("explain", a, b, "--seeds", "3", "--max-runs", "5", "--plan")
-    assert planned.exit_code == 0
-    assert planned.stdout.splitlines()[-1].endswith(
-        "13 to run, above --max-runs 5: explain would refuse"
-    )
-
-
 @pytest.mark.slow
 def test_printed_commands_run_one_variant_each_in_parallel(
     trainer: Path, pair: tuple[str, str]
@@ -196,29 +180,34 @@ def test_printed_commands_run_one_variant_each_in_parallel(
     assert done.stdout.startswith("code#1 is run ")
 
 
-def test_runs_on_a_machine_unlike_as_are_refused(
+def test_explain_refuses_before_it_runs_anything(
     trainer: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # recorded in env.yaml
     a = _record("--lr", "0.1", "--seed", "1")
     _change_everything(trainer)
     b = _record("--lr", "0.2", "--seed", "1")
-    monkeypatch.setenv("OMP_NUM_THREADS", "2")  # since recorded in env.yaml: another machine
-    result = gitexp("explain", a, b, "--yes")
-    assert result.exit_code == 3
-    assert "this machine's environment is not run" in result.output
-    assert "variables.OMP_NUM_THREADS: 1 here 2" in result.output
-    assert len(run_ids(trainer)) == 2
-
-
-def test_records_that_do_not_verify_are_not_run_without_consent(
-    trainer: Path, pair: tuple[str, str]
-) -> None:
-    a, b = pair
+    # A plan above --max-runs, with its size; --plan still shows it.
+    for mode in ((), ("--print",)):
+        result = gitexp("explain", a, b, "--seeds", "3", "--max-runs", "5", "--yes", *mode)
+        assert result.exit_code == 3
+        assert "the plan needs 13 new runs, above --max-runs 5" in result.output
+    planned = gitexp("explain", a, b, "--seeds", "3", "--max-runs", "5", "--plan")
+    assert planned.exit_code == 0
+    assert planned.stdout.splitlines()[-1].endswith(
+        "13 to run, above --max-runs 5: explain would refuse"
+    )
+    # Records that do not verify, without a terminal to ask on.
     result = gitexp("explain", a, b)
     assert result.exit_code == 3
     assert f"run {a} does not verify" in result.output
     assert "pass --yes to run it" in result.output
+    # Another machine: every run made here would differ from A on env too.
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    result = gitexp("explain", a, b, "--yes")
+    assert result.exit_code == 3
+    assert "this machine's environment is not run" in result.output
+    assert "variables.OMP_NUM_THREADS: 1 here 2" in result.output
     assert len(run_ids(trainer)) == 2
 
 
