@@ -99,6 +99,20 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return root
 
 
+def with_data_and_script(project: Path, script: str) -> Path:
+    """The project after `gitexp init`, with data/train.csv tracked by DVC and `script` as
+    fit.py, all committed."""
+    assert gitexp("init").exit_code == 0
+    (project / "data").mkdir()
+    (project / "data" / "train.csv").write_text("1\n2\n3\n")
+    subprocess.run([sys.executable, "-m", "dvc", "add", "data/train.csv"], cwd=project,
+                   check=True, capture_output=True)  # fmt: skip
+    (project / "fit.py").write_text(script)
+    git(project, "add", "-A")
+    git(project, "commit", "-q", "-m", "trainer")
+    return project
+
+
 def gitexp(*args: str) -> Result:
     """Invoke the CLI in-process, as a user would type it."""
     return CliRunner().invoke(cli, list(args), catch_exceptions=False)

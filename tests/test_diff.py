@@ -364,18 +364,24 @@ def test_binary_and_renamed_files_agree_with_git_diff(project: Path) -> None:
     assert "Binary files a/weights.bin and b/weights.bin differ\n" in code
 
 
-def test_an_option_the_script_copies_into_its_config_is_one_change(project: Path) -> None:
+def _runs_of_api_script(project: Path, config: str) -> tuple[str, str]:
+    """Two runs, --lr 0.1 and 0.2, of a script that parses --lr and gives gitexp.init
+    `config`."""
     (project / "train.py").write_text(
         "import argparse, gitexp\n"
         "parser = argparse.ArgumentParser()\n"
         "parser.add_argument('--lr', type=float)\n"
         "args = parser.parse_args()\n"
-        "with gitexp.init(config={'optim': {'lr': args.lr}}):\n"
+        f"with gitexp.init(config={config}):\n"
         "    pass\n"
     )
     git(project, "commit", "-q", "-am", "api")
     first = _run("--", sys.executable, "train.py", "--lr", "0.1")
-    second = _run("--", sys.executable, "train.py", "--lr", "0.2")
+    return first, _run("--", sys.executable, "train.py", "--lr", "0.2")
+
+
+def test_an_option_the_script_copies_into_its_config_is_one_change(project: Path) -> None:
+    first, second = _runs_of_api_script(project, "{'optim': {'lr': args.lr}}")
 
     result = gitexp("diff", first, second)
 
@@ -388,17 +394,7 @@ def test_an_option_the_script_copies_into_its_config_is_one_change(project: Path
 def test_an_option_the_script_does_not_hand_to_gitexp_init_is_still_a_change(
     project: Path,
 ) -> None:
-    (project / "train.py").write_text(
-        "import argparse, gitexp\n"
-        "parser = argparse.ArgumentParser()\n"
-        "parser.add_argument('--lr', type=float)\n"
-        "args = parser.parse_args()\n"
-        "with gitexp.init(config={'width': 8}):\n"
-        "    pass\n"
-    )
-    git(project, "commit", "-q", "-am", "api")
-    first = _run("--", sys.executable, "train.py", "--lr", "0.1")
-    second = _run("--", sys.executable, "train.py", "--lr", "0.2")
+    first, second = _runs_of_api_script(project, "{'width': 8}")
 
     assert _axes(first, second) == ["config.argv.lr"]
 

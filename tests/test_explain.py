@@ -16,7 +16,7 @@ import pytest
 from gitexp.axes import Change
 from gitexp.explain.plan import _label
 
-from .conftest import git, gitexp, gitexp_process, run_ids
+from .conftest import git, gitexp, gitexp_process, run_ids, with_data_and_script
 from .test_data import _dvc
 
 # Its loss adds up what each input did: the learning rate's distance from 0.1, the data's
@@ -52,14 +52,7 @@ def _loss(run_id: str) -> float:
 @pytest.fixture
 def trainer(project: Path) -> Path:
     """The project with DVC data and the additive script."""
-    assert gitexp("init").exit_code == 0
-    (project / "data").mkdir()
-    (project / "data" / "train.csv").write_text("1\n2\n3\n")
-    _dvc(project, "add", "data/train.csv")
-    (project / "fit.py").write_text(SCRIPT)
-    git(project, "add", "-A")
-    git(project, "commit", "-q", "-m", "trainer")
-    return project
+    return with_data_and_script(project, SCRIPT)
 
 
 def _change_everything(project: Path) -> None:

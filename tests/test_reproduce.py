@@ -11,8 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import git, gitexp, run_ids
-from .test_data import _dvc
+from .conftest import git, gitexp, run_ids, with_data_and_script
 
 # Its loss depends on the data, the code (SCALE), the --lr option and the seed; with NOISE set,
 # on nothing reproducible at all.
@@ -44,14 +43,7 @@ with gitexp.init() as run:
 @pytest.fixture
 def trainer(project: Path) -> Path:
     """The project with DVC data and a script whose loss depends on everything it used."""
-    assert gitexp("init").exit_code == 0
-    (project / "data").mkdir()
-    (project / "data" / "train.csv").write_text("1\n2\n3\n")
-    _dvc(project, "add", "data/train.csv")
-    (project / "fit.py").write_text(SCRIPT)
-    git(project, "add", "-A")
-    git(project, "commit", "-q", "-m", "trainer")
-    return project
+    return with_data_and_script(project, SCRIPT)
 
 
 def _record(*args: str) -> str:
