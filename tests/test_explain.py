@@ -266,6 +266,7 @@ parser.add_argument("--seed", type=int, default=0)
 args = parser.parse_args()
 conf = yaml.safe_load(open(args.config))
 random.seed(args.seed)
+print("trained", flush=True)
 with gitexp.init() as run:
     run.log({"loss": conf["optim"]["lr"] * 10 + conf["layers"] + random.random() / 100})
 """
@@ -277,9 +278,13 @@ def test_a_key_of_a_yaml_config_file_is_changed_in_the_file(trainer: Path) -> No
     a = _record("--config", "conf.yaml", "--seed", "1")
     (trainer / "conf.yaml").write_text("optim:\n  lr: 0.3\nlayers: 4\n")
     b = _record("--config", "conf.yaml", "--seed", "1")
-    result = gitexp("explain", a, b, "--yes")
+    as_json = gitexp("explain", a, b, "--yes", "--json")  # the runs' own output: on stderr
+    assert as_json.exit_code == 0, as_json.output
+    assert as_json.stderr.count("trained\n") == 2
+    assert json.loads(as_json.stdout)["metrics"][0]["additive"] is None  # one seed: not judged
+    assert "gitexp explain: [2/2] config.optim.lr#1: optim.lr: 0.3 in conf.yaml" in as_json.stderr
+    result = gitexp("explain", a, b)
     assert result.exit_code == 0, result.output
-    assert "gitexp explain: [2/2] config.optim.lr#1: optim.lr: 0.3 in conf.yaml" in result.stderr
     rows = {line.split()[0]: line.split()[1:] for line in result.stdout.splitlines()
             if line.startswith("  ")}  # fmt: skip
     assert rows["config.layers"] == ["+2", "50%"]
