@@ -370,3 +370,17 @@ def test_an_explain_stopped_by_ctrl_c_exits_like_its_run_and_resumes(trainer: Pa
     assert found["code#1"]["run"] not in (None, stopped)
     assert found["config.lr#1"]["status"] == "succeeded"
     assert stopped in run_ids(trainer)  # kept: nothing lost
+
+
+def test_runs_one_axis_apart_are_measured_against_seed_noise(trainer: Path) -> None:
+    a = _record("--lr", "0.1", "--seed", "1")
+    b = _record("--lr", "0.3", "--seed", "1")
+    result = gitexp("explain", a, b, "--seeds", "2", "--yes")
+    assert result.exit_code == 0, result.output
+    assert len(run_ids(trainer)) == 4  # A and B again, with seed 2: no variant to make
+    rows = {line.split()[0]: line.split()[1:] for line in result.stdout.splitlines()
+            if line.startswith("  ")}  # fmt: skip
+    assert rows["config.lr"][0] == "+2"
+    assert rows["config.lr"][-3:] == ["100%", "beyond", "noise"]
+    assert "interaction" not in rows
+    assert "config.lr moved loss most: +2 of +2 (100%)." in result.stdout

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import statistics
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from gitexp import catalog
@@ -209,6 +209,8 @@ def _metric(plan: Plan, values: Mapping[str, float], metric: Metric) -> Explaine
             continue
         by_axis[change.axis] = found
         effects.append(_effect(change.axis, list(found.values()), total_mean, noise))
+    if len(plan.axes) == 1:  # the one axis made the whole change: no variant to run
+        effects.append(replace(total, name=plan.axes[0].axis))
     varied = {c.axis for c in plan.varied}
     unmeasured += [c.axis for c in plan.axes if c.axis not in varied and plan.varied]
     # What the axes leave of A → B, seed by seed: only where every axis planned for that

@@ -139,27 +139,17 @@ def make(
     a, b = variants.read(ws, a_id), variants.read(ws, b_id)
     extra = _replicate_seeds(a, b, seeds)
     varied = tuple(chosen) if len(comparison.axes) > 1 else ()
+    rules = comparison.rules
     runs: list[Planned] = []
-    for i in range(seeds):
-        seed = extra[i - 1] if i else None
-        runs.append(_planned(ws, A, a, b, (), comparison.rules, i + 1, seed))
-        runs.append(_planned(ws, B, b, a, (), comparison.rules, i + 1, seed))
+    for i in range(1, seeds + 1):
+        seed = extra[i - 2] if i > 1 else None
+        runs.append(_planned(ws, A, (a, b), (), rules, i, seed))
+        runs.append(_planned(ws, B, (b, a), (), rules, i, seed))
         for n, change in enumerate(varied, 1):
-            if change.axis == axes.SEED_AXIS and i:
+            if change.axis == axes.SEED_AXIS and i > 1:
                 continue  # its variant's seed is the axis itself: it has no replicates
-            runs.append(
-                _planned(
-                    ws,
-                    _label(change, n),
-                    a,
-                    b,
-                    (change,),
-                    comparison.rules,
-                    i + 1,
-                    seed,
-                    group=change.axis,
-                )
-            )
+            made = _planned(ws, _label(change, n), (a, b), (change,), rules, i, seed)
+            runs.append(replace(made, group=change.axis))
     plan = Plan(a, b, tuple(comparison.axes), varied, seeds, tuple(runs), comparison.rules)
     return _found(ws, plan, retry_failed, progress)
 
@@ -167,20 +157,19 @@ def make(
 def _planned(
     ws: Workspace,
     name: str,
-    source: Source,
-    other: Source,
+    sides: tuple[Source, Source],
     taken: tuple[Change, ...],
     rules: Rules,
     replicate: int,
     seed: int | None,
-    group: str | None = None,
 ) -> Planned:
+    """The planned run `name#replicate`: the first side with `taken` from the second."""
     label = f"{name}#{replicate}"
     try:
-        made = variants.recipe(ws, source, other, taken, rules, seed)
+        made = variants.recipe(ws, *sides, taken, rules, seed)
     except Unvariable as e:
-        return Planned(label, group or name, replicate, seed, impossible=str(e))
-    return Planned(label, group or name, replicate, seed, made.how)
+        return Planned(label, name, replicate, seed, impossible=str(e))
+    return Planned(label, name, replicate, seed, made.how)
 
 
 # --- finding planned runs in the history ---------------------------------------------------

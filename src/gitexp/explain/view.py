@@ -119,7 +119,7 @@ def _rows(found: Explained) -> list[list[str]]:
         )
     for axis in found.unmeasured:
         rows.append([f"  {safe(axis)}", "—", "", "", "not measured"])
-    if found.effects:
+    if len(found.effects) > 1:
         total = found.total.mean
         share = _percent(found.sum / total) if found.sum is not None and total else ""
         rows.append(["  sum of the axes", _number(found.sum), "", share, ""])
