@@ -290,10 +290,10 @@ def settle(
     if CONFIG in files:
         code_path = folder / CODE_CONFIG
         code = _load(code_path.read_bytes(), CODE_CONFIG) if code_path.exists() else None
-        if code is None and report is not None and report.namespace is not None:
+        if report is not None and report.namespace is not None:  # recorded, in part at least
             namespace, hidden = secrets_scan.redact_config(report.namespace, secrets)
             report = replace(report, namespace=namespace)
-            redacted += hidden
+            redacted += [r for r in hidden if r not in redacted]
         launched = _load(files[CONFIG], CONFIG)
         settled = settle_config(launched, code, report, command, workdir, cwd)
         files[CONFIG] = yamlio.dump(settled)
