@@ -245,7 +245,9 @@ def test_a_change_explain_cannot_make_is_said_and_left_unmeasured(trainer: Path)
     assert rows["config.argv.lr"] == ["+0.1", "-3%"]  # of -3.9: it moved the other way
     assert rows["config.width"] == ["—", "not", "measured"]
     lines = result.stdout.splitlines()
-    assert lines[-3] == "loss: no axis alone moved it the way A → B did (-3.9)."
+    assert lines[-3] == (
+        "loss: no axis alone moved it the way A → B did (-3.9); config.width not measured."
+    )
     assert lines[-2].startswith("config.width#1: cannot be made: config.width is neither")
 
 
@@ -329,7 +331,8 @@ def test_a_variant_that_fails_is_said_kept_and_run_again_only_when_asked(
     result = gitexp("explain", a, b, "--yes")
     assert result.exit_code == 1
     assert "code#1: not counted: it failed (exit 1)" in result.stdout
-    assert "Error: 1 planned runs count for nothing" in result.stderr
+    assert "Error: 1 planned run counts for nothing" in result.stderr
+    assert "--retry-failed runs the failed ones again" in result.stderr
     rows = {line.split()[0]: line.split()[1:] for line in result.stdout.splitlines()
             if line.startswith("  ")}  # fmt: skip
     assert rows["code"] == ["—", "not", "measured"]

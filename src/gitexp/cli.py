@@ -1202,6 +1202,10 @@ def explain(
     from gitexp.explain import attribute, runs, view
     from gitexp.explain import plan as planning
 
+    if as_json and markdown:
+        raise click.UsageError("give --json or --markdown, not both")
+    if show_plan + print_commands + (only is not None) > 1:
+        raise click.UsageError("give one of --plan, --print and --only")
     ws = workspace.open_workspace()
     with listing.indexing_progress() as progress:
         plan = planning.make(ws, run_a, run_b, seeds, patterns, retry_failed, progress)
@@ -1227,7 +1231,7 @@ def explain(
     if print_commands:
         if todo:
             _explain_consent(ws, plan, yes)
-        click.echo(view.commands(plan, patterns, retry_failed, yes), nl=False)
+        click.echo(view.commands(plan, retry_failed, yes), nl=False)
         return
     interrupted = None
     if todo:
@@ -1244,12 +1248,17 @@ def explain(
         click.echo(view.markdown(found), nl=False)
     else:
         click.echo(view.text(found), nl=False)
-    if interrupted is not None:
+    if interrupted is not None:  # never 0: even if the script's own handler exited so
         click.echo("gitexp: explain stopped; run it again to make the rest", err=True)
-        ctx.exit(interrupted)
+        ctx.exit(interrupted or 130)
     if found.problems:
-        raise GitexpError(f"{len(found.problems)} planned runs count for nothing (see above); "
-                          "the explanation leaves their axes out")  # fmt: skip
+        count = len(found.problems)
+        failed = any(p.status == "failed" for p in plan.runs if p.label in found.problems)
+        raise GitexpError(
+            f"{count} planned run{' counts' if count == 1 else 's count'} for nothing (see "
+            "above), so the explanation leaves their axes out"
+            + ("; --retry-failed runs the failed ones again" if failed else "")
+        )
 
 
 def _explain_consent(ws: Workspace, plan: Any, yes: bool) -> None:

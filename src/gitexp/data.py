@@ -79,10 +79,10 @@ def _pointer_files(ws: Workspace, untracked: Iterable[str] | None) -> list[str]:
     """
     names = set(_tracked_pointer_files(ws))
     names.update(_untracked(ws) if untracked is None else untracked)
-    return sorted(n for n in names if _is_pointer_file(n))
+    return sorted(n for n in names if is_pointer_file(n))
 
 
-def _is_pointer_file(path: str) -> bool:
+def is_pointer_file(path: str) -> bool:
     return path.endswith(".dvc") or path == LOCK_FILE or path.endswith(f"/{LOCK_FILE}")
 
 
@@ -100,7 +100,7 @@ def _tracked_pointer_files(ws: Workspace) -> list[str]:
         done = git.run(ws.workdir, "ls-files", "-z", "--", *pattern)
         if done is not None and done.returncode == 0:
             return [name for name in done.stdout.split("\0") if name]
-    return [path for entry in index if _is_pointer_file(path := entry.path)]
+    return [path for entry in index if is_pointer_file(path := entry.path)]
 
 
 def pointers(ws: Workspace, untracked: Iterable[str] | None = None) -> dict[str, Pointer]:

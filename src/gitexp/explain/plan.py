@@ -18,6 +18,8 @@ from gitexp.axes import Change, Inputs, Rules
 from gitexp.errors import GitexpError, UsageError
 from gitexp.explain import variants
 from gitexp.explain.variants import Source, Unvariable
+from gitexp.reader import terminal_safe as safe
+from gitexp.seeds import SEED_MAX
 from gitexp.workspace import Workspace
 
 A, B = "A", "B"
@@ -53,6 +55,7 @@ class Plan:
     seeds: int
     runs: tuple[Planned, ...]
     rules: Rules
+    patterns: tuple[str, ...] = ()  # --axis: the axes varied, when not all
 
     @property
     def name(self) -> str:
@@ -109,6 +112,9 @@ def _replicate_seeds(a: Source, b: Source, seeds: int) -> list[int | None]:
         candidate += 1
         if candidate != b.seed:
             found.append(candidate)
+    if candidate > SEED_MAX:
+        raise UsageError(f"run {a.run_id}'s seed is {a.seed}, and the seeds after it pass "
+                         f"{SEED_MAX}, the largest seed; give fewer --seeds")  # fmt: skip
     return found
 
 
@@ -132,9 +138,9 @@ def make(
         )
     chosen = diff.selected(comparison, patterns)
     if not chosen:
-        shown = ", ".join(c.axis for c in comparison.axes)
+        shown = ", ".join(safe(c.axis) for c in comparison.axes)
         raise UsageError(
-            f"--axis {' '.join(patterns)} names none of the axes A and B differ on ({shown})"
+            f"--axis {safe(' '.join(patterns))} names none of the axes A and B differ on ({shown})"
         )
     a, b = variants.read(ws, a_id), variants.read(ws, b_id)
     extra = _replicate_seeds(a, b, seeds)
@@ -150,7 +156,7 @@ def make(
                 continue  # its variant's seed is the axis itself: it has no replicates
             made = _planned(ws, _label(change, n), (a, b), (change,), rules, i, seed)
             runs.append(replace(made, group=change.axis))
-    plan = Plan(a, b, tuple(comparison.axes), varied, seeds, tuple(runs), comparison.rules)
+    plan = Plan(a, b, tuple(comparison.axes), varied, seeds, tuple(runs), rules, tuple(patterns))
     return _found(ws, plan, retry_failed, progress)
 
 
@@ -222,10 +228,16 @@ def _found(
     memo_a: axes.CodeMemo = {}
     memo_b: axes.CodeMemo = {}
     seen: list[_Seen] = []
+    ours: dict[str, str] = {}  # label → a failed run an earlier explain made for it
     for inputs in catalog.inputs(ws, progress):  # newest first
         status = statuses.get(inputs.run_id, "")
         if status not in kept:
             continue
+        if status == FAILED:  # it may have failed before its options were read
+            label = _made_for(ws, plan, inputs.run_id)
+            if label is not None:
+                ours.setdefault(label, inputs.run_id)
+                continue
         quick, _ = plan.rules.apply(axes.record_changes(plan.a.inputs, inputs))
         if not {c.axis for c in quick} <= names:
             continue  # differs from A on an axis A and B share: no planned run
@@ -237,12 +249,23 @@ def _found(
     taken: set[str] = set()
     runs = []
     for planned in plan.runs:
-        match = next((s for s in seen if s.run_id not in taken and is_run(plan, planned, s)), None)
+        found = (s.run_id for s in seen if s.run_id not in taken and is_run(plan, planned, s))
+        match = next(found, ours.get(planned.label))
         if match is not None:
-            taken.add(match.run_id)
-            planned = replace(planned, run_id=match.run_id, status=match.status, reused=True)
+            taken.add(match)
+            planned = replace(planned, run_id=match, status=statuses[match], reused=True)
         runs.append(planned)
     return replace(plan, runs=tuple(runs))
+
+
+def _made_for(ws: Workspace, plan: Plan, run_id: str) -> str | None:
+    """The planned run of this explanation that `run_id` was made as, if it was."""
+    from gitexp import history, reader
+    from gitexp.record import RUN
+
+    record = history.load(ws, run_id)
+    info = reader.run_info(run_id, record.files.get(RUN))
+    return info.variant if info.explains == plan.name else None
 
 
 def _axes(

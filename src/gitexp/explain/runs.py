@@ -35,7 +35,7 @@ def run(ws: Workspace, plan: Plan, planned: Planned) -> tuple[Planned, int, str 
     result = recipes.run(ws, recipe)
     done = replace(planned, run_id=result.run_id, status=result.status, how=made.how)
     if result.status != planning.SUCCEEDED:
-        return done, result.exit_status, f"it {result.status} (exit {result.exit_status})"
+        return done, result.exit_status, f"{ended(result.status)} (exit {result.exit_status})"
     return done, result.exit_status, planning.check(ws, plan, done, result.run_id)
 
 
@@ -61,10 +61,16 @@ def run_all(
     return replace(plan, runs=tuple(runs)), problems, None
 
 
+def ended(status: str) -> str:
+    """How a run that did not succeed ended, in words."""
+    words = {"interrupted": "it was interrupted", "running": "it is still running"}
+    return words.get(status, f"it {status}")
+
+
 def problems_of(plan: Plan) -> dict[str, str]:
     """Why each planned run the history holds counts for nothing: it failed."""
     return {
-        p.label: f"it {p.status} (`gitexp show {p.run_id}`)"
+        p.label: f"{ended(p.status or '')} (`gitexp show {p.run_id}`)"
         for p in plan.runs
         if p.run_id is not None and p.status != planning.SUCCEEDED
     }

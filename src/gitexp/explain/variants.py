@@ -8,11 +8,13 @@ snapshots, so that `explain --plan` can show them before a single run starts.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import pygit2
+import pygit2.enums
 
 from gitexp import axes, history, reader, yamlio
 from gitexp import config as config_mod
@@ -22,9 +24,10 @@ from gitexp.record import CODE, CONFIG, DATA, EXPERIMENTS, RUN, SEEDS, RunInfo
 from gitexp.replay import code as replay_code
 from gitexp.replay import reproduce
 from gitexp.replay.recipe import Recipe
-from gitexp.seeds import SEED_VARIABLES, child_variables
+from gitexp.seeds import SEED_MAX, SEED_VARIABLES, child_variables
 from gitexp.workspace import Workspace
 
+_EDITED = (".yaml", ".yml", ".json")  # the config files explain can change a key of
 # How a run takes its seed, and so how a replicate is given another one.
 BY_OPTION, BY_VARIABLES, UNSEEDED, IN_CODE = "option", "variables", "unseeded", "code"
 
@@ -112,8 +115,8 @@ def _carrier(
     )
     if keys:
         return BY_OPTION, keys[0], config[keys[0]]
-    given = variables.get(SEED_VARIABLES[0])
-    if isinstance(given, (str, int)) and str(given).isdigit():
+    given = str(variables.get(SEED_VARIABLES[0]))
+    if re.fullmatch(r"[0-9]{1,10}", given) and int(given) <= SEED_MAX:
         return BY_VARIABLES, None, int(given)
     if not inputs.seed_values:
         return UNSEEDED, None, None
@@ -236,6 +239,9 @@ class _Draft:
             return
         if self._in_file(key, value):
             return
+        if any(not f.lower().endswith(_EDITED) for f in self.source.config_files):
+            raise Unvariable(f"config.{key} is no option of the command, and explain edits "
+                             "YAML and JSON config files only")  # fmt: skip
         raise Unvariable(
             f"config.{key} is neither an option of the command nor a key of its "
             "config files, so explain cannot set it"
@@ -272,7 +278,7 @@ class _Draft:
         repo = self.ws.repo
         tree = _tree(repo, self.snapshot)
         for path in self.source.config_files:
-            if not path.lower().endswith((".yaml", ".yml", ".json")):
+            if not path.lower().endswith(_EDITED):
                 continue
             raw = self.overlays.get(path, _blob(repo, tree, path))
             if raw is None:
@@ -348,11 +354,13 @@ def _tree(repo: pygit2.Repository, snapshot: str) -> pygit2.Tree:
 
 
 def _blob(repo: pygit2.Repository, tree: pygit2.Tree, path: str) -> bytes | None:
-    """The file at `path` in `tree`, or None where it has none."""
+    """The file at `path` in `tree`, or None where it has none; a link is no file."""
     try:
         entry = tree[path]
     except (KeyError, ValueError):
         return None
+    if entry.filemode == pygit2.enums.FileMode.LINK:
+        raise Unvariable(f"{path} is a link in the run's code, not a file")
     found = repo[entry.id]
     return found.data if isinstance(found, pygit2.Blob) else None
 

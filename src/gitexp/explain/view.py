@@ -4,7 +4,6 @@ terminal, or as Markdown for a pull request beside `gitexp report`."""
 from __future__ import annotations
 
 import shlex
-from collections.abc import Sequence
 
 from gitexp import listing
 from gitexp.explain.attribute import SMALL_SHARE, Effect, Explained, Explanation
@@ -92,60 +91,59 @@ def plan_text(plan: Plan, max_runs: int) -> str:
     return f"{heading(plan)}\n{table}\n{tail}\n"
 
 
-def commands(plan: Plan, patterns: Sequence[str], retry_failed: bool, yes: bool) -> str:
+def _options(plan: Plan) -> list[str]:
+    """The two runs and the options that make this plan, as `explain` is given them."""
+    seeds = [f"--seeds={plan.seeds}"] if plan.seeds > 1 else []
+    return [plan.a.run_id, plan.b.run_id, *seeds, *(f"--axis={p}" for p in plan.patterns)]
+
+
+def commands(plan: Plan, retry_failed: bool, yes: bool) -> str:
     """`explain --print`: one shell command per run to make, each on a line of its own."""
-    options = [f"--seeds={plan.seeds}", *(f"--axis={p}" for p in patterns)]
-    options += ["--retry-failed"] * retry_failed + ["--yes"] * yes
-    lines = [
-        shlex.join(
-            ["gitexp", "explain", plan.a.run_id, plan.b.run_id, *options, f"--only={p.label}"]
-        )
-        for p in plan.to_run
-    ]
+    options = [*_options(plan), *["--retry-failed"] * retry_failed, *["--yes"] * yes]
+    lines = [shlex.join(["gitexp", "explain", *options, f"--only={p.label}"])
+             for p in plan.to_run]  # fmt: skip
     return "".join(f"{line}\n" for line in lines)
 
 
 def _rows(found: Explained) -> list[list[str]]:
-    rows = [["A → B", _number(found.total.mean), _ci(found.total), "100%", _verdict(found.total)]]
+    total = found.total
+    rows = [["A → B", _number(total.mean), _ci(total), "" if total.mean is None else "100%",
+             _verdict(total)]]  # fmt: skip
     for effect in found.effects:
-        rows.append(
-            [
-                f"  {safe(effect.name)}",
-                _number(effect.mean),
-                _ci(effect),
-                _share(effect),
-                _verdict(effect),
-            ]
-        )
+        rows.append([f"  {safe(effect.name)}", _number(effect.mean), _ci(effect),
+                     _share(effect), _verdict(effect)])  # fmt: skip
     for axis in found.unmeasured:
         rows.append([f"  {safe(axis)}", "—", "", "", "not measured"])
-    if len(found.effects) > 1:
-        total = found.total.mean
-        share = _percent(found.sum / total) if found.sum is not None and total else ""
+    if len(found.effects) > 1 or (found.effects and found.unmeasured):
+        share = _percent(found.sum / total.mean) if found.sum is not None and total.mean else ""
         rows.append(["  sum of the axes", _number(found.sum), "", share, ""])
+        left = found.interaction
         verdict = "" if found.additive is None else _ADDITIVE[found.additive]
-        rows.append(
-            [
-                "  interaction",
-                _number(found.interaction.mean),
-                _ci(found.interaction),
-                _share(found.interaction),
-                verdict,
-            ]
-        )
+        rows.append([f"  {_rest(found)}", _number(left.mean), _ci(left), _share(left),
+                     verdict])  # fmt: skip
     return rows
+
+
+def _rest(found: Explained) -> str:
+    """What A → B minus the measured axes is: their interaction, or, with axes left
+    unmeasured, those axes too."""
+    return "the rest" if found.unmeasured else "interaction"
 
 
 def conclusion(found: Explained) -> str:
     """One sentence per metric: which axis moved it most, which account for the change."""
     label = safe(found.metric.label)
     total = found.total.mean
+    missing = ", ".join(safe(a) for a in found.unmeasured)
     if total is None:
         return f"{label}: A or B has no value, so nothing is attributed."
     if total == 0:
         return f"{label}: A → B did not change it."
+    if not found.effects:
+        return f"{label}: no axis was measured ({missing or 'none could be'})."
     if found.main is None:
-        return f"{label}: no axis alone moved it the way A → B did ({_number(total)})."
+        said = f"{label}: no axis alone moved it the way A → B did ({_number(total)})"
+        return said + (f"; {missing} not measured." if missing else ".")
     main = next(e for e in found.effects if e.name == found.main)
     said = f"{safe(found.main)} moved {label} most: {_number(main.mean)} of {_number(total)}"
     said += f" ({_percent(main.share)})" if main.share is not None else ""
@@ -157,14 +155,17 @@ def conclusion(found: Explained) -> str:
     quiet = [safe(e.name) for e in found.effects if e.beyond_noise is False and e is not main]
     if quiet:
         said += f"; {', '.join(quiet)} {'is' if len(quiet) == 1 else 'are'} within seed noise"
+    left = found.interaction
     if found.additive is False:
         said += "; the effects interact, so their sum is not the whole change"
-    elif found.additive is None and abs(found.interaction.share or 0) >= SMALL_SHARE:
-        left = found.interaction
-        said += (
-            f"; {_number(left.mean)} ({_percent(left.share or 0)}) is left to the axes "
-            "together (one seed: --seeds 2 or more to judge it against noise)"
-        )
+    elif missing:
+        share = f" ({_percent(left.share)})" if left.share is not None else ""
+        rest = f"{_number(left.mean)}{share} of it" if left.mean is not None else "the rest"
+        said += f"; {rest} is left to {missing}, not measured, and to the axes together"
+    elif found.additive is None and abs(left.share or 0) >= SMALL_SHARE:
+        said += f"; {_number(left.mean)} ({_percent(left.share or 0)}) is left to the axes together"
+        if left.n == 1:
+            said += " (one seed: --seeds 2 or more to judge it against noise)"
     return said + "."
 
 
@@ -190,10 +191,8 @@ def text(found: Explanation) -> str:
             parts.append(f"{planned.label}: cannot be made: {safe(planned.impossible)}")
     reused = sum(1 for p in plan.runs if p.reused)
     made = sum(1 for p in plan.runs if p.run_id and not p.reused)
-    parts.append(
-        f"runs: {reused} from the history, {made} run now (`gitexp explain "
-        f"{plan.a.run_id} {plan.b.run_id} --plan` lists them)"
-    )
+    again = shlex.join(["gitexp", "explain", *_options(plan), "--plan"])
+    parts.append(f"runs: {reused} from the history, {made} run now (`{safe(again)}` lists them)")
     return "\n".join(parts) + "\n"
 
 

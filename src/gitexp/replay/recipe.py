@@ -10,6 +10,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
+import pygit2
+import pygit2.enums
+
 from gitexp import data, launch, runner
 from gitexp.atomic import replace_file
 from gitexp.errors import GitexpError, Unreadable
@@ -42,6 +45,9 @@ class Recipe:
 def run(ws: Workspace, recipe: Recipe) -> runner.RunResult:
     """Run `recipe` in a worktree of its snapshot, recorded on this repository's branch."""
     with code.worktree(ws, recipe.snapshot) as there:
+        _check_links(there)
+        for path in (*recipe.config_files, *(path for path, _ in recipe.pins)):
+            _plain(there.workdir, path)  # read or written below: never through a link
         for path, content in sorted(recipe.overlays.items()):
             _lay(there.workdir, path, content)
         if recipe.pins:
@@ -68,24 +74,40 @@ def run(ws: Workspace, recipe: Recipe) -> runner.RunResult:
     return result
 
 
-def _lay(root: Path, path: str, content: bytes | None) -> None:
-    """Write (or remove) one file of the worktree; a path from a record or a tree is
-    untrusted, so it must name a plain place inside the worktree, through no link."""
+def _plain(root: Path, path: str) -> Path:
+    """Where `path` lies in the worktree `root`. A path from a record or a snapshot is
+    untrusted: it must name a place inside the worktree, reached through no link, or it is
+    Unreadable."""
     parts = PurePosixPath(path).parts
     if not parts or path.startswith("/") or any(p in ("..", ".git", "") for p in parts):
         raise Unreadable(f"{path!r} is not a path inside the repository")
     place = root
-    for part in parts[:-1]:
+    for part in parts:
         place = place / part
-        if place.is_symlink() or (place.exists() and not place.is_dir()):
-            raise Unreadable(f"{path!r} leads through {place.relative_to(root)}, not a folder")
-    target = place / parts[-1]
-    if target.is_dir() and not target.is_symlink():
+        if place.is_symlink():
+            raise Unreadable(f"{path!r} leads through the link {place.relative_to(root)}, "
+                             "which a replay never follows")  # fmt: skip
+    return place
+
+
+def _check_links(there: Workspace) -> None:
+    """A DVC pointer file of the snapshot that is a link would have DVC read a pointer from
+    anywhere on this machine: refused."""
+    for entry in there.repo.index:
+        if entry.mode == pygit2.enums.FileMode.LINK and data.is_pointer_file(entry.path):
+            raise Unreadable(f"the DVC pointer {entry.path!r} of the run's code is a link, "
+                             "not a file; a replay never follows it")  # fmt: skip
+
+
+def _lay(root: Path, path: str, content: bytes | None) -> None:
+    """Write (or remove) one file of the worktree."""
+    target = _plain(root, path)
+    if target.is_dir():
         raise Unreadable(f"{path!r} is a folder in the code, not a file")
-    target.unlink(missing_ok=True)  # a link is replaced, never written through
+    target.unlink(missing_ok=True)
     if content is None:
         return
-    place.mkdir(parents=True, exist_ok=True)
+    target.parent.mkdir(parents=True, exist_ok=True)
     replace_file(target, content)
 
 
