@@ -295,6 +295,9 @@ def test_a_key_of_a_yaml_config_file_is_changed_in_the_file(trainer: Path) -> No
     lr_run = run_ids(trainer)[0]
     shown = json.loads(gitexp("show", lr_run, "--json").stdout)
     assert shown["config"]["optim"] == {"lr": 0.3} and shown["config"]["layers"] == 2
+    # Changed in place: the comment, and every other byte, as A had them.
+    ran = git(trainer, "show", f"{shown['code']['snapshot']}:conf.yaml")
+    assert ran == "# tuned by hand\noptim:\n  lr: 0.3\nlayers: 2\n"
     assert (trainer / "conf.yaml").read_text() == "optim:\n  lr: 0.3\nlayers: 4\n"  # untouched
 
 
@@ -321,11 +324,12 @@ def test_a_variant_that_fails_is_said_kept_and_run_again_only_when_asked(
     trainer: Path, pair: tuple[str, str]
 ) -> None:
     a, _ = pair
-    # B's code needs B's data: with A's, its code variant fails.
+    # B's code needs B's data: with A's, its code variant fails, before it reads its options
+    # (so its record holds them unparsed: found again by its link to the explanation).
     (trainer / "fit.py").write_text(
         SCRIPT.replace("PENALTY = 0.0", "PENALTY = 50.0")
-        .replace("args = parser.parse_args()", "args = parser.parse_args()\nassert open("
-                 "'data/train.csv').read().startswith('2'), 'this code needs the new data'")
+        .replace("args = parser.parse_args()", "assert open('data/train.csv').read()"
+                 ".startswith('2'), 'this code needs the new data'\nargs = parser.parse_args()")
     )  # fmt: skip
     b = _record("--lr", "0.2", "--seed", "1")
     result = gitexp("explain", a, b, "--yes")

@@ -6,6 +6,8 @@ ruamel is loaded on first use: a listing from the index parses no YAML and need 
 from __future__ import annotations
 
 import io
+import json
+import math
 import threading
 from collections.abc import Mapping
 from contextlib import closing
@@ -215,3 +217,60 @@ def typed_value(text: str, source: str | None = None) -> Any:
     except GitexpError:
         return text
     return text if isinstance(value, dict) else value
+
+
+def scalar_text(value: Any) -> str:
+    """`value` as a YAML scalar that YAML 1.1 readers (PyYAML) and 1.2 readers (ruamel)
+    both read back as it is: `1.0e-05`, not `1e-05`, which PyYAML reads as text."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if math.isnan(value):
+            return ".nan"
+        if math.isinf(value):
+            return ".inf" if value > 0 else "-.inf"
+        mantissa, e, exponent = repr(value).partition("e")
+        if "." not in mantissa:
+            mantissa += ".0"
+        if e and exponent[0] not in "+-":
+            exponent = "+" + exponent
+        return mantissa + (f"e{exponent}" if e else "")
+    return json.dumps(str(value), ensure_ascii=False)  # a double-quoted scalar: any text
+
+
+def with_scalar(raw: bytes, key: str, value: Any, source: str) -> bytes | None:
+    """`raw`, a YAML document, with the scalar at the dotted `key` set to `value` and every
+    other byte as it was, so that comments, quoting and the spelling of other values (which
+    another YAML reader may read otherwise) stay; None when no scalar alone holds `key`."""
+    from ruamel.yaml import YAML
+    from ruamel.yaml.nodes import MappingNode, ScalarNode
+
+    text = raw.decode()
+    with _LOCK:
+        node = YAML(typ="safe", pure=True).compose(text)
+    for part in key.split("."):
+        if not isinstance(node, MappingNode):
+            return None
+        found = [v for k, v in node.value if isinstance(k, ScalarNode) and k.value == part]
+        if len(found) != 1:
+            return None
+        node = found[0]
+    if not isinstance(node, ScalarNode) or node.start_mark.index == node.end_mark.index:
+        return None
+    edited = text[: node.start_mark.index] + scalar_text(value) + text[node.end_mark.index :]
+    # The same document but for that one value, as a reader sees it, or no edit at all.
+    before = load_bounded(raw, source)
+    try:
+        after = load_bounded(edited.encode(), source)
+    except GitexpError:  # the edit took an anchor with it, say
+        return None
+    if not isinstance(before, dict) or not isinstance(after, dict):
+        return None
+    *parents, leaf = key.split(".")
+    place = before
+    for part in parents:
+        place = place[part]  # there: the scalar was found along this path
+    place[leaf] = value
+    return edited.encode() if after == before else None

@@ -274,7 +274,8 @@ class _Draft:
             raise Unvariable(f"config.{key} is a switch explain can only turn on or leave off")
 
     def _in_file(self, key: str, value: Any) -> bool:
-        """Set `key` in the config file of this run that holds it, if one does."""
+        """Set `key` in the config file of this run that holds it, if one does: in place,
+        every other byte of the file as it was."""
         repo = self.ws.repo
         tree = _tree(repo, self.snapshot)
         for path in self.source.config_files:
@@ -283,17 +284,19 @@ class _Draft:
             raw = self.overlays.get(path, _blob(repo, tree, path))
             if raw is None:
                 continue
-            if path.lower().endswith(".json"):
-                loaded = json.loads(raw)
-            else:
-                loaded = yamlio.load_bounded(raw, path)
+            json_file = path.lower().endswith(".json")
+            loaded = json.loads(raw) if json_file else yamlio.load_bounded(raw, path)
             if not isinstance(loaded, dict) or key not in config_mod.flatten(loaded):
                 continue
-            config_mod.set_dotted(loaded, key, value)
-            if path.lower().endswith(".json"):
-                self.overlays[path] = json.dumps(loaded, indent=2).encode() + b"\n"
+            if json_file:  # one reading only: rewritten whole, every value as it was
+                config_mod.set_dotted(loaded, key, value)
+                edited: bytes | None = json.dumps(loaded, indent=2).encode() + b"\n"
             else:
-                self.overlays[path] = yamlio.dump(loaded)
+                edited = yamlio.with_scalar(raw, key, value, path)
+            if edited is None:
+                raise Unvariable(f"config.{key} in {path} is no single value explain can "
+                                 "change in place")  # fmt: skip
+            self.overlays[path] = edited
             self.how.append(f"{key}: {_shown(value)} in {path}")
             return True
         return False
