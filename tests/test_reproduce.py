@@ -236,3 +236,24 @@ def test_a_command_whose_secret_the_record_kept_out_is_not_replayed(trainer: Pat
     assert result.exit_code == 1
     assert "held secrets its record keeps out (--token)" in result.stderr
     assert "xyz" not in result.output and run_ids(trainer) == before
+
+
+@pytest.mark.slow
+def test_worktrees_a_killed_replay_left_behind_are_swept_unless_in_use(trainer: Path) -> None:
+    original = _record("--seed", "7", "--", sys.executable, "fit.py")
+    replays = trainer / ".git" / "gitexp" / "replay"
+    left, busy = replays / "0123456789ab-left", replays / "0123456789ab-busy"
+    for place in (left, busy):  # as a SIGKILLed replay leaves them: their locks free
+        git(trainer, "worktree", "add", "--detach", "--quiet", str(place), "HEAD")
+        (replays / f"{place.name}.lock").touch()
+    # A training whose gitexp was killed trains on in its worktree: that one is kept.
+    training = subprocess.Popen([sys.executable, "-c", "input()"], cwd=busy,
+                                stdin=subprocess.PIPE)  # fmt: skip
+    try:
+        result = gitexp("reproduce", original, "--yes")
+    finally:
+        training.communicate(b"\n")
+    assert result.exit_code == 0, result.output
+    assert not left.exists() and not (replays / f"{left.name}.lock").exists()
+    assert busy.is_dir()
+    assert str(left) not in git(trainer, "worktree", "list")

@@ -3,6 +3,9 @@ or as a git worktree of its own that a replay records from, sharing the DVC cach
 
 from __future__ import annotations
 
+import fcntl
+import os
+import secrets
 import shutil
 import subprocess
 import tarfile
@@ -15,6 +18,8 @@ from gitexp import git, history, reader
 from gitexp.errors import GitexpError, Unreadable
 from gitexp.record import CODE
 from gitexp.workspace import Workspace, open_workspace
+
+_LOCK = ".lock"  # beside each replay worktree, `<name>.lock`
 
 
 def snapshot_of(record: history.Record) -> str:
@@ -73,20 +78,67 @@ def worktree(ws: Workspace, snapshot: str) -> Iterator[Workspace]:
     _have(ws, snapshot)
     root = ws.state_dir / "replay"
     root.mkdir(parents=True, exist_ok=True)
-    place = Path(tempfile.mkdtemp(dir=root, prefix=f"{snapshot[:12]}-"))
-    made = git.run(ws.workdir, f"--git-dir={ws.git_dir}", "worktree", "add", "--detach",
-                   "--quiet", str(place), snapshot)  # fmt: skip
-    if made is None or made.returncode != 0:
-        shutil.rmtree(place, ignore_errors=True)
-        reason = git.said(made) if made is not None else "git is not installed"
-        raise GitexpError(f"git could not check out the run's code: {reason}")
-    try:
-        _share_dvc_cache(ws, place)
-        yield open_workspace(place)
-    finally:
-        git.run(ws.workdir, f"--git-dir={ws.git_dir}", "worktree", "remove", "--force", str(place))
-        shutil.rmtree(place, ignore_errors=True)
-        git.run(ws.workdir, f"--git-dir={ws.git_dir}", "worktree", "prune")
+    _sweep(ws, root)
+    place = root / f"{snapshot[:12]}-{secrets.token_hex(6)}"
+    # Taken before the folder is made, held while it is in use: a worktree whose lock is
+    # free was left behind.
+    with open(place.with_name(place.name + _LOCK), "wb") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        place.mkdir()
+        made = git.run(ws.workdir, f"--git-dir={ws.git_dir}", "worktree", "add", "--detach",
+                       "--quiet", str(place), snapshot)  # fmt: skip
+        if made is None or made.returncode != 0:
+            _remove(ws, place)
+            reason = git.said(made) if made is not None else "git is not installed"
+            raise GitexpError(f"git could not check out the run's code: {reason}")
+        try:
+            _share_dvc_cache(ws, place)
+            yield open_workspace(place)
+        finally:
+            _remove(ws, place)
+
+
+def _remove(ws: Workspace, place: Path) -> None:
+    """A replay worktree and its lock gone, and git told so."""
+    git.run(ws.workdir, f"--git-dir={ws.git_dir}", "worktree", "remove", "--force", str(place))
+    shutil.rmtree(place, ignore_errors=True)
+    git.run(ws.workdir, f"--git-dir={ws.git_dir}", "worktree", "prune")
+    place.with_name(place.name + _LOCK).unlink(missing_ok=True)
+
+
+def _sweep(ws: Workspace, root: Path) -> None:
+    """Remove the replay worktrees a killed gitexp left behind (their lock free, and no
+    process working in them: a training whose gitexp was killed trains on there). A
+    restored dataset can be large; nothing of a run is kept in its worktree."""
+    for place in root.iterdir():
+        if not place.is_dir() or place.name.startswith("."):
+            continue
+        try:
+            with open(place.with_name(place.name + _LOCK), "ab") as lock:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                if not _worked_in(place):
+                    _remove(ws, place)
+        except OSError:
+            continue  # held: in use
+
+
+def _worked_in(place: Path) -> bool:
+    """Whether a process has its working directory in `place`; where /proc cannot say
+    (not Linux), any might."""
+    proc = Path("/proc")
+    if not (proc / "self" / "cwd").exists():
+        return True
+    inside = str(place.resolve())
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cwd = os.readlink(entry / "cwd")
+        except OSError:
+            continue  # gone, or another user's
+        if cwd == inside or cwd.startswith(inside + "/"):
+            return True
+    return False
 
 
 def _share_dvc_cache(ws: Workspace, place: Path) -> None:
