@@ -391,3 +391,31 @@ def test_runs_one_axis_apart_are_measured_against_seed_noise(trainer: Path) -> N
     assert rows["config.lr"][-3:] == ["100%", "beyond", "noise"]
     assert "interaction" not in rows
     assert "config.lr moved loss most: +2 of +2 (100%)." in result.stdout
+
+
+@pytest.mark.slow
+def test_a_reused_run_whose_record_was_altered_decides_nothing(
+    trainer: Path, signing: Path, tmp_path: Path
+) -> None:
+    a = _record("--lr", "0.1", "--seed", "1")
+    _change_everything(trainer)
+    b = _record("--lr", "0.2", "--seed", "1")
+    found = _explain(a, b)  # signed, so nothing to ask
+    code_run = next(r["run"] for r in found["runs"] if r["label"] == "code#1")
+    # Someone rewrites its loss, as a pull could bring it.
+    branch = tmp_path / "branch"
+    git(trainer, "worktree", "add", "-q", str(branch), "gitexp/runs")
+    summary = branch / "experiments" / code_run / "summary.yaml"
+    summary.write_text(summary.read_text().replace("last: 52", "last: 2"))
+    git(branch, "commit", "-q", "--no-gpg-sign", "-am", "tamper")
+    git(trainer, "worktree", "remove", str(branch))
+
+    result = gitexp("explain", a, b)
+
+    assert result.exit_code == 1
+    assert "code#1: not counted: its record does not verify (modified after signing)" in (
+        result.stdout
+    )
+    rows = {line.split()[0]: line.split()[1:] for line in result.stdout.splitlines()
+            if line.startswith("  ")}  # fmt: skip
+    assert rows["code"] == ["—", "not", "measured"]

@@ -1240,7 +1240,7 @@ def explain(
         with redirect_stdout(sys.stderr) if quiet else nullcontext():
             plan, problems, interrupted = runs.run_all(ws, plan, _announce)
     else:
-        problems = runs.problems_of(plan)
+        problems = runs.problems_of(ws, plan)
     found = attribute.explain(ws, plan, metrics, problems)
     if as_json:
         click.echo(jsontext.as_json(found.as_dict()))

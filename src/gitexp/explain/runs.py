@@ -46,7 +46,7 @@ def run_all(
     second…, so that a plan stopped early has measured every axis once). Returns the plan
     with their runs, why each unusable one is so, and the exit status of a run that was
     interrupted (the rest are then left for a later `explain`)."""
-    problems = problems_of(plan)
+    problems = problems_of(ws, plan)
     todo = plan.to_run
     runs = list(plan.runs)
     for rank, planned in enumerate(todo, 1):
@@ -67,13 +67,25 @@ def ended(status: str) -> str:
     return words.get(status, f"it {status}")
 
 
-def problems_of(plan: Plan) -> dict[str, str]:
-    """Why each planned run the history holds counts for nothing: it failed."""
-    return {
+def problems_of(ws: Workspace, plan: Plan) -> dict[str, str]:
+    """Why each planned run the history holds counts for nothing: it failed, or its record
+    does not verify. Records arrive from others: one altered, signed by a key nobody
+    trusts, or (where the repository requires signatures) unsigned, decides nothing."""
+    from gitexp import verify
+
+    found = {
         p.label: f"{ended(p.status or '')} (`gitexp show {p.run_id}`)"
         for p in plan.runs
-        if p.run_id is not None and p.status != planning.SUCCEEDED
+        if p.reused and p.status != planning.SUCCEEDED
     }
+    held = {p.run_id: p.label for p in plan.runs if p.reused and p.label not in found}
+    # Where the repository does not require signatures, an unsigned record is the norm.
+    unsigned = (verify.UNSIGNED, verify.UNSIGNED_ANNOTATION)
+    tolerated = () if ws.settings.require_signed else unsigned
+    for check in verify.verify(ws, [r for r in held if r is not None]).checks:
+        if check.status != verify.OK and check.status not in tolerated:
+            found[held[check.run_id]] = f"its record does not verify ({check.status})"
+    return found
 
 
 def check_environment(ws: Workspace, plan: Plan) -> None:
