@@ -1157,7 +1157,7 @@ def ablate(baseline: str, metrics: tuple[str, ...], as_json: bool) -> None:
 @click.argument("run_a")
 @click.argument("run_b")
 @_METRICS
-@click.option("--seeds", type=click.IntRange(1, 100), default=1, show_default=True,
+@click.option("--seeds", type=click.IntRange(1, 100), default=1, show_default=True, metavar="N",
               help="Run each variant with N seeds: a noise estimate of each effect.")  # fmt: skip
 @click.option("--axis", "patterns", multiple=True, metavar="AXIS",
               help="Vary only this axis (`code`, `config.lr`, `data.*`); repeatable.")  # fmt: skip
