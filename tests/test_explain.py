@@ -150,27 +150,24 @@ def test_printed_commands_run_one_variant_each_in_parallel(
     trainer: Path, pair: tuple[str, str]
 ) -> None:
     a, b = pair
-    printed = gitexp("explain", a, b, "--print", "--yes")
+    printed = gitexp("explain", a, b, "--axis", "code", "--axis", "data.*", "--print", "--yes")
     assert printed.exit_code == 0, printed.output
     lines = printed.stdout.splitlines()
-    assert [shlex.split(line)[-1] for line in lines] == [
-        "--only=code#1", "--only=config.lr#1", "--only=data.data/train.csv#1",
-    ]  # fmt: skip
-    # As `xargs -P` would: all at once, each a real process; none is lost.
-    processes = [
-        gitexp_process(
-            shlex.split(line)[1:], trainer, stdout=subprocess.PIPE, stderr=subprocess.PIPE
-        )
-        for line in lines
+    assert [shlex.split(line)[-3:] for line in lines] == [
+        ["--axis=data.*", "--yes", "--only=code#1"],
+        ["--axis=data.*", "--yes", "--only=data.data/train.csv#1"],
     ]
-    for process in processes:
-        _, err = process.communicate(timeout=120)
-        assert process.returncode == 0, err
-    assert len(run_ids(trainer)) == 5
-    again = gitexp("explain", a, b, "--print")
+    # As the README runs them: through xargs and a shell, both at once; none is lost.
+    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
+    done = subprocess.run(["xargs", "-d", "\n", "-P", "2", "-I{}", "sh", "-c", "{}"],
+                          input=printed.stdout, cwd=trainer, capture_output=True, text=True,
+                          env={**os.environ, "PATH": path}, timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert len(run_ids(trainer)) == 4
+    again = gitexp("explain", a, b, "--axis", "code", "--axis", "data.*", "--print")
     assert again.exit_code == 0 and again.stdout == ""
-    done = gitexp("explain", a, b, "--only", "code#1")
-    assert done.stdout.startswith("code#1 is run ")
+    one = gitexp("explain", a, b, "--axis", "code", "--axis", "data.*", "--only", "code#1")
+    assert one.stdout.startswith("code#1 is run ")
 
 
 def test_explain_refuses_before_it_runs_anything(
@@ -332,7 +329,7 @@ def test_a_variant_that_fails_is_said_kept_and_run_again_only_when_asked(
                  ".startswith('2'), 'this code needs the new data'\nargs = parser.parse_args()")
     )  # fmt: skip
     b = _record("--lr", "0.2", "--seed", "1")
-    result = gitexp("explain", a, b, "--yes")
+    result = gitexp("explain", a, b, "--yes", "--axis", "code")
     assert result.exit_code == 1
     assert "code#1: not counted: it failed (exit 1)" in result.stdout
     assert "Error: 1 planned run counts for nothing" in result.stderr
@@ -341,9 +338,9 @@ def test_a_variant_that_fails_is_said_kept_and_run_again_only_when_asked(
             if line.startswith("  ")}  # fmt: skip
     assert rows["code"] == ["—", "not", "measured"]
     count = len(run_ids(trainer))
-    again = gitexp("explain", a, b, "--yes")  # the failure is a result: not made again
+    again = gitexp("explain", a, b, "--yes", "--axis", "code")  # a result: not made again
     assert again.exit_code == 1 and len(run_ids(trainer)) == count
-    retried = gitexp("explain", a, b, "--yes", "--retry-failed")
+    retried = gitexp("explain", a, b, "--yes", "--axis", "code", "--retry-failed")
     assert retried.exit_code == 1 and len(run_ids(trainer)) == count + 1
 
 
@@ -400,7 +397,7 @@ def test_a_reused_run_whose_record_was_altered_decides_nothing(
     a = _record("--lr", "0.1", "--seed", "1")
     _change_everything(trainer)
     b = _record("--lr", "0.2", "--seed", "1")
-    found = _explain(a, b)  # signed, so nothing to ask
+    found = _explain(a, b, "--axis", "code")  # signed, so nothing to ask
     code_run = next(r["run"] for r in found["runs"] if r["label"] == "code#1")
     # Someone rewrites its loss, as a pull could bring it.
     branch = tmp_path / "branch"
@@ -410,7 +407,7 @@ def test_a_reused_run_whose_record_was_altered_decides_nothing(
     git(branch, "commit", "-q", "--no-gpg-sign", "-am", "tamper")
     git(trainer, "worktree", "remove", str(branch))
 
-    result = gitexp("explain", a, b)
+    result = gitexp("explain", a, b, "--axis", "code")
 
     assert result.exit_code == 1
     assert "code#1: not counted: its record does not verify (modified after signing)" in (
