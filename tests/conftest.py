@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pty
 import socket
 import subprocess
 import sys
 import threading
+import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -99,14 +101,34 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return root
 
 
+@contextlib.contextmanager
+def _inside(folder: Path) -> Iterator[None]:
+    """This process working in `folder` for a while (contextlib.chdir is Python 3.11+)."""
+    before = os.getcwd()
+    os.chdir(folder)
+    try:
+        yield
+    finally:
+        os.chdir(before)
+
+
+def dvc(root: Path, *args: str) -> None:
+    """Real DVC's command line, `dvc ARGS` in `root`, run in this process: a `dvc` process
+    costs a second to start, and the tests make hundreds."""
+    from dvc.cli import main
+
+    with warnings.catch_warnings(), _inside(root):
+        warnings.simplefilter("ignore", DeprecationWarning)  # DVC's own, of pygtrie
+        assert main(list(args)) == 0, f"dvc {' '.join(args)} failed"
+
+
 def with_data_and_script(project: Path, script: str) -> Path:
     """The project after `gitexp init`, with data/train.csv tracked by DVC and `script` as
     fit.py, all committed."""
     assert gitexp("init").exit_code == 0
     (project / "data").mkdir()
     (project / "data" / "train.csv").write_text("1\n2\n3\n")
-    subprocess.run([sys.executable, "-m", "dvc", "add", "data/train.csv"], cwd=project,
-                   check=True, capture_output=True)  # fmt: skip
+    dvc(project, "add", "data/train.csv")
     (project / "fit.py").write_text(script)
     git(project, "add", "-A")
     git(project, "commit", "-q", "-m", "trainer")

@@ -12,8 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import git, run_ids
-from .test_data import _dvc
+from .conftest import dvc, git, run_ids
 
 SCRIPT = """\
 import argparse, random
@@ -78,7 +77,7 @@ def _node(root: Path, signing_key: Path | None) -> Path:
     (root / "data").mkdir()
     (root / "data" / "train.csv").write_text("1\n2\n3\n")
     _ok(gitexp_offline(root, "init"))
-    _dvc(root, "add", "data/train.csv")
+    dvc(root, "add", "data/train.csv")
     (root / ".gitignore").write_text("/model.bin\n")
     git(root, "add", "-A")
     git(root, "commit", "-q", "-m", "trainer")

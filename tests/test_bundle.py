@@ -11,8 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import git, gitexp, run_ids
-from .test_data import _dvc
+from .conftest import dvc, git, gitexp, run_ids
 
 
 def _cache_files(root: Path) -> set[str]:
@@ -26,7 +25,7 @@ def cluster(project: Path, signing: Path) -> Path:
     assert gitexp("init").exit_code == 0
     (project / "data").mkdir()
     (project / "data" / "train.csv").write_text("x,y\n1,2\n3,4\n")
-    _dvc(project, "add", "data/train.csv")
+    dvc(project, "add", "data/train.csv")
     git(project, "add", "-A")
     git(project, "commit", "-q", "-m", "data")
     assert gitexp("run", "--", sys.executable, "train.py", "--lr", "0.1").exit_code == 0

@@ -12,14 +12,10 @@ import pytest
 
 from gitexp import yamlio
 
-from .conftest import git, gitexp, run_ids
+from .conftest import dvc, git, gitexp, run_ids
 
 # Slow as a whole (each test sets up DVC): `make test-quick` leaves it out.
 pytestmark = pytest.mark.slow
-
-
-def _dvc(root: Path, *args: str) -> None:
-    subprocess.run([sys.executable, "-m", "dvc", *args], cwd=root, check=True, capture_output=True)
 
 
 @pytest.fixture
@@ -31,7 +27,7 @@ def tracked(project: Path, tmp_path: Path) -> Path:
     (project / "data" / "train.csv").write_text("x,y\n1,2\n")
     for i in range(3):
         (project / "data" / "images" / f"{i}.txt").write_text(f"image {i}\n")
-    _dvc(project, "add", "data/train.csv", "data/images")
+    dvc(project, "add", "data/train.csv", "data/images")
     git(project, "add", "-A")
     git(project, "commit", "-q", "-m", "data")
     return project
@@ -89,7 +85,7 @@ def test_outputs_of_dvc_lock_are_pinned(tracked: Path) -> None:
         "stages:\n  prepare:\n    cmd: cp data/train.csv data/clean.csv\n"
         "    deps: [data/train.csv]\n    outs: [data/clean.csv]\n"
     )
-    _dvc(tracked, "repro", "prepare")
+    dvc(tracked, "repro", "prepare")
     assert gitexp("run", "--data", "data/clean.csv", "--", "true").exit_code == 0
     (pin,) = _data_yaml(tracked)
     assert (pin["path"], pin["pointer"], pin["matches_pointer"]) == (
@@ -341,7 +337,7 @@ def test_checkout_restores_artifacts_and_folders(tracked: Path) -> None:
 def test_checkout_fetches_from_the_directory_remote(tracked: Path) -> None:
     original = (tracked / "data" / "images" / "1.txt").read_bytes()
     assert gitexp("run", "--", "true").exit_code == 0
-    _dvc(tracked, "push")
+    dvc(tracked, "push")
     shutil.rmtree(tracked / ".dvc" / "cache")
     shutil.rmtree(tracked / "data" / "images")
     result = gitexp("checkout", "@", "data/images")

@@ -14,7 +14,7 @@ import pytest
 
 from gitexp import yamlio
 
-from .conftest import git, gitexp, gitexp_process, on_terminal, run_ids, sealed
+from .conftest import dvc, git, gitexp, gitexp_process, on_terminal, run_ids, sealed
 
 TRAIN = "import sys\nprint('training', sys.argv[1:])\n"
 KINDS = ("code", "config", "data", "env", "seed")
@@ -35,10 +35,6 @@ FILE = {
 }
 
 Runs = dict[frozenset[str], str]
-
-
-def _dvc(root: Path, *args: str) -> None:
-    subprocess.run([sys.executable, "-m", "dvc", *args], cwd=root, check=True, capture_output=True)
 
 
 def _start(root: Path) -> None:
@@ -76,7 +72,7 @@ def matrix(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Run
         for content in (b"x,y\n1,2\n", b"x,y\n1,2\n3,4\n"):
             (root / "data").mkdir(exist_ok=True)
             (root / "data" / "train.csv").write_bytes(content)
-            _dvc(root, "add", "data/train.csv")
+            dvc(root, "add", "data/train.csv")
             versions.append((content, (root / "data" / "train.csv.dvc").read_bytes()))
         (root / "data" / "train.csv.dvc").write_bytes(versions[0][1])
         git(root, "add", "-A")
@@ -416,7 +412,7 @@ def test_a_deleted_dataset_pointer_is_a_data_change(project: Path) -> None:
     assert gitexp("init").exit_code == 0
     (project / "data").mkdir()
     (project / "data" / "train.csv").write_text("x,y\n1,2\n")
-    _dvc(project, "add", "data/train.csv")
+    dvc(project, "add", "data/train.csv")
     git(project, "add", "-A")
     git(project, "commit", "-q", "-m", "data")
     first = _run("--", sys.executable, "train.py")

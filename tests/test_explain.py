@@ -16,8 +16,7 @@ import pytest
 from gitexp.axes import Change
 from gitexp.explain.plan import _label
 
-from .conftest import git, gitexp, gitexp_process, run_ids, with_data_and_script
-from .test_data import _dvc
+from .conftest import dvc, git, gitexp, gitexp_process, run_ids, with_data_and_script
 
 # Its loss adds up what each input did: the learning rate's distance from 0.1, the data's
 # mean, the code's PENALTY, and a little seed noise. `--seed` seeds it.
@@ -59,7 +58,7 @@ def _change_everything(project: Path) -> None:
     """B's code and data: a much worse loss from the code, a little from the data."""
     (project / "fit.py").write_text(SCRIPT.replace("PENALTY = 0.0", "PENALTY = 50.0"))
     (project / "data" / "train.csv").write_text("2\n3\n4\n")
-    _dvc(project, "add", "data/train.csv")
+    dvc(project, "add", "data/train.csv")
 
 
 @pytest.fixture

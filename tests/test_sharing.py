@@ -10,8 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import git, gitexp, run_ids
-from .test_data import _dvc
+from .conftest import dvc, git, gitexp, run_ids
 
 
 @pytest.fixture
@@ -22,16 +21,16 @@ def two_machines(
     assert gitexp("init", "--remote", str(tmp_path / "dvc-remote")).exit_code == 0
     (project / "data").mkdir()
     (project / "data" / "train.csv").write_text("x,y\n1,2\n")
-    _dvc(project, "add", "data/train.csv")
+    dvc(project, "add", "data/train.csv")
     git(project, "add", "-A")
     git(project, "commit", "-q", "-m", "data")
     git(tmp_path, "init", "-q", "--bare", "shared.git")
     git(project, "remote", "add", "origin", str(tmp_path / "shared.git"))
     git(project, "push", "-q", "origin", "main")
-    _dvc(project, "push")
+    dvc(project, "push")
     other = tmp_path / "other"
     git(tmp_path, "clone", "-q", str(tmp_path / "shared.git"), str(other))
-    _dvc(other, "pull")
+    dvc(other, "pull")
     return project, other
 
 
@@ -237,7 +236,7 @@ def test_pull_from_a_dvc_remote_that_lacks_the_data_is_an_error(
     monkeypatch.chdir(there)
     (tmp_path / "wrong-remote").mkdir()
     name = _dvc_default_remote(there)
-    _dvc(there, "remote", "modify", "--local", name, "url", str(tmp_path / "wrong-remote"))
+    dvc(there, "remote", "modify", "--local", name, "url", str(tmp_path / "wrong-remote"))
     pulled = gitexp("pull")
     assert pulled.exit_code == 1
     assert pulled.stdout.startswith("pulled 1 new runs from origin, 0 DVC objects")
