@@ -65,6 +65,11 @@ step gitexp show evaluate
 step gitexp reproduce --yes torch-baseline
 step gitexp rerun --yes torch-baseline -p epochs=40
 step gitexp diff --no-pager --stat torch-baseline @
+# Two changes at once prove nothing (`diff` refuses them); `explain` makes the runs that
+# take each change alone from the baseline (the rerun above is one already), and says
+# which change moved the loss.
+step gitexp run --name wider-longer --seed 0 -- python train_torch.py --epochs 40 --hidden 16 --dataset data/spirals.csv
+step gitexp explain --yes -m train/loss torch-baseline wider-longer
 # Code review: a Markdown report for the pull request, and the records it rests on copied
 # onto a code branch (the records are unsigned here: configure a signing key to sign them).
 step gitexp report --baseline torch-baseline torch-baseline @
