@@ -258,7 +258,9 @@ def _not_given(namespace: Mapping[str, Any], given: Mapping[str, Any]) -> dict[s
     return {
         key: value
         for key, value in namespace.items()
-        if (key, repr(value)) not in leaves and (key.replace("-", "_"), repr(value)) not in leaves
+        if value is not None  # absent and null are one value: not written
+        and (key, repr(value)) not in leaves
+        and (key.replace("-", "_"), repr(value)) not in leaves
     }
 
 
