@@ -41,10 +41,6 @@ class Planned:
     status: str | None = None
     reused: bool = False  # found in the history rather than run by this explain
 
-    @property
-    def source(self) -> str:
-        return B if self.group == B else A
-
 
 @dataclass(frozen=True)
 class Plan:

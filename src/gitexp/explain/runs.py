@@ -23,14 +23,8 @@ def run(ws: Workspace, plan: Plan, planned: Planned) -> tuple[Planned, int, str 
     """Make and run one planned run: it, updated; the command's exit status; and why it
     counts for nothing (it failed, or it is not the planned run), if it does not count."""
     source, other = (plan.b, plan.a) if planned.group == B else (plan.a, plan.b)
-    made = variants.recipe(
-        ws,
-        source,
-        other,
-        plan.changes(planned) if planned.group != B else (),
-        plan.rules,
-        planned.seed,
-    )
+    taken = () if planned.group == B else plan.changes(planned)  # B's own: B's everything
+    made = variants.recipe(ws, source, other, taken, plan.rules, planned.seed)
     recipe = replace(made.recipe, explains=plan.name, variant=planned.label)
     result = recipes.run(ws, recipe)
     done = replace(planned, run_id=result.run_id, status=result.status, how=made.how)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import pygit2
@@ -52,7 +52,6 @@ class Source:
     carrier: str  # BY_OPTION, BY_VARIABLES, UNSEEDED or IN_CODE
     seed_key: str | None = None  # the config key of its seed, BY_OPTION
     seed: int | None = None  # its seed, when it was given one we can give again
-    files: Mapping[str, bytes] = field(default_factory=dict)
 
 
 def read(ws: Workspace, run_id: str) -> Source:
@@ -85,11 +84,10 @@ def read(ws: Workspace, run_id: str) -> Source:
             for p in pinned
             if isinstance(p.entry.get("pointer"), str)
         },
-        variables={str(k): str(v) for k, v in variables.items() if k in SEED_VARIABLES},
+        variables=reproduce.replayed_variables(seeds),
         carrier=carrier,
         seed_key=key,
         seed=seed,
-        files=files,
     )
 
 

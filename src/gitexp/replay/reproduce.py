@@ -97,7 +97,7 @@ def plan(ws: Workspace, ref: str) -> Plan:
         )
     snapshot = code.snapshot_of(record)
     seeds = reader.mapping(run_id, SEEDS, record.files.get(SEEDS))
-    variables = _replayed_variables(seeds)
+    variables = replayed_variables(seeds)
     command, notes = runnable(info.command)
     recorded = reader.mapping(run_id, ENV, record.files.get(ENV))
     env = {**os.environ, **variables}
@@ -132,7 +132,7 @@ def distrust(ws: Workspace, run_id: str) -> str | None:
     return "the runs branch itself does not verify (`gitexp verify` says why)"
 
 
-def _replayed_variables(seeds: Mapping[str, Any]) -> dict[str, str]:
+def replayed_variables(seeds: Mapping[str, Any]) -> dict[str, str]:
     """The seed variables (`gitexp run --seed`) and determinism flag the run saw."""
     seen, flags = seeds.get("variables"), seeds.get("deterministic")
     seen = seen if isinstance(seen, dict) else {}
