@@ -274,7 +274,7 @@ def test_a_key_of_a_yaml_config_file_is_changed_in_the_file(trainer: Path) -> No
     (trainer / "fit.py").write_text(FROM_FILE)
     (trainer / "conf.yaml").write_text("# tuned by hand\noptim:\n  lr: 0.1\nlayers: 2\n")
     a = _record("--config", "conf.yaml", "--seed", "1")
-    (trainer / "conf.yaml").write_text("optim:\n  lr: 0.3\nlayers: 4\n")
+    (trainer / "conf.yaml").write_text("optim:\n  lr: 3.0e-1\nlayers: 4\n")
     b = _record("--config", "conf.yaml", "--seed", "1")
     as_json = gitexp("explain", a, b, "--yes", "--json")  # the runs' own output: on stderr
     assert as_json.exit_code == 0, as_json.output
@@ -293,8 +293,8 @@ def test_a_key_of_a_yaml_config_file_is_changed_in_the_file(trainer: Path) -> No
     assert shown["config"]["optim"] == {"lr": 0.3} and shown["config"]["layers"] == 2
     # Changed in place: the comment, and every other byte, as A had them.
     ran = git(trainer, "show", f"{shown['code']['snapshot']}:conf.yaml")
-    assert ran == "# tuned by hand\noptim:\n  lr: 0.3\nlayers: 2\n"
-    assert (trainer / "conf.yaml").read_text() == "optim:\n  lr: 0.3\nlayers: 4\n"  # untouched
+    assert ran == "# tuned by hand\noptim:\n  lr: 3.0e-1\nlayers: 2\n"  # spelled as B did
+    assert (trainer / "conf.yaml").read_text() == "optim:\n  lr: 3.0e-1\nlayers: 4\n"  # untouched
 
 
 def test_a_seed_given_by_gitexp_run_is_given_again_the_same_way(trainer: Path) -> None:
@@ -390,13 +390,16 @@ def test_runs_one_axis_apart_are_measured_against_seed_noise(trainer: Path) -> N
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("signed", [True, False])
 def test_a_reused_run_whose_record_was_altered_decides_nothing(
-    trainer: Path, signing: Path, tmp_path: Path
+    trainer: Path, tmp_path: Path, request: pytest.FixtureRequest, signed: bool
 ) -> None:
+    if signed:
+        request.getfixturevalue("signing")  # unsigned, the change after the fact still shows
     a = _record("--lr", "0.1", "--seed", "1")
     _change_everything(trainer)
     b = _record("--lr", "0.2", "--seed", "1")
-    found = _explain(a, b, "--axis", "code")  # signed, so nothing to ask
+    found = _explain(a, b, "--axis", "code", "--yes")
     code_run = next(r["run"] for r in found["runs"] if r["label"] == "code#1")
     # Someone rewrites its loss, as a pull could bring it.
     branch = tmp_path / "branch"

@@ -243,17 +243,23 @@ def test_worktrees_a_killed_replay_left_behind_are_swept_unless_in_use(trainer: 
     original = _record("--seed", "7", "--", sys.executable, "fit.py")
     replays = trainer / ".git" / "gitexp" / "replay"
     left, busy = replays / "0123456789ab-left", replays / "0123456789ab-busy"
-    for place in (left, busy):  # as a SIGKILLed replay leaves them: their locks free
+    away = replays / "0123456789ab-away"
+    for place in (left, busy, away):  # as a SIGKILLed replay leaves them: their locks free
         git(trainer, "worktree", "add", "--detach", "--quiet", str(place), "HEAD")
         (replays / f"{place.name}.lock").touch()
     # A training whose gitexp was killed trains on in its worktree: that one is kept.
     training = subprocess.Popen([sys.executable, "-c", "input()"], cwd=busy,
                                 stdin=subprocess.PIPE)  # fmt: skip
+    # One run's training that went elsewhere still belongs to its worktree.
+    elsewhere = subprocess.Popen([sys.executable, "-c", "input()"], cwd=trainer,
+                                 stdin=subprocess.PIPE,
+                                 env={**os.environ, "GITEXP_WORKDIR": str(away)})  # fmt: skip
     try:
         result = gitexp("reproduce", original, "--yes")
     finally:
         training.communicate(b"\n")
+        elsewhere.communicate(b"\n")
     assert result.exit_code == 0, result.output
     assert not left.exists() and not (replays / f"{left.name}.lock").exists()
-    assert busy.is_dir()
+    assert busy.is_dir() and away.is_dir()
     assert str(left) not in git(trainer, "worktree", "list")

@@ -1222,7 +1222,9 @@ def explain(
         _explain_consent(ws, plan, yes)
         done, status, problem = runs.run(ws, plan, chosen)
         _said_run(done, problem)
-        ctx.exit(status)
+        if done.status == "interrupted":
+            ctx.exit(status or 130)  # never 0: even if the script's own handler exited so
+        ctx.exit(status or (1 if problem is not None else 0))  # made, but not the planned run
     todo = plan.to_run
     if len(todo) > max_runs:
         raise Refused(f"the plan needs {len(todo)} new runs, above --max-runs {max_runs}; raise "

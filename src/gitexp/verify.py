@@ -84,6 +84,7 @@ class Check:
     detail: str = ""
     commit: str | None = None  # the commit that created the run's folder
     signer: str = ""  # what git says of the signature
+    problems: tuple[str, ...] = ()  # every status found, `status` the first of them
 
 
 @dataclass(frozen=True)
@@ -902,9 +903,10 @@ def _verify(
         elif not found:
             checks.append(Check(run_id, OK, "", commit, signers.get(run_id, "")))
         else:
-            status = min((s for s, _ in found), key=_PRECEDENCE.index)
+            statuses = tuple(sorted({s for s, _ in found}, key=_PRECEDENCE.index))
             detail = "; ".join(dict.fromkeys(d for _, d in found))
-            checks.append(Check(run_id, status, detail, commit, signers.get(run_id, "")))
+            checks.append(Check(run_id, statuses[0], detail, commit, signers.get(run_id, ""),
+                                statuses))  # fmt: skip
     broken = [*history.broken, *_substituted_branch(objects, history, named)]
     return Report(tuple(checks), tuple(str(c.id) for c in former), tuple(broken))
 

@@ -240,14 +240,11 @@ def scalar_text(value: Any) -> str:
     return json.dumps(str(value), ensure_ascii=False)  # a double-quoted scalar: any text
 
 
-def with_scalar(raw: bytes, key: str, value: Any, source: str) -> bytes | None:
-    """`raw`, a YAML document, with the scalar at the dotted `key` set to `value` and every
-    other byte as it was, so that comments, quoting and the spelling of other values (which
-    another YAML reader may read otherwise) stay; None when no scalar alone holds `key`."""
+def _scalar(text: str, key: str) -> Any:
+    """The scalar node at the dotted `key` of a YAML document, or None."""
     from ruamel.yaml import YAML
     from ruamel.yaml.nodes import MappingNode, ScalarNode
 
-    text = raw.decode()
     with _LOCK:
         node = YAML(typ="safe", pure=True).compose(text)
     for part in key.split("."):
@@ -259,7 +256,31 @@ def with_scalar(raw: bytes, key: str, value: Any, source: str) -> bytes | None:
         node = found[0]
     if not isinstance(node, ScalarNode) or node.start_mark.index == node.end_mark.index:
         return None
-    edited = text[: node.start_mark.index] + scalar_text(value) + text[node.end_mark.index :]
+    return node
+
+
+def scalar_at(raw: bytes, key: str) -> str | None:
+    """The text that spells the scalar at the dotted `key` of a YAML document, as written."""
+    text = raw.decode()
+    node = _scalar(text, key)
+    return None if node is None else text[node.start_mark.index : node.end_mark.index]
+
+
+def with_scalar(
+    raw: bytes, key: str, value: Any, source: str, spelled: str | None = None
+) -> bytes | None:
+    """`raw`, a YAML document, with the scalar at the dotted `key` set to `value` and every
+    other byte as it was, so that comments, quoting and the spelling of other values (which
+    another YAML reader may read otherwise) stay; None when no scalar alone holds `key`.
+
+    `spelled` is the value as another file wrote it: copied as it is, a reader of another
+    YAML version reads there what it read there (`off`, `012`)."""
+    text = raw.decode()
+    node = _scalar(text, key)
+    if node is None:
+        return None
+    new = spelled if spelled is not None else scalar_text(value)
+    edited = text[: node.start_mark.index] + new + text[node.end_mark.index :]
     # The same document but for that one value, as a reader sees it, or no edit at all.
     before = load_bounded(raw, source)
     try:

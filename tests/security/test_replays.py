@@ -13,7 +13,7 @@ from pygit2.enums import FileMode
 
 from gitexp import yamlio
 
-from ..conftest import gitexp, run_ids, with_data_and_script
+from ..conftest import dvc, git, gitexp, run_ids, with_data_and_script
 from .test_hostile_records import _plant
 
 FORGED = "20260101-000000-evil001"
@@ -60,7 +60,12 @@ def _snapshot_with_link(project: Path, honest: str, path: str, target: str) -> p
         top = repo.TreeBuilder(snapshot.tree)
         top.insert(name, link, FileMode.LINK)
     else:
-        inner = repo.TreeBuilder(snapshot.tree[folder].peel(pygit2.Tree))
+        held = folder in snapshot.tree  # DVC keeps a dataset's folder out of git
+        inner = (
+            repo.TreeBuilder(snapshot.tree[folder].peel(pygit2.Tree))
+            if held
+            else (repo.TreeBuilder())
+        )
         inner.insert(name, link, FileMode.LINK)
         top = repo.TreeBuilder(snapshot.tree)
         top.insert(folder, inner.write(), FileMode.TREE)
@@ -117,4 +122,41 @@ def test_a_linked_dvc_pointer_in_the_snapshot_is_refused(
     result = gitexp("reproduce", FORGED, "--yes")
 
     assert result.exit_code == 4
-    assert "the DVC pointer 'data/train.csv.dvc' of the run's code is a link" in result.stderr
+    assert "'data/train.csv.dvc' of the run's code is a link, not a file" in result.stderr
+
+
+def test_dvcs_own_settings_are_never_written_through_a_link(
+    project: Path, honest: str, tmp_path: Path
+) -> None:
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious\n")
+    link = _snapshot_with_link(project, honest, ".dvc/config.local", str(victim))
+    _forge(project, honest, snapshot=link)
+
+    result = gitexp("reproduce", FORGED, "--yes")
+
+    assert result.exit_code == 4
+    assert "'.dvc/config.local' of the run's code is a link, not a file" in result.stderr
+    assert victim.read_text() == "precious\n"
+
+
+def test_a_link_inside_a_dataset_folder_is_never_written_through(
+    project: Path, tmp_path: Path
+) -> None:
+    with_data_and_script(project, SCRIPT)
+    (project / "ds" / "sub").mkdir(parents=True)
+    (project / "ds" / "sub" / "train.csv").write_text("from the dataset\n")
+    dvc(project, "add", "ds")
+    git(project, "add", "-A")
+    git(project, "commit", "-q", "-m", "a dataset folder")
+    assert gitexp("run", "--", sys.executable, "fit.py").exit_code == 0
+    honest = run_ids(project)[0]
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "train.csv").write_text("precious\n")
+    _forge(project, honest, snapshot=_snapshot_with_link(project, honest, "ds/sub", str(outside)))
+
+    result = gitexp("reproduce", FORGED, "--yes")
+
+    assert result.exit_code == 0, result.output  # the dataset is restored, the link gone
+    assert (outside / "train.csv").read_text() == "precious\n"

@@ -201,8 +201,9 @@ def is_run(plan: Plan, planned: Planned, seen: _Seen) -> bool:
     taken = {c.axis for c in plan.changes(planned)} - {axes.SEED_AXIS}
     if seen.from_a - {axes.SEED_AXIS} != taken or seen.from_b & taken:
         return False
-    if seen.status == FAILED:  # it may have failed before it seeded anything: its seeds
-        return planned.seed is None or _seed_of(source, seen.inputs) in (None, planned.seed)
+    if seen.status == FAILED:  # it may have failed before it seeded anything: its seed
+        got, expected = _seed_of(source, seen.inputs), plan.seed_of(planned)  # as given
+        return got == expected if source.carrier == variants.BY_OPTION else expected is None
     if planned.group == axes.SEED_AXIS:  # B's seed, A's everything else
         return axes.SEED_AXIS not in seen.from_b
     if planned.seed is None:  # seeded as its source run was

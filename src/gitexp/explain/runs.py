@@ -77,8 +77,9 @@ def problems_of(ws: Workspace, plan: Plan) -> dict[str, str]:
     unsigned = (verify.UNSIGNED, verify.UNSIGNED_ANNOTATION)
     tolerated = () if ws.settings.require_signed else unsigned
     for check in verify.verify(ws, [r for r in held if r is not None]).checks:
-        if check.status != verify.OK and check.status not in tolerated:
-            found[held[check.run_id]] = f"its record does not verify ({check.status})"
+        wrong = [s for s in check.problems or (check.status,) if s not in (verify.OK, *tolerated)]
+        if wrong:  # unsigned may hide worse: a record changed since it was made
+            found[held[check.run_id]] = f"its record does not verify ({', '.join(wrong)})"
     return found
 
 

@@ -162,7 +162,7 @@ def _spelled_at(command: Sequence[str], name: str) -> int | None:
 class _Draft:
     """A recipe being written: the source run's, changed one part at a time."""
 
-    def __init__(self, ws: Workspace, source: Source) -> None:
+    def __init__(self, ws: Workspace, source: Source, other: Source | None = None) -> None:
         hidden = sorted({r.name for r in source.info.redacted if r.where == "command"})
         if hidden:  # the record holds a placeholder where the secret was: never run that
             raise Unvariable(
@@ -171,6 +171,7 @@ class _Draft:
             )
         self.ws = ws
         self.source = source
+        self.other = other  # the run whose values are taken
         self.snapshot = source.snapshot
         self.command = list(reproduce.runnable(source.info.command)[0])
         self.pins = dict(source.pins)
@@ -290,7 +291,7 @@ class _Draft:
                 config_mod.set_dotted(loaded, key, value)
                 edited: bytes | None = json.dumps(loaded, indent=2).encode() + b"\n"
             else:
-                edited = yamlio.with_scalar(raw, key, value, path)
+                edited = yamlio.with_scalar(raw, key, value, path, self._spelled(path, key, value))
             if edited is None:
                 raise Unvariable(f"config.{key} in {path} is no single value explain can "
                                  "change in place")  # fmt: skip
@@ -298,6 +299,18 @@ class _Draft:
             self.how.append(f"{key}: {_shown(value)} in {path}")
             return True
         return False
+
+    def _spelled(self, path: str, key: str, value: Any) -> str | None:
+        """How B's own copy of the config file `path` spells `key`, when `value` is B's:
+        copied as it is, the script's YAML reader (PyYAML reads `off` and `012` as YAML 1.1
+        does) reads there what B's read."""
+        other = self.other
+        if other is None or path not in other.config_files:
+            return None
+        if not axes.same_value(other.config.get(key, ABSENT), value):
+            return None  # another value: a seed of a replicate, say
+        raw = _blob(self.ws.repo, _tree(self.ws.repo, other.snapshot), path)
+        return yamlio.scalar_at(raw, key) if raw is not None else None
 
     def data(self, path: str, other: Source) -> None:
         """The dataset at `path` at the other run's version, its pointer file with it."""
@@ -376,7 +389,7 @@ def recipe(
 ) -> Made:
     """`source`'s run with the axes `taken` from `other`, run with `seed` (None: seeded as
     `source` was). Unvariable when one of them cannot be taken."""
-    draft = _Draft(ws, source)
+    draft = _Draft(ws, source, other)
     for change in taken:  # the code first: options are looked up in the code that runs
         if change.axis == axes.CODE_AXIS or axes.CODE_AXIS in _raw(change, rules):
             draft.code(other)

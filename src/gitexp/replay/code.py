@@ -14,7 +14,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from pygit2.enums import FileMode
+
 from gitexp import git, history, reader
+from gitexp.atomic import replace_file
 from gitexp.errors import GitexpError, Unreadable
 from gitexp.record import CODE
 from gitexp.workspace import Workspace, open_workspace
@@ -92,10 +95,26 @@ def worktree(ws: Workspace, snapshot: str) -> Iterator[Workspace]:
             reason = git.said(made) if made is not None else "git is not installed"
             raise GitexpError(f"git could not check out the run's code: {reason}")
         try:
+            there = open_workspace(place)
+            _refuse_links(there)
             _share_dvc_cache(ws, place)
-            yield open_workspace(place)
+            yield there
         finally:
             _remove(ws, place)
+
+
+def _refuse_links(there: Workspace) -> None:
+    """A link the snapshot holds where DVC reads or gitexp writes (`.dvc/`, a pointer file)
+    would lead either anywhere on this machine: the snapshot is refused."""
+    from gitexp import data
+
+    for entry in there.repo.index:
+        path = entry.path
+        if entry.mode == FileMode.LINK and (
+            path == ".dvc" or path.startswith(".dvc/") or data.is_pointer_file(path)
+        ):
+            raise Unreadable(f"{path!r} of the run's code is a link, not a file; a replay "
+                             "never follows it")  # fmt: skip
 
 
 def _remove(ws: Workspace, place: Path) -> None:
@@ -123,21 +142,25 @@ def _sweep(ws: Workspace, root: Path) -> None:
 
 
 def _worked_in(place: Path) -> bool:
-    """Whether a process has its working directory in `place`; where /proc cannot say
-    (not Linux), any might."""
+    """Whether a process works in `place`: its working directory lies there, or it is a
+    run's, recorded from there (GITEXP_WORKDIR, which its children inherit, wherever they
+    go). Where /proc cannot say (not Linux), any might."""
     proc = Path("/proc")
     if not (proc / "self" / "cwd").exists():
         return True
     inside = str(place.resolve())
+    markers = {f"GITEXP_WORKDIR={where}".encode() for where in (place, inside)}
     for entry in proc.iterdir():
         if not entry.name.isdigit():
             continue
         try:
             cwd = os.readlink(entry / "cwd")
+            if cwd == inside or cwd.startswith(inside + "/"):
+                return True
+            if markers & set((entry / "environ").read_bytes().split(b"\0")):
+                return True
         except OSError:
             continue  # gone, or another user's
-        if cwd == inside or cwd.startswith(inside + "/"):
-            return True
     return False
 
 
@@ -151,4 +174,6 @@ def _share_dvc_cache(ws: Workspace, place: Path) -> None:
     with Repo(str(ws.workdir)) as repo:
         cache = repo.cache.local.path  # …/files/md5: the cache folder is two above
     folder = Path(cache).parent.parent
-    (place / ".dvc" / "config.local").write_text(f"[cache]\n    dir = {folder}\n")
+    local = place / ".dvc" / "config.local"
+    local.unlink(missing_ok=True)  # whatever the snapshot held there, never written through
+    replace_file(local, f"[cache]\n    dir = {folder}\n".encode())

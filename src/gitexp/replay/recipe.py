@@ -5,13 +5,11 @@ new run is recorded like any other; `reproduce`, `rerun` and `explain` each writ
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-
-import pygit2
-import pygit2.enums
 
 from gitexp import data, launch, runner
 from gitexp.atomic import replace_file
@@ -45,9 +43,10 @@ class Recipe:
 def run(ws: Workspace, recipe: Recipe) -> runner.RunResult:
     """Run `recipe` in a worktree of its snapshot, recorded on this repository's branch."""
     with code.worktree(ws, recipe.snapshot) as there:
-        _check_links(there)
-        for path in (*recipe.config_files, *(path for path, _ in recipe.pins)):
-            _plain(there.workdir, path)  # read or written below: never through a link
+        for path in recipe.config_files:
+            _plain(there.workdir, path)  # read below: never through a link
+        for path, _ in recipe.pins:  # written below: whatever the snapshot holds there goes
+            _clear(_plain(there.workdir, path))
         for path, content in sorted(recipe.overlays.items()):
             _lay(there.workdir, path, content)
         if recipe.pins:
@@ -90,13 +89,13 @@ def _plain(root: Path, path: str) -> Path:
     return place
 
 
-def _check_links(there: Workspace) -> None:
-    """A DVC pointer file of the snapshot that is a link would have DVC read a pointer from
-    anywhere on this machine: refused."""
-    for entry in there.repo.index:
-        if entry.mode == pygit2.enums.FileMode.LINK and data.is_pointer_file(entry.path):
-            raise Unreadable(f"the DVC pointer {entry.path!r} of the run's code is a link, "
-                             "not a file; a replay never follows it")  # fmt: skip
+def _clear(place: Path) -> None:
+    """Nothing at `place`, where a dataset is restored: the snapshot's own files there (a
+    link inside a folder, say) are no data, and a restore must not write through them."""
+    if place.is_dir():
+        shutil.rmtree(place)  # links inside are removed, never followed
+    else:
+        place.unlink(missing_ok=True)
 
 
 def _lay(root: Path, path: str, content: bytes | None) -> None:
