@@ -111,33 +111,20 @@ def test_data_is_never_restored_through_a_link_the_snapshot_planted(
     assert not _cached(project, b"precious\n")  # not copied in, to be pushed elsewhere
 
 
-def test_a_linked_dvc_pointer_in_the_snapshot_is_refused(
-    project: Path, honest: str, tmp_path: Path
+@pytest.mark.parametrize("path", ["data/train.csv.dvc", ".dvc/config.local"])
+def test_a_link_where_dvc_reads_or_gitexp_writes_refuses_the_snapshot(
+    project: Path, honest: str, tmp_path: Path, path: str
 ) -> None:
-    evil = tmp_path / "evil.dvc"
-    evil.write_text("outs:\n- md5: 0123456789abcdef0123456789abcdef\n  path: train.csv\n")
-    link = _snapshot_with_link(project, honest, "data/train.csv.dvc", str(evil))
-    _forge(project, honest, snapshot=link)
+    target = tmp_path / "target"  # a pointer DVC would read, or a file gitexp would write
+    target.write_text("outs:\n- md5: 0123456789abcdef0123456789abcdef\n  path: train.csv\n")
+    before = target.read_text()
+    _forge(project, honest, snapshot=_snapshot_with_link(project, honest, path, str(target)))
 
     result = gitexp("reproduce", FORGED, "--yes")
 
     assert result.exit_code == 4
-    assert "'data/train.csv.dvc' of the run's code is a link, not a file" in result.stderr
-
-
-def test_dvcs_own_settings_are_never_written_through_a_link(
-    project: Path, honest: str, tmp_path: Path
-) -> None:
-    victim = tmp_path / "victim.txt"
-    victim.write_text("precious\n")
-    link = _snapshot_with_link(project, honest, ".dvc/config.local", str(victim))
-    _forge(project, honest, snapshot=link)
-
-    result = gitexp("reproduce", FORGED, "--yes")
-
-    assert result.exit_code == 4
-    assert "'.dvc/config.local' of the run's code is a link, not a file" in result.stderr
-    assert victim.read_text() == "precious\n"
+    assert f"{path!r} of the run's code is a link, not a file" in result.stderr
+    assert target.read_text() == before
 
 
 def test_a_link_inside_a_dataset_folder_is_never_written_through(
