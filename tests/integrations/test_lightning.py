@@ -3,6 +3,7 @@ its hyperparameters, metrics and checkpoints recorded, two runs one axis apart."
 
 from __future__ import annotations
 
+from importlib.util import find_spec
 from pathlib import Path
 
 import pytest
@@ -10,10 +11,12 @@ import pytest
 from ..conftest import gitexp
 from . import alone_then_wrapped
 
-pytest.importorskip(
-    "lightning", reason="Lightning is not installed (pip install 'gitexp[lightning]')"
-)
-pytestmark = pytest.mark.slow  # Lightning takes seconds to start
+# Looked up, not imported: importing Lightning takes seconds, and the scripts below do.
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(find_spec("lightning") is None,
+                       reason="Lightning is not installed (pip install 'gitexp[lightning]')"),
+]  # fmt: skip
 
 FIT = """\
 import argparse

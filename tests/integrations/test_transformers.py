@@ -3,6 +3,7 @@ arguments, logs and checkpoints recorded, two runs one axis apart."""
 
 from __future__ import annotations
 
+from importlib.util import find_spec
 from pathlib import Path
 
 import pytest
@@ -10,9 +11,13 @@ import pytest
 from ..conftest import gitexp
 from . import alone_then_wrapped
 
-pytest.importorskip("transformers", reason="transformers is not installed (gitexp[transformers])")
-pytest.importorskip("accelerate", reason="the Trainer needs accelerate")
-pytestmark = pytest.mark.slow  # transformers takes seconds to import
+# Looked up, not imported: importing transformers takes seconds, and the scripts below do.
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(find_spec("transformers") is None,
+                       reason="transformers is not installed (gitexp[transformers])"),
+    pytest.mark.skipif(find_spec("accelerate") is None, reason="the Trainer needs accelerate"),
+]  # fmt: skip
 
 TRAIN = """\
 import argparse
