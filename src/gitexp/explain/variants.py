@@ -16,7 +16,7 @@ from typing import Any
 import pygit2
 import pygit2.enums
 
-from gitexp import axes, history, reader, yamlio
+from gitexp import axes, history, limits, reader, yamlio
 from gitexp import config as config_mod
 from gitexp.axes import ABSENT
 from gitexp.errors import GitexpError
@@ -220,8 +220,8 @@ class _Draft:
                     f"config.{key} is absent in one run and set in the other by "
                     "something explain cannot remove"
                 )
+            self.how.append(f"without {self.command[at].partition('=')[0]}")
             self._drop(at)
-            self.how.append(f"without {self.command_word(at)}")
             return
         if isinstance(value, bool):
             self._switch(key, name, at, value, mine)
@@ -245,9 +245,6 @@ class _Draft:
             f"config.{key} is neither an option of the command nor a key of its "
             "config files, so explain cannot set it"
         )
-
-    def command_word(self, at: int) -> str:
-        return self.command[at] if at < len(self.command) else "the option"
 
     def _drop(self, at: int) -> None:
         from gitexp import argv
@@ -284,7 +281,12 @@ class _Draft:
             if raw is None:
                 continue
             json_file = path.lower().endswith(".json")
-            loaded = json.loads(raw) if json_file else yamlio.load_bounded(raw, path)
+            limits.check_size(len(raw), path, error=Unvariable)  # a snapshot's: untrusted
+            loaded = (
+                _json(raw, path)
+                if json_file
+                else yamlio.load_bounded(raw, path, error=Unvariable, malformed=Unvariable)
+            )
             if not isinstance(loaded, dict) or key not in config_mod.flatten(loaded):
                 continue
             if json_file:  # one reading only: rewritten whole, every value as it was
@@ -310,7 +312,13 @@ class _Draft:
         if not axes.same_value(other.config.get(key, ABSENT), value):
             return None  # another value: a seed of a replicate, say
         raw = _blob(self.ws.repo, _tree(self.ws.repo, other.snapshot), path)
-        return yamlio.scalar_at(raw, key) if raw is not None else None
+        if raw is None:
+            return None
+        try:  # B's snapshot is as untrusted as A's: read within the same bounds first
+            yamlio.load_bounded(raw, path, error=Unvariable, malformed=Unvariable)
+        except Unvariable:
+            return None
+        return yamlio.scalar_at(raw, key)
 
     def data(self, path: str, other: Source) -> None:
         """The dataset at `path` at the other run's version, its pointer file with it."""
@@ -355,6 +363,14 @@ class _Draft:
             allow_unpinned_data=self.unpinned,
         )
         return Made(recipe, tuple(self.how))
+
+
+def _json(raw: bytes, path: str) -> Any:
+    """A JSON config file of a snapshot, within gitexp's limits for config."""
+    try:
+        return limits.plain(json.loads(raw), path, error=Unvariable)
+    except (ValueError, RecursionError):
+        raise Unvariable(f"{path} is not JSON explain can read") from None
 
 
 def _tree(repo: pygit2.Repository, snapshot: str) -> pygit2.Tree:
