@@ -141,6 +141,13 @@ def test_plan_shows_each_run_and_finds_one_made_by_hand(trainer: Path) -> None:
     assert rows["code#1"] == ["1", "A", "with", "B's", "code", "(fit.py)", "to", "run"]
     assert rows["data.data/train.csv#1"][:5] == ["1", "A", "with", "data/train.csv", "at"]
     assert result.stdout.splitlines()[-1] == "5 planned runs: 3 in the history, 2 to run"
+    as_json = json.loads(gitexp("explain", a, b, "--plan", "--json").stdout)
+    assert as_json["to_run"] == 2 and as_json["max_runs"] == 16
+    assert {r["label"]: r["run"] for r in as_json["runs"] if r["reused"]} == {
+        "A#1": a, "B#1": b, "config.lr#1": by_hand,
+    }  # fmt: skip
+    for mixed in (["--print", "--json"], ["--only", "A#1", "--markdown"], ["--plan", "--print"]):
+        assert gitexp("explain", a, b, *mixed).exit_code == 2
     assert len(run_ids(trainer)) == 3  # --plan runs nothing
 
 

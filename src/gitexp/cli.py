@@ -1174,7 +1174,9 @@ def ablate(baseline: str, metrics: tuple[str, ...], as_json: bool) -> None:
 @click.option(
     "--yes", is_flag=True, help="Run records that do not verify without asking (for scripts)."
 )
-@click.option("--json", "as_json", is_flag=True, help="Print the explanation as JSON.")
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print the explanation (or the plan) as JSON."
+)
 @click.option("--markdown", is_flag=True, help="Print the explanation as Markdown.")
 @click.pass_context
 def explain(
@@ -1206,11 +1208,19 @@ def explain(
         raise click.UsageError("give --json or --markdown, not both")
     if show_plan + print_commands + (only is not None) > 1:
         raise click.UsageError("give one of --plan, --print and --only")
+    if (print_commands or only is not None) and (as_json or markdown):
+        raise click.UsageError("--print and --only print no explanation: drop --json and "
+                               "--markdown")  # fmt: skip
+    if show_plan and markdown:
+        raise click.UsageError("--plan prints text or --json, not Markdown")
     ws = workspace.open_workspace()
     with listing.indexing_progress() as progress:
         plan = planning.make(ws, run_a, run_b, seeds, patterns, retry_failed, progress)
     if show_plan:
-        click.echo(view.plan_text(plan, max_runs), nl=False)
+        if as_json:
+            click.echo(jsontext.as_json({**plan.as_dict({}), "max_runs": max_runs}))
+        else:
+            click.echo(view.plan_text(plan, max_runs), nl=False)
         return
     if only is not None:
         chosen = plan.planned(only)

@@ -99,30 +99,7 @@ class Explanation:
     problems: Mapping[str, str]  # label → why its run counts for nothing
 
     def as_dict(self) -> dict[str, Any]:
-        plan = self.plan
-        return {
-            "a": plan.a.run_id,
-            "b": plan.b.run_id,
-            "explanation": plan.name,
-            "seeds": plan.seeds,
-            "axes": [c.axis for c in plan.axes],
-            "varied": [c.axis for c in plan.varied],
-            "runs": [
-                {
-                    "label": p.label,
-                    "group": p.group,
-                    "replicate": p.replicate,
-                    "seed": plan.seed_of(p),
-                    "run": p.run_id,
-                    "status": p.status,
-                    "reused": p.reused,
-                    "how": list(p.how),
-                    "problem": self.problems.get(p.label) or p.impossible,
-                }
-                for p in plan.runs
-            ],
-            "metrics": [m.as_dict() for m in self.metrics],
-        }
+        return {**self.plan.as_dict(self.problems), "metrics": [m.as_dict() for m in self.metrics]}
 
 
 def _interval(deltas: Sequence[float]) -> tuple[float, float] | None:

@@ -10,8 +10,9 @@ made it, by hand or by an earlier `explain`.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
 from gitexp import axes, catalog, diff, pending
 from gitexp.axes import Change, Inputs, Rules
@@ -75,6 +76,32 @@ class Plan:
                 return run
         known = ", ".join(p.label for p in self.runs)
         raise UsageError(f"--only {label!r} is not in the plan; it holds {known}")
+
+    def as_dict(self, problems: Mapping[str, str]) -> dict[str, Any]:
+        """For `--json`; `problems`, why runs count for nothing, by label."""
+        return {
+            "a": self.a.run_id,
+            "b": self.b.run_id,
+            "explanation": self.name,
+            "seeds": self.seeds,
+            "axes": [c.axis for c in self.axes],
+            "varied": [c.axis for c in self.varied],
+            "runs": [
+                {
+                    "label": p.label,
+                    "group": p.group,
+                    "replicate": p.replicate,
+                    "seed": self.seed_of(p),
+                    "run": p.run_id,
+                    "status": p.status,
+                    "reused": p.reused,
+                    "how": list(p.how),
+                    "problem": problems.get(p.label) or p.impossible,
+                }
+                for p in self.runs
+            ],
+            "to_run": len(self.to_run),
+        }
 
     def changes(self, planned: Planned) -> tuple[Change, ...]:
         """The axes a planned run takes from B."""
