@@ -20,7 +20,7 @@ from gitexp.errors import GitexpError
 
 if TYPE_CHECKING:
     from gitexp import data
-    from gitexp.explain.plan import Planned
+    from gitexp.explain.plan import Plan, Planned
     from gitexp.workspace import Workspace
 
 _SHOWN_DIFFERENCES = 20  # environment values `reproduce` lists before it counts the rest
@@ -1273,7 +1273,7 @@ def explain(
         )
 
 
-def _explain_consent(ws: Workspace, plan: Any, yes: bool) -> None:
+def _explain_consent(ws: Workspace, plan: Plan, yes: bool) -> None:
     """explain runs A's command on B's code and data: both records must verify, or the user
     agree; and this machine must be A's environment, or no run made here is a variant."""
     from gitexp.explain import runs
