@@ -265,11 +265,9 @@ def _found(
         quick, _ = plan.rules.apply(axes.record_changes(plan.a.inputs, inputs))
         if not {c.axis for c in quick} <= names:
             continue  # differs from A on an axis A and B share: no planned run
-        from_a = _axes(ws, plan.rules, plan.a.inputs, inputs, memo_a)
-        from_b = _axes(ws, plan.rules, plan.b.inputs, inputs, memo_b)
-        seen.append(_Seen(inputs.run_id, status, from_a, from_b, inputs))
-    own = {(A, 1): plan.a.run_id, (B, 1): plan.b.run_id}
-    seen.sort(key=lambda s: s.run_id not in own.values())  # A and B first, else newest first
+        seen.append(_seen(ws, plan, inputs, status, memo_a, memo_b))
+    own = {plan.a.run_id, plan.b.run_id}
+    seen.sort(key=lambda s: s.run_id not in own)  # A and B first, else newest first
     taken: set[str] = set()
     runs = []
     for planned in plan.runs:
@@ -292,11 +290,22 @@ def _made_for(ws: Workspace, plan: Plan, run_id: str) -> str | None:
     return info.variant if info.explains == plan.name else None
 
 
-def _axes(
-    ws: Workspace, rules: Rules, base: Inputs, other: Inputs, memo: axes.CodeMemo
-) -> frozenset[str]:
-    counted = axes.counted_changes(ws.repo, rules, base, other, memo, complete=True)
-    return frozenset(c.axis for c in counted)
+def _seen(
+    ws: Workspace,
+    plan: Plan,
+    inputs: Inputs,
+    status: str,
+    memo_a: axes.CodeMemo,
+    memo_b: axes.CodeMemo,
+) -> _Seen:
+    """A run as the plan compares it: every axis it differs from A and from B on."""
+
+    def differ(base: Inputs, memo: axes.CodeMemo) -> frozenset[str]:
+        counted = axes.counted_changes(ws.repo, plan.rules, base, inputs, memo, complete=True)
+        return frozenset(c.axis for c in counted)
+
+    return _Seen(inputs.run_id, status, differ(plan.a.inputs, memo_a),
+                 differ(plan.b.inputs, memo_b), inputs)  # fmt: skip
 
 
 def check(ws: Workspace, plan: Plan, planned: Planned, run_id: str) -> str | None:
@@ -305,12 +314,10 @@ def check(ws: Workspace, plan: Plan, planned: Planned, run_id: str) -> str | Non
     from gitexp import history
 
     record = history.load(ws, run_id)
-    inputs = axes.inputs_of(run_id, record.files)
-    from_a = _axes(ws, plan.rules, plan.a.inputs, inputs, {})
-    from_b = _axes(ws, plan.rules, plan.b.inputs, inputs, {})
-    seen = _Seen(run_id, record.summary.status, from_a, from_b, inputs)
+    seen = _seen(ws, plan, axes.inputs_of(run_id, record.files), record.summary.status, {}, {})
     if is_run(plan, planned, seen):
         return None
+    from_a = seen.from_a
     wanted = {c.axis for c in plan.changes(planned)}
     extra = sorted((from_a - wanted) - {axes.SEED_AXIS})
     missing = sorted((wanted - from_a) - {axes.SEED_AXIS})

@@ -153,8 +153,7 @@ def _spelled_at(command: Sequence[str], name: str) -> int | None:
         word = command[i]
         if word == "--":
             return None
-        option = word.partition("=")[0]
-        if argv.is_option(word) and option.lstrip("-") in (name, name.replace("_", "-")):
+        if reproduce.names_option(word, name):
             return i
     return None
 

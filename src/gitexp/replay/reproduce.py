@@ -233,6 +233,13 @@ def rerun(ws: Workspace, chosen: Plan, change: Changed) -> Rerun:
                  change.command, differs)  # fmt: skip
 
 
+def names_option(word: str, key: str) -> bool:
+    """Whether a word of a command is the option `key` (`--key`, `--key=v`, `-key`), however
+    its underscores are spelled."""
+    name = word.partition("=")[0].lstrip("-")
+    return argv.is_option(word) and name in (key, key.replace("_", "-"))
+
+
 def set_option(command: list[str], key: str, value: str) -> bool:
     """Give the option `key` of the command (`--key v`, `--key=v`, `-k v`) the value `value`,
     wherever the command already spells it; whether it did."""
@@ -242,7 +249,7 @@ def set_option(command: list[str], key: str, value: str) -> bool:
         if word == "--":
             break
         name, has_value, _ = word.partition("=")
-        if not argv.is_option(word) or name.lstrip("-") not in (key, key.replace("_", "-")):
+        if not names_option(word, key):
             continue
         if has_value:
             command[i] = f"{name}={value}"
