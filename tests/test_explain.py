@@ -425,3 +425,18 @@ def test_a_reused_run_whose_record_was_altered_decides_nothing(
     rows = {line.split()[0]: line.split()[1:] for line in result.stdout.splitlines()
             if line.startswith("  ")}  # fmt: skip
     assert rows["code"] == ["—", "not", "measured"]
+
+
+def test_a_snapshots_file_past_the_config_limit_is_never_read(tmp_path: Path) -> None:
+    import pygit2
+
+    from gitexp import limits
+    from gitexp.explain.variants import Unvariable, _blob
+
+    repo = pygit2.init_repository(str(tmp_path / "r"))
+    big = repo.create_blob(b"x: 1\n" + b" " * limits.CONFIG.file_size)
+    builder = repo.TreeBuilder()
+    builder.insert("conf.yaml", big, pygit2.enums.FileMode.BLOB)
+    tree = repo[builder.write()].peel(pygit2.Tree)
+    with pytest.raises(Unvariable, match="conf.yaml is larger than"):
+        _blob(repo, tree, "conf.yaml")

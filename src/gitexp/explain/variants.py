@@ -280,7 +280,6 @@ class _Draft:
             if raw is None:
                 continue
             json_file = path.lower().endswith(".json")
-            limits.check_size(len(raw), path, error=Unvariable)  # a snapshot's: untrusted
             loaded = (
                 _json(raw, path)
                 if json_file
@@ -390,6 +389,8 @@ def _blob(repo: pygit2.Repository, tree: pygit2.Tree, path: str) -> bytes | None
         return None
     if entry.filemode == pygit2.enums.FileMode.LINK:
         raise Unvariable(f"{path} is a link in the run's code, not a file")
+    # A config file or pointer, from a snapshot someone else made: sized before it is read.
+    limits.check_size(repo.odb.read_header(entry.id)[1], path, error=Unvariable)
     found = repo[entry.id]
     return found.data if isinstance(found, pygit2.Blob) else None
 
