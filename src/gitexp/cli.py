@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from gitexp import __version__
-from gitexp.errors import GitexpError
+from gitexp.errors import GitexpError, crash_log
 
 if TYPE_CHECKING:
     from gitexp import data
@@ -27,19 +27,6 @@ _SHOWN_DIFFERENCES = 20  # environment values `reproduce` lists before it counts
 _STATUSES = ("running", "succeeded", "failed", "interrupted", "crashed")
 # Failures of the disk rather than of gitexp: said in one line, with what to do.
 _STORAGE_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES, errno.EIO)
-
-
-def _crash_log(error: BaseException) -> Path:
-    """Write the traceback of an unexpected error where the user can attach it to a report."""
-    import tempfile  # only when something went wrong: start-up time matters
-    import traceback
-
-    fd, name = tempfile.mkstemp(prefix="gitexp-error-", suffix=".log")
-    with os.fdopen(fd, "w") as f:
-        f.write(f"gitexp {__version__}, python {sys.version.split()[0]}\n")
-        f.write(f"argv: {sys.argv!r}\n\n")
-        f.write("".join(traceback.format_exception(error)))
-    return Path(name)
 
 
 class _Group(click.Group):
@@ -74,7 +61,7 @@ class _Group(click.Group):
 
 
 def _unexpected(error: Exception) -> click.ClickException:
-    log = _crash_log(error)
+    log = crash_log(error)
     return click.ClickException(
         f"unexpected {type(error).__name__}: {error}; the details are in {log}, "
         "please attach it to a bug report"
@@ -1065,6 +1052,10 @@ def compare(
 @click.option("--plots", "plots", type=click.Path(file_okay=False, path_type=Path),
               metavar="DIR", help="Draw each metric's curves into DIR (PNG) and embed them; "
               "needs `pip install 'gitexp[plot]'`.")  # fmt: skip
+@click.option("--html", "html_file", type=click.Path(dir_okay=False, path_type=Path),
+              metavar="FILE", help="Write the report as one self-contained HTML page instead: "
+              "curves, statistics, axes and every run's record; no script, no network."
+              )  # fmt: skip
 @click.option("--json", "as_json", is_flag=True, help="Print the report's content as JSON.")
 def report(
     run_ids: tuple[str, ...],
@@ -1074,10 +1065,12 @@ def report(
     published: bool,
     output: Path | None,
     plots: Path | None,
+    html_file: Path | None,
     as_json: bool,
 ) -> None:
     """A Markdown summary of runs for a pull request: what was tested, the axes that differ
     from the baseline, metrics with seed statistics, and whether each record verifies.
+    With --html, the same as one page to attach or carry offline.
 
     RUN_IDS name runs as `show` does; with none and no --where, every listed run."""
     from gitexp import jsontext, listing, workspace
@@ -1086,9 +1079,21 @@ def report(
     from gitexp.review import published as copies
     from gitexp.review import report as reporting
 
+    if html_file is not None and (as_json or output or plots):
+        given = "--json" if as_json else "--output" if output else "--plots"
+        raise click.UsageError(f"--html writes the whole report to its file: give it or {given}, "
+                               "not both")  # fmt: skip
     ws = workspace.open_workspace()
     if published and not copies.found(ws):  # a pull request without published runs
         click.echo(f"{_NOTHING_PUBLISHED}: no report", err=True)
+        return
+    if html_file is not None:
+        from gitexp.ui import report as html_report
+
+        with listing.indexing_progress() as progress:
+            count = html_report.write(ws, html_file, run_ids, conditions, baseline, metrics,
+                                      published, progress)  # fmt: skip
+        click.echo(f"wrote the report on {count} runs to {html_file}", err=True)
         return
     with listing.indexing_progress() as progress:
         found = reporting.report(ws, run_ids, conditions, baseline, metrics, plots, output,
@@ -1102,6 +1107,22 @@ def report(
     except OSError as e:
         raise GitexpError(f"cannot write {output}: {e.strerror or e}") from None
     click.echo(f"wrote the report on {len(found.runs)} runs to {output}", err=True)
+
+
+@cli.command()
+@click.option("--port", type=click.IntRange(0, 65535), metavar="N",
+              help="Serve on this port of 127.0.0.1 (0: any free one); default: the first "
+              "free from 8765.")  # fmt: skip
+def ui(port: int | None) -> None:
+    """Serve a read-only web view of the runs on 127.0.0.1 until Ctrl-C: the runs table,
+    each run's record and curves, and comparisons. The address it prints carries a token:
+    only its holder gets in."""
+    from gitexp import workspace
+    from gitexp.ui import serve
+
+    root = workspace.open_workspace(read_only=True).workdir
+    serve.serve(root, port, lambda text: click.echo(text, err=True))
+    click.echo("gitexp ui: stopped", err=True)
 
 
 @cli.command()

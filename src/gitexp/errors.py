@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import sys
+from pathlib import Path
+
 
 class GitexpError(Exception):
     """A problem the user can fix; the CLI shows it as one line and exits 1."""
@@ -38,3 +42,18 @@ class NotReproduced(GitexpError):
     """A reproduction whose outcome does not match the original's."""
 
     exit_code = 5
+
+
+def crash_log(error: BaseException) -> Path:
+    """Write the traceback of an unexpected error where the user can attach it to a report."""
+    import tempfile  # only when something went wrong: start-up time matters
+    import traceback
+
+    from gitexp import __version__
+
+    fd, name = tempfile.mkstemp(prefix="gitexp-error-", suffix=".log")
+    with os.fdopen(fd, "w") as f:
+        f.write(f"gitexp {__version__}, python {sys.version.split()[0]}\n")
+        f.write(f"argv: {sys.argv!r}\n\n")
+        f.write("".join(traceback.format_exception(error)))
+    return Path(name)

@@ -212,7 +212,7 @@ def _plain(value: Any, number: Callable[[float], str]) -> str:
     return str(value)
 
 
-def _column_cell(key: Key, run: RunSummary) -> str:
+def column_cell(key: Key, run: RunSummary) -> str:
     value = key.value(run)
     if key.kind == "field" and key.name in ("started", "finished"):
         return safe(started(value or ""))
@@ -230,7 +230,7 @@ def _numeric(value: Any) -> bool:
 def columns_table(runs: Sequence[RunSummary], keys: Sequence[Key], color_system: str | None) -> str:
     """The `gitexp log --columns` table: one column per key, numbers right-aligned."""
     header = [safe(key.text) for key in keys]
-    columns = [[_column_cell(key, run) for run in runs] for key in keys]
+    columns = [[column_cell(key, run) for run in runs] for key in keys]
     right = {
         i
         for i, key in enumerate(keys)

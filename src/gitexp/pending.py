@@ -241,7 +241,7 @@ def recover(ws: Workspace, failed: dict[str, str] | None = None) -> dict[str, st
     later try, its error put in `failed`: recovering one run must not break another command.
     """
     root = ws.state_dir / PENDING
-    if not root.is_dir():
+    if ws.read_only or not root.is_dir():  # a read-only view lists them as unrecorded
         return {}
     recovered: dict[str, str] = {}
     for folder in sorted(root.iterdir()):

@@ -30,6 +30,8 @@ class Workspace:
     workdir: Path
     state_dir: Path  # <common git dir>/gitexp: shared by every worktree of the repository
     settings: Settings
+    # A reader that must change nothing (`gitexp ui`): runs left behind are not committed.
+    read_only: bool = False
 
     @cached_property
     def repo(self) -> pygit2.Repository:
@@ -173,8 +175,9 @@ def _discover_without_git(start: Path) -> tuple[Path, Path, Path]:
     return git_dir, common, Path(repo.workdir)
 
 
-def open_workspace(start: Path | None = None) -> Workspace:
-    """The repository containing `start` (the current directory by default)."""
+def open_workspace(start: Path | None = None, read_only: bool = False) -> Workspace:
+    """The repository containing `start` (the current directory by default); `read_only`
+    for a reader that must commit nothing, not even the runs a crash left behind."""
     start = Path.cwd() if start is None else start
     git_dir, common_dir, top = _discover(start)
     return Workspace(
@@ -183,4 +186,5 @@ def open_workspace(start: Path | None = None) -> Workspace:
         # Runs in progress must be seen from every worktree: state lives in the shared git dir.
         state_dir=common_dir.resolve() / "gitexp",
         settings=settings_mod.load(top),
+        read_only=read_only,
     )

@@ -353,6 +353,32 @@ def figure(
     return Figure(metric, tuple(curves), logy, smooth, tuple(warnings))
 
 
+def run_figures(record: history.Record, names: Sequence[str], points: int = MAX_POINTS
+                ) -> list[Figure]:  # fmt: skip
+    """One figure per metric in `names` of one run, its metrics streamed once (a run page
+    draws every metric: one pass, not one per metric)."""
+    buckets = {name: _Buckets(points) for name in names}
+    not_finite = dict.fromkeys(names, 0)
+    for row in record.metric_rows():
+        found = buckets.get(row.name)
+        if found is None:
+            continue
+        if math.isfinite(row.value):
+            found.add(row.step, row.value)
+        else:
+            not_finite[row.name] += 1
+    figures = []
+    for name, found in buckets.items():
+        xs, ys = found.points()
+        if not xs:
+            continue
+        left_out = not_finite[name]
+        warnings = (f"{left_out} NaN or infinite values left out",) if left_out else ()
+        curve = Curve("", (record.summary.id,), tuple(xs), tuple(ys), tuple(ys), tuple(ys))
+        figures.append(Figure(name, (curve,), warnings=warnings))
+    return figures
+
+
 def _seed_groups(
     ws: Workspace,
     kept: Sequence[tuple[history.Record, Any]],

@@ -1,0 +1,183 @@
+"""The pages `gitexp ui` serves, as a Starlette application: three read-only views behind a
+guard that lets in only this machine's browser holding the token that `gitexp ui` printed.
+
+The guard, in order:
+- a Host header other than 127.0.0.1, localhost or ::1 is refused: a web page elsewhere
+  cannot reach the view through a DNS name it points at this machine (DNS rebinding);
+- the token: in the address once (`?token=…`, as printed), then in a cookie that only this
+  server's pages are sent, compared in constant time. Other users of a shared machine
+  reach the port but not the runs;
+- only GET and HEAD: nothing here changes anything.
+Every answer forbids scripts and outside requests (html.policy) and is never cached.
+"""
+
+from __future__ import annotations
+
+import secrets
+import threading
+from collections.abc import Awaitable, Callable, MutableMapping
+from functools import cache
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.routing import Route
+
+from gitexp import workspace
+from gitexp.errors import GitexpError, UsageError, crash_log
+from gitexp.ui import html, pages
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+TOKEN_PARAMETER = "token"
+
+
+SERVED = html.Links()
+
+
+def cookie_name(port: int) -> str:
+    # One per port: two views on one machine (two repositories) keep their own tokens.
+    return f"gitexp-ui-{port}"
+
+
+class Guard:
+    """ASGI middleware: the host check, the token, GET only, and the headers of every answer."""
+
+    def __init__(self, app: ASGIApp, token: str, port: int) -> None:
+        self.app, self.token, self.cookie = app, token, cookie_name(port)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)  # lifespan
+            return
+        request = Request(scope)
+        refusal = self._refusal(request)
+        if refusal is not None:
+            await refusal(scope, receive, send)
+            return
+        given = request.query_params.get(TOKEN_PARAMETER)
+        if given is not None:  # the printed address: keep the token in a cookie, not the bar
+            kept = [(k, v) for k, v in parse_qsl(request.url.query, keep_blank_values=True)
+                    if k != TOKEN_PARAMETER]  # fmt: skip
+            target = request.url.path + ("?" + urlencode(kept) if kept else "")
+            answer = RedirectResponse(target, status_code=303)
+            answer.set_cookie(self.cookie, self.token, httponly=True, samesite="strict",
+                              path="/")  # fmt: skip
+            await _secured(answer)(scope, receive, send)
+            return
+
+        async def send_secured(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                headers += [(k.encode(), v.encode()) for k, v in _headers().items()]
+                message["headers"] = headers
+            await send(message)
+
+        await self.app(scope, receive, send_secured)
+
+    def _refusal(self, request: Request) -> Response | None:
+        host = urlsplit("//" + request.headers.get("host", "")).hostname or ""
+        if host not in LOCAL_HOSTS:
+            return _secured(_plain(421, "this view answers only at 127.0.0.1 or localhost"))
+        if request.method not in ("GET", "HEAD"):
+            return _secured(_plain(405, "this view is read-only"))
+        offered = request.query_params.get(TOKEN_PARAMETER) or request.cookies.get(self.cookie)
+        if offered is None or not secrets.compare_digest(offered.encode(), self.token.encode()):
+            return _secured(_plain(403, "open the address `gitexp ui` printed: it carries the "
+                                        "token that lets you in"))  # fmt: skip
+        return None
+
+
+@cache
+def _headers() -> dict[str, str]:
+    return {
+        "content-security-policy": html.policy(header=True),
+        "x-content-type-options": "nosniff",
+        "referrer-policy": "no-referrer",
+        "x-frame-options": "DENY",
+        "cache-control": "no-store",
+        "cross-origin-resource-policy": "same-origin",
+    }
+
+
+def _secured(response: Response) -> Response:
+    response.headers.update(_headers())
+    return response
+
+
+def _plain(status: int, message: str) -> Response:
+    # Before the token is checked: nothing of the repository, not even its path.
+    return Response(f"gitexp ui: {message}\n", status_code=status, media_type="text/plain")
+
+
+def application(root: Path, token: str, port: int) -> ASGIApp:
+    """The view of the repository at `root`, for the holder of `token`, served on `port`."""
+    where = str(workspace.open_workspace(root, read_only=True).workdir)
+    # One request at a time reads the repository: libgit2 objects and the index are not
+    # shared between threads, and one person's browser asks little at once.
+    lock = threading.Lock()
+
+    def page(template: str, status: int = 200, **context: Any) -> HTMLResponse:
+        text = html.render(template, links=SERVED, where=where, **context)
+        return HTMLResponse(text, status_code=status)
+
+    def guarded(make: Callable[[Request, workspace.Workspace], HTMLResponse]
+                ) -> Callable[[Request], HTMLResponse]:  # fmt: skip
+        def endpoint(request: Request) -> HTMLResponse:
+            try:
+                with lock:
+                    return make(request, workspace.open_workspace(root, read_only=True))
+            except UsageError as e:
+                return page("error.html", 400, title="cannot show that", message=str(e))
+            except GitexpError as e:
+                return page("error.html", 404, title="cannot show that", message=str(e))
+            except Exception as e:  # a bug: the page says where its details went
+                log = crash_log(e)
+                return page("error.html", 500, title="unexpected error",
+                            message=f"unexpected {type(e).__name__}; the details are in {log}, "
+                            "please attach it to a bug report")  # fmt: skip
+
+        return endpoint
+
+    def runs(request: Request, ws: workspace.Workspace) -> HTMLResponse:
+        params = request.query_params
+        page_number = params.get("page", "1")
+        query = pages.TableQuery(
+            where=tuple(w for w in params.getlist("where") if w.strip()),
+            statuses=tuple(s for s in params.getlist("status") if s),
+            tags=tuple(t for t in params.getlist("tag") if t.strip()),
+            name=params.get("name", "").strip(),
+            sort=tuple(s for s in params.getlist("sort") if s.strip()),
+            columns=params.get("columns", ""),
+            archived=bool(params.get("all")),
+            page=int(page_number) if page_number.isdigit() else 1,
+        )
+        found = pages.runs_page(ws, query)
+        return page("runs.html", 400 if found.error else 200, page=found)
+
+    def run(request: Request, ws: workspace.Workspace) -> HTMLResponse:
+        return page("run.html", page=pages.run_page(ws, request.path_params["ref"]))
+
+    def compare(request: Request, ws: workspace.Workspace) -> HTMLResponse:
+        refs = [ref for ref in request.query_params.getlist("run") if ref.strip()]
+        if not refs:
+            raise UsageError("select the runs to compare in the runs table, then press "
+                             "Compare selected")  # fmt: skip
+        metrics = [m for m in request.query_params.getlist("metric") if m.strip()]
+        baseline = request.query_params.get("baseline") or None
+        return page("compare.html", page=pages.compare_page(ws, refs, metrics, baseline))
+
+    app = Starlette(routes=[
+        Route("/", guarded(runs), methods=["GET"]),
+        Route("/run/{ref:path}", guarded(run), methods=["GET"]),
+        Route("/compare", guarded(compare), methods=["GET"]),
+    ])  # fmt: skip
+    return Guard(app, token, port)

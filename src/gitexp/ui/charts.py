@@ -1,0 +1,141 @@
+"""Metric curves as SVG geometry, computed here and drawn by a template: no script runs in
+the page to draw them, so a page (or a report opened from a file) needs nothing but itself.
+
+A chart is made from `plot.Figure`, the curves `gitexp plot` draws: the same seed groups
+(mean and a ±1 sd band), the same labels, the same bounded reduction of long series. Only
+numbers and labels leave this module, and the template escapes every label.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from gitexp.cells import number
+from gitexp.comparison.plot import Figure
+
+WIDTH, HEIGHT = 640, 300
+POINTS = 400  # per curve: finer than the chart's width, coarser than a long run
+_LEFT, _RIGHT, _TOP, _BOTTOM = 64, 12, 12, 36  # the margins that hold the tick labels
+PALETTE = 10  # series classes c0…c9 in the style sheet, reused in turn
+
+
+@dataclass(frozen=True)
+class Tick:
+    at: float  # in pixels along its axis
+    text: str
+
+
+@dataclass(frozen=True)
+class Line:
+    """One curve as drawn: its path, its band's outline, and what hovering over it says."""
+
+    label: str
+    tone: int  # which of the palette's colours
+    path: str  # SVG path data of the mean
+    band: str  # SVG path data of the band (mean ± sd), closed; '' without one
+    dot: tuple[float, float] | None  # a single point is drawn as a dot, not a line
+    run_ids: tuple[str, ...]
+    last: str  # the mean's last value, as text
+
+
+@dataclass(frozen=True)
+class Chart:
+    metric: str
+    title: str
+    lines: tuple[Line, ...]
+    xticks: tuple[Tick, ...]
+    yticks: tuple[Tick, ...]
+    logy: bool
+    warnings: tuple[str, ...]
+    width: int = WIDTH
+    height: int = HEIGHT
+    left: int = _LEFT
+    top: int = _TOP
+    right: int = WIDTH - _RIGHT
+    bottom: int = HEIGHT - _BOTTOM
+
+    @property
+    def bands(self) -> int:
+        return sum(1 for line in self.lines if line.band)
+
+
+def nice_ticks(low: float, high: float, count: int = 5) -> list[float]:
+    """Round values from `low` to `high`, about `count` of them, 1-2-5 apart."""
+    if not (math.isfinite(low) and math.isfinite(high)) or high <= low:
+        return [low] if math.isfinite(low) else []
+    raw = (high - low) / max(count, 1)
+    power = 10 ** math.floor(math.log10(raw))
+    step = next(f * power for f in (1, 2, 5, 10) if f * power >= raw)
+    first = math.ceil(low / step - 1e-9) * step
+    ticks, i = [], 0
+    while first + i * step <= high + step * 1e-9:
+        value = first + i * step
+        ticks.append(0.0 if abs(value) < step * 1e-9 else value)
+        i += 1
+    return ticks
+
+
+def _log_ticks(low: float, high: float) -> list[float]:
+    """Powers of ten within [low, high] (both > 0); the ends when there are fewer than two."""
+    first, last = math.ceil(math.log10(low) - 1e-9), math.floor(math.log10(high) + 1e-9)
+    found = [10.0**p for p in range(first, last + 1)]
+    return found if len(found) >= 2 else [low, high]
+
+
+def _span(values: Sequence[float]) -> tuple[float, float]:
+    low, high = min(values), max(values)
+    if high > low:
+        return low, high
+    pad = abs(low) * 0.05 or 1.0  # one value: a little room around it
+    return low - pad, high + pad
+
+
+def chart(fig: Figure, width: int = WIDTH, height: int = HEIGHT) -> Chart:
+    """The figure as lines in a `width` by `height` box, with ticks on both axes."""
+    left, right, top, bottom = _LEFT, width - _RIGHT, _TOP, height - _BOTTOM
+    xs = [x for curve in fig.curves for x in curve.steps]
+    ys = [y for curve in fig.curves for edge in (curve.low, curve.high) for y in edge]
+    ys = [y for y in ys if math.isfinite(y) and (y > 0 or not fig.logy)]
+    if not xs or not ys:
+        return Chart(fig.metric, fig.title, (), (), (), fig.logy, fig.warnings, width, height,
+                     left, top, right, bottom)  # fmt: skip
+    x0, x1 = _span(xs)
+    scale = math.log10 if fig.logy else (lambda v: v)
+    if fig.logy:
+        low, high = min(ys), max(ys)
+        y0, y1 = (low / 2, high * 2) if high <= low else (low, high)
+        yvalues = _log_ticks(y0, y1)
+    else:
+        y0, y1 = _span(ys)
+        yvalues = [t for t in nice_ticks(y0, y1) if y0 <= t <= y1]
+    s0, s1 = scale(y0), scale(y1)
+
+    def px(x: float) -> float:
+        return round(left + (x - x0) / (x1 - x0) * (right - left), 1)
+
+    def py(y: float) -> float:
+        return round(bottom - (scale(y) - s0) / (s1 - s0) * (bottom - top), 1)
+
+    def path(steps: Sequence[float], values: Sequence[float]) -> str:
+        points = [(px(x), py(y)) for x, y in zip(steps, values, strict=True)
+                  if math.isfinite(y) and (y > 0 or not fig.logy)]  # fmt: skip
+        return " ".join(f"{'M' if i == 0 else 'L'}{x},{y}" for i, (x, y) in enumerate(points))
+
+    lines = []
+    for i, curve in enumerate(fig.curves):
+        band = ""
+        if curve.band:
+            upper = path(curve.steps, curve.high)
+            lower = path(curve.steps[::-1], curve.low[::-1]).replace("M", "L", 1)
+            band = f"{upper} {lower} Z" if upper and lower else ""
+        single = len(curve.steps) == 1
+        dot = (px(curve.steps[0]), py(curve.mean[0])) if single else None
+        lines.append(Line(curve.label, i % PALETTE, "" if single else path(curve.steps, curve.mean),
+                          band, dot, curve.run_ids, number(curve.mean[-1])))  # fmt: skip
+    xticks = tuple(Tick(px(t), number(t) if t % 1 else str(int(t)))
+                   for t in nice_ticks(x0, x1) if x0 <= t <= x1)  # fmt: skip
+    yticks = tuple(Tick(py(t), number(t)) for t in yvalues)
+    return Chart(fig.metric, fig.title, tuple(lines), xticks, yticks, fig.logy, fig.warnings,
+                 width, height, left, top, right, bottom)  # fmt: skip

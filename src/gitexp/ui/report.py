@@ -1,0 +1,42 @@
+"""`gitexp report --html FILE`: the comparison page and every chosen run's page in one file.
+
+Self-contained: the style sheet is inline, charts are inline SVG, no script, font or image
+is fetched, and the page's own policy forbids any request, so it reads the same on a laptop
+with the network off, from a CI artifact, or across an air gap.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Sequence
+from pathlib import Path
+
+from gitexp import catalog
+from gitexp.atomic import replace_file
+from gitexp.errors import GitexpError
+from gitexp.ui import html, pages
+from gitexp.workspace import Workspace
+
+
+def write(
+    ws: Workspace,
+    path: Path,
+    refs: Sequence[str],
+    where: Sequence[str] = (),
+    baseline: str | None = None,
+    metrics: Sequence[str] = (),
+    published: bool = False,
+    progress: catalog.Progress | None = None,
+) -> int:
+    """Write the report on the runs `gitexp report` would choose to `path`; how many."""
+    compared = pages.compare_page(ws, refs, metrics, baseline, where, published, progress)
+    ids = list(compared.report.runs)
+    runs = [pages.run_page(ws, run_id) for run_id in ids]
+    made = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    text = html.render("report.html", links=html.Links(frozenset(ids)), where=ws.workdir.name,
+                       compared=compared, runs=runs, made=made)  # fmt: skip
+    try:
+        replace_file(path, text.encode())
+    except OSError as e:
+        raise GitexpError(f"cannot write {path}: {e.strerror or e}") from None
+    return len(ids)

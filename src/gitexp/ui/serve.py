@@ -1,0 +1,54 @@
+"""`gitexp ui`: serve the view on 127.0.0.1 with uvicorn until Ctrl-C.
+
+The socket is bound here, before uvicorn starts, so that the port printed is the port
+served (no race with another server taking it between a check and the start).
+"""
+
+from __future__ import annotations
+
+import errno
+import secrets
+import socket
+from collections.abc import Callable
+from pathlib import Path
+
+from gitexp.errors import GitexpError
+
+DEFAULT_PORT = 8765
+_TRIES = 20  # ports tried upward from the default when it is taken, as Jupyter does
+
+
+def listen(port: int | None) -> socket.socket:
+    """A socket listening on 127.0.0.1: on `port`, or from DEFAULT_PORT on, the first free."""
+    wanted = [port] if port is not None else range(DEFAULT_PORT, DEFAULT_PORT + _TRIES)
+    for candidate in wanted:
+        try:
+            return socket.create_server(("127.0.0.1", candidate))
+        except OSError as e:
+            if e.errno != errno.EADDRINUSE or port is not None:
+                what = "is in use" if e.errno == errno.EADDRINUSE else f"cannot be used: {e}"
+                raise GitexpError(f"port {candidate} on 127.0.0.1 {what}; choose another "
+                                  "with --port (0 takes any free port)") from None  # fmt: skip
+    raise GitexpError(f"ports {DEFAULT_PORT}-{DEFAULT_PORT + _TRIES - 1} are all in use; "
+                      "choose one with --port (0 takes any free port)")  # fmt: skip
+
+
+def serve(root: Path, port: int | None, say: Callable[[str], None]) -> None:
+    """Serve the repository at `root` until interrupted; `say` tells the user where."""
+    import uvicorn
+
+    from gitexp.ui.app import TOKEN_PARAMETER, application
+
+    token = secrets.token_urlsafe(32)
+    sock = listen(port)
+    bound = sock.getsockname()[1]
+    app = application(root, token, bound)
+    say(f"gitexp ui: serving {root} (read-only) at\n\n"
+        f"    http://127.0.0.1:{bound}/?{TOKEN_PARAMETER}={token}\n\n"
+        "Open that address in a browser on this machine; from another one, forward the port "
+        f"first (ssh -L {bound}:127.0.0.1:{bound} THIS_HOST) and open it there. "
+        "Ctrl-C stops it.")  # fmt: skip
+    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off",
+                            server_header=False)  # fmt: skip
+    with sock:
+        uvicorn.Server(config).run(sockets=[sock])
