@@ -67,7 +67,8 @@ class Guard:
         if given is not None:  # the printed address: keep the token in a cookie, not the bar
             kept = [(k, v) for k, v in parse_qsl(request.url.query, keep_blank_values=True)
                     if k != TOKEN_PARAMETER]  # fmt: skip
-            target = request.url.path + ("?" + urlencode(kept) if kept else "")
+            # One leading slash: `//host/…` would send the browser to another site.
+            target = "/" + request.url.path.lstrip("/") + ("?" + urlencode(kept) if kept else "")
             answer = RedirectResponse(target, status_code=303)
             answer.set_cookie(self.cookie, self.token, httponly=True, samesite="strict",
                               path="/")  # fmt: skip
