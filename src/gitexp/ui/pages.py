@@ -160,16 +160,19 @@ def _where_value(value: Any) -> str | None:
     return None
 
 
-def _default_keys(runs: Sequence[RunSummary]) -> list[Key]:
-    """log's columns, then the config keys that vary among `runs` and the metrics most of
-    them logged: a sweep's table shows what was swept and what came of it."""
+def _default_keys(runs: Sequence[RunSummary], named: Sequence[Key]) -> list[Key]:
+    """log's columns, then the config keys that vary among `runs` or that a filter or the
+    sort names (filtered to one lr, the table still shows lr), then the metrics most of them
+    logged: a sweep's table shows what was swept and what came of it."""
     keys = [Key("field", name) for name in _FIELDS]
     configs = [run.config for run in runs]
     varying = sorted(
         {k for config in configs for k in config
          if len({json.dumps(c.get(k), sort_keys=True, default=str) for c in configs}) > 1}
     )  # fmt: skip
-    keys += [Key("config", k) for k in varying[:MAX_CONFIG_COLUMNS]]
+    chosen = [key.name for key in named if key.kind == "config"]
+    varying = list(dict.fromkeys([*chosen, *varying]))
+    keys += [Key("config", k) for k in sorted(varying[:MAX_CONFIG_COLUMNS])]
     counts: dict[str, int] = {}
     for run in runs:
         for name in run.summary:
@@ -190,7 +193,8 @@ def runs_page(ws: Workspace, query: TableQuery) -> RunsPage:
             table.check_known("--columns", chosen, found)
     except GitexpError as e:
         return RunsPage(query, error=str(e))
-    keys = chosen if chosen is not None else _default_keys(found)
+    named = [c.key for c in where.conditions] + [s.key for s in order]
+    keys = chosen if chosen is not None else _default_keys(found, named)
     if Key("field", "id") not in keys:
         keys.insert(0, Key("field", "id"))
     pages = max(1, math.ceil(len(found) / PAGE_SIZE))
