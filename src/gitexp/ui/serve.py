@@ -43,12 +43,14 @@ def serve(root: Path, port: int | None, say: Callable[[str], None]) -> None:
     sock = listen(port)
     bound = sock.getsockname()[1]
     app = application(root, token, bound)
-    say(f"gitexp ui: serving {root} (read-only) at\n\n"
-        f"    http://127.0.0.1:{bound}/?{TOKEN_PARAMETER}={token}\n\n"
-        "Open that address in a browser on this machine; from another one, forward the port "
-        f"first (ssh -L {bound}:127.0.0.1:{bound} THIS_HOST) and open it there. "
-        "Ctrl-C stops it.")  # fmt: skip
+    say(f"gitexp ui: serving {root} (read-only) until Ctrl-C. Open the address below in a "
+        "browser on this machine; from another one, forward the port first "
+        f"(ssh -L {bound}:127.0.0.1:{bound} THIS_HOST) and open it there.\n\n"
+        f"    http://127.0.0.1:{bound}/?{TOKEN_PARAMETER}={token}\n")  # fmt: skip
     config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off",
                             server_header=False)  # fmt: skip
     with sock:
-        uvicorn.Server(config).run(sockets=[sock])
+        try:
+            uvicorn.Server(config).run(sockets=[sock])
+        except KeyboardInterrupt:
+            pass  # Ctrl-C before uvicorn took over the signal: stopped all the same

@@ -1,0 +1,123 @@
+"""`gitexp ui` as a process: who gets in, what every answer carries, what it never writes,
+its errors, and Ctrl-C. Plain HTTP from this test, no browser."""
+
+from __future__ import annotations
+
+import http.client
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ..conftest import git, gitexp_process
+from .conftest import Server, Sweep, start_server
+
+pytestmark = pytest.mark.slow
+
+
+def fetch(server: Server, path: str, *, token: str | None = "cookie", host: str | None = None,
+          method: str = "GET") -> tuple[int, http.client.HTTPMessage, str]:  # fmt: skip
+    """One request: with the token in its cookie (or `token` as given, in the cookie; None:
+    no cookie), from `host` (default: the address the server printed)."""
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=60)
+    headers = {"Host": host or f"127.0.0.1:{server.port}"}
+    if token is not None:
+        given = server.token if token == "cookie" else token
+        headers["Cookie"] = f"gitexp-ui-{server.port}={given}"
+    connection.request(method, path, headers=headers)
+    answer = connection.getresponse()
+    body = answer.read().decode()
+    connection.close()
+    return answer.status, answer.headers, body
+
+
+def test_only_the_printed_address_lets_a_browser_in(server: Server, sweep: Sweep) -> None:
+    status, _, body = fetch(server, "/", token=None)
+    assert status == 403 and "open the address `gitexp ui` printed" in body
+    assert str(sweep.root) not in body and "lr0.2" not in body  # nothing of the repository
+    assert fetch(server, "/", token="guessed")[0] == 403
+    assert fetch(server, f"/run/{sweep.ids[(0.2, 1)]}", token=None)[0] == 403
+
+    status, headers, _ = fetch(server, f"/?token={server.token}&where=x%3D1", token=None)
+    assert status == 303 and headers["location"] == "/?where=x%3D1"  # the token leaves the bar
+    cookie = headers["set-cookie"]
+    assert f"gitexp-ui-{server.port}={server.token}" in cookie
+    assert "HttpOnly" in cookie and "SameSite=strict" in cookie
+    status, _, body = fetch(server, "/")
+    assert status == 200 and body.count('<tr data-run="') == 9
+
+
+def test_another_host_name_and_a_write_are_refused(server: Server) -> None:
+    # A page elsewhere that points its own name at 127.0.0.1 (DNS rebinding) is not served.
+    assert fetch(server, "/", host=f"attacker.example:{server.port}")[0] == 421
+    assert fetch(server, "/", host=f"localhost:{server.port}")[0] == 200
+    assert fetch(server, "/", method="POST")[0] == 405
+    # The address's redirect keeps to this server, whatever path it is given.
+    status, headers, _ = fetch(server, f"//attacker.example/?token={server.token}", token=None)
+    assert status == 303 and headers["location"] == "/attacker.example/"
+
+
+def test_every_answer_forbids_scripts_framing_and_caching(server: Server, sweep: Sweep) -> None:
+    for path in ("/", f"/run/{sweep.ids[(0.01, 1)]}", f"/compare?run={sweep.ids[(0.01, 1)]}",
+                 "/run/nosuchrun"):  # fmt: skip
+        _, headers, body = fetch(server, path)
+        policy = headers["content-security-policy"]
+        assert policy.startswith("default-src 'none'; style-src 'sha256-")
+        assert "unsafe" not in policy and "script-src" not in policy
+        assert "frame-ancestors 'none'" in policy
+        assert headers["cache-control"] == "no-store"
+        assert headers["x-content-type-options"] == "nosniff"
+        assert "<script" not in body and "http://" not in body.replace("http://www.w3.org", "")
+
+
+def test_errors_are_one_sentence_pages(server: Server) -> None:
+    status, _, body = fetch(server, "/run/nosuchrun")
+    assert status == 404 and "no run &#39;nosuchrun&#39;; see `gitexp log`" in body
+    status, _, body = fetch(server, "/?where=config.lr%3C%3Dfast")
+    assert status == 400 and "is not a number" in body
+    status, _, body = fetch(server, "/compare")
+    assert status == 400 and "select the runs to compare" in body
+    assert "Traceback" not in body
+
+
+def test_the_view_commits_nothing_not_even_a_run_left_behind(
+    server: Server, sweep: Sweep, tmp_path: Path
+) -> None:
+    root = sweep.root
+    # A run whose gitexp was killed with its command: any other command would record it.
+    process = gitexp_process(
+        ["run", "--", sys.executable, "-c",
+         "import os, time; print(os.getpid(), flush=True); time.sleep(600)"],
+        root, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    assert process.stdout is not None
+    command = int(process.stdout.readline())
+    process.kill()
+    process.wait(timeout=60)
+    process.stdout.close()
+    os.kill(command, signal.SIGKILL)
+    before = git(root, "for-each-ref"), git(root, "count-objects", "-v"), git(root, "status")
+    for path in ("/", f"/run/{sweep.ids[(0.05, 2)]}",
+                 f"/compare?run={sweep.ids[(0.05, 2)]}&run={sweep.ids[(0.2, 2)]}"):  # fmt: skip
+        assert fetch(server, path)[0] == 200
+    assert "1 run has ended without being recorded" in fetch(server, "/")[2]
+    after = git(root, "for-each-ref"), git(root, "count-objects", "-v"), git(root, "status")
+    assert after == before
+    done = subprocess.run([sys.executable, "-m", "gitexp", "recover"], cwd=root,
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert done.returncode == 0  # a command that may write still records it
+
+
+def test_ctrl_c_stops_it_and_a_taken_port_is_said(sweep: Sweep) -> None:
+    first = start_server(sweep.root)
+    assert f"(ssh -L {first.port}:127.0.0.1:{first.port} THIS_HOST)" in first.said
+    taken = subprocess.run([sys.executable, "-m", "gitexp", "ui", "--port", str(first.port)],
+                           cwd=sweep.root, capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert taken.returncode == 1
+    assert taken.stderr == (f"Error: port {first.port} on 127.0.0.1 is in use; choose another "
+                            "with --port (0 takes any free port)\n")  # fmt: skip
+    status, rest = first.stop()
+    assert (status, rest) == (0, "gitexp ui: stopped\n")
