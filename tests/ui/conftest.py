@@ -13,9 +13,10 @@ import shutil
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import pytest
@@ -49,11 +50,14 @@ class Sweep:
     ids: dict[tuple[float, int], str]  # (lr, seed) → run id
 
 
-def record_sweep(root: Path, runs: Sequence[tuple[str, ...]]) -> list[str]:
-    """A repository holding train.py, and on its runs branch one run of each `gitexp run`
-    argument list in `runs`, made from an uncommitted edit (each run has a code diff)."""
+def record_sweep(root: Path, runs: Sequence[tuple[str, ...]],
+                 scripts: Mapping[str, str] = MappingProxyType({})) -> list[str]:  # fmt: skip
+    """A repository holding train.py (and `scripts`, by name), and on its runs branch one run
+    of each `gitexp run` argument list in `runs`, made from an uncommitted edit (each run has
+    a code diff)."""
     root.mkdir(parents=True)
-    (root / "train.py").write_text(TRAIN)
+    for name, text in {"train.py": TRAIN, **scripts}.items():
+        (root / name).write_text(text)
     git(root, "init", "-q")
     git(root, "add", "-A")
     git(root, "commit", "-q", "-m", "a sweep")
