@@ -68,13 +68,9 @@ def nice_ticks(low: float, high: float, count: int = 5) -> list[float]:
     raw = (high - low) / max(count, 1)
     power = 10 ** math.floor(math.log10(raw))
     step = next(f * power for f in (1, 2, 5, 10) if f * power >= raw)
-    first = math.ceil(low / step - 1e-9) * step
-    ticks, i = [], 0
-    while first + i * step <= high + step * 1e-9:
-        value = first + i * step
-        ticks.append(0.0 if abs(value) < step * 1e-9 else value)
-        i += 1
-    return ticks
+    digits = max(0, 1 - math.floor(math.log10(step)))  # 0.2 apart: one decimal, and one spare
+    k, last = math.ceil(low / step - 1e-9), math.floor(high / step + 1e-9)
+    return [round(i * step, digits) + 0.0 for i in range(k, last + 1)]  # + 0.0: no -0.0
 
 
 def _log_ticks(low: float, high: float) -> list[float]:

@@ -1,0 +1,25 @@
+"""`gitexp report --html` on the command line: what it refuses, and a file it cannot write."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from ..conftest import gitexp
+
+
+def test_html_takes_the_place_of_the_other_outputs(project: Path, tmp_path: Path) -> None:
+    assert gitexp("run", "--", sys.executable, "train.py").exit_code == 0
+    for other in (["--json"], ["--output", "r.md"], ["--plots", "plots"]):
+        done = gitexp("report", "--html", "r.html", *other)
+        assert done.exit_code == 2
+        assert f"--html writes the whole report to its file: give it or {other[0]}" in done.output
+    assert not (project / "r.html").exists() and not (project / "r.md").exists()
+
+    done = gitexp("report", "--html", str(tmp_path / "no" / "such" / "r.html"))
+    assert done.exit_code == 1
+    assert done.output.startswith(f"Error: cannot write {tmp_path / 'no' / 'such' / 'r.html'}")
+    done = gitexp("report", "--html", str(tmp_path / "r.html"))
+    assert done.exit_code == 0, done.output
+    text = (tmp_path / "r.html").read_text()
+    assert text.startswith("<!doctype html>") and text.rstrip().endswith("</html>")
