@@ -142,7 +142,10 @@ def neighbours(
     for other in everyone:
         if other.run_id == run_id or other.run_id in skip:
             continue
-        counted = axes.counted_changes(ws.repo, rules, base, other, code_memo)
+        try:
+            counted = axes.counted_changes(ws.repo, rules, base, other, code_memo)
+        except axes.MissingSnapshot:
+            continue  # its code is not here: it cannot be shown to differ on one axis
         if len(counted) == 1 and (wanted is None or counted[0].axis in wanted):
             # env and seed values are digests here: of no use to a reader
             value = ABSENT if counted[0].axis in (axes.ENV_AXIS, axes.SEED_AXIS) else counted[0].b

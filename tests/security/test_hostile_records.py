@@ -318,3 +318,22 @@ def test_a_pulled_branch_never_edits_a_record_we_hold(
     )
     assert git(project, "show", f"gitexp/runs:experiments/{honest}/config.yaml") == before
     assert FORGED in git(project, "ls-tree", "--name-only", "gitexp/runs:experiments")
+
+
+def test_a_neighbour_whose_code_is_missing_breaks_no_one_elses_diff(project: Path) -> None:
+    """A pulled record naming a snapshot this repository lacks is no single-axis neighbour:
+    `diff` (and the view's comparisons) of two honest runs still answers."""
+    for lr, epochs in (("0.1", "1"), ("0.2", "2")):
+        done = gitexp("run", "--", sys.executable, "train.py", "--lr", lr, "--epochs", epochs)
+        assert done.exit_code == 0
+    a, b = sorted(git(project, "ls-tree", "--name-only", "gitexp/runs:experiments").split())
+    files = {name: git(project, "show", f"gitexp/runs:experiments/{a}/{name}")
+             for name in ("run.yaml", "config.yaml", "env.yaml", "seeds.yaml")}  # fmt: skip
+    files["run.yaml"] = files["run.yaml"].replace(a, FORGED)
+    files["config.yaml"] = files["config.yaml"].replace("0.1", "0.2")
+    files["code.yaml"] = f"commit: {'1' * 40}\nsnapshot: {'1' * 40}\ndirty: false\n"
+    _plant(project, FORGED, files)
+    result = gitexp("diff", a, b)
+    assert result.exit_code == 3, result.output
+    assert "not in this repository" not in result.output
+    assert "2 axes differ" in result.output

@@ -265,7 +265,10 @@ def _found(
         quick, _ = plan.rules.apply(axes.record_changes(plan.a.inputs, inputs))
         if not {c.axis for c in quick} <= names:
             continue  # differs from A on an axis A and B share: no planned run
-        seen.append(_seen(ws, plan, inputs, status, memo_a, memo_b))
+        try:
+            seen.append(_seen(ws, plan, inputs, status, memo_a, memo_b))
+        except axes.MissingSnapshot:
+            continue  # its code is not here: it cannot be shown to be a planned run
     own = {plan.a.run_id, plan.b.run_id}
     seen.sort(key=lambda s: s.run_id not in own)  # A and B first, else newest first
     taken: set[str] = set()
