@@ -39,7 +39,7 @@ with gitexp.init(config=vars(args), tags=["sweep"]) as run:
         run.log({"loss": loss, "acc": 1 - loss / 3}, step=step)
     print(f"lr {args.lr}: loss {loss:.4f}")
 """
-_ADDRESS = re.compile(r"http://127\.0\.0\.1:(\d+)/\?token=([A-Za-z0-9_-]+)")
+_ADDRESS = re.compile(r"http://127\.0\.0\.1:(\d+)/([A-Za-z0-9_-]+)/$")
 SCREENSHOTS = Path(os.environ.get("GITEXP_SCREENSHOTS")
                    or Path(__file__).resolve().parents[2] / ".artifacts" / "screenshots")
 
@@ -96,11 +96,12 @@ class Server:
 
     @property
     def base(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        """The address printed, less its final slash: the pages are below it."""
+        return f"http://127.0.0.1:{self.port}/{self.token}"
 
     @property
     def address(self) -> str:
-        return f"{self.base}/?token={self.token}"
+        return f"{self.base}/"
 
     def stop(self) -> tuple[int, str]:
         """Ctrl-C, as a user stops it: its exit status and what it said after the address."""

@@ -4,11 +4,12 @@ guard that lets in only this machine's browser holding the token that `gitexp ui
 The guard, in order:
 - a Host header other than 127.0.0.1, localhost or ::1 is refused: a web page elsewhere
   cannot reach the view through a DNS name it points at this machine (DNS rebinding);
-- the token: in the address once (`?token=…`, as printed), then in a cookie that only this
-  server's pages are sent, compared in constant time. Other users of a shared machine
-  reach the port but not the runs;
-- only GET and HEAD: nothing here changes anything.
-Every answer forbids scripts and outside requests (html.policy) and is never cached.
+- only GET and HEAD over HTTP (no websocket): nothing here changes anything;
+- the token, compared in constant time, is the first part of every path
+  (`/<token>/run/<id>`), as printed. Not a cookie: a browser sends a 127.0.0.1 cookie to
+  every port of 127.0.0.1, so any other user's local server would receive it. Other users
+  of a shared machine reach the port but not the runs.
+Every answer forbids scripts and outside requests (html.policy), referrers and caching.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from functools import cache
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit
+from urllib.parse import urlsplit
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -37,42 +38,29 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
-TOKEN_PARAMETER = "token"
-
-
-SERVED = html.Links()
-
-
-def cookie_name(port: int) -> str:
-    # One per port: two views on one machine (two repositories) keep their own tokens.
-    return f"gitexp-ui-{port}"
 
 
 class Guard:
-    """ASGI middleware: the host check, the token, GET only, and the headers of every answer."""
+    """ASGI middleware: the host check, GET only, the token, and the headers of every answer."""
 
-    def __init__(self, app: ASGIApp, token: str, port: int) -> None:
-        self.app, self.token, self.cookie = app, token, cookie_name(port)
+    def __init__(self, app: ASGIApp, token: str) -> None:
+        self.app, self.token = app, token.encode()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)  # lifespan
+        if scope["type"] == "lifespan":
+            await self.app(scope, receive, send)
+            return
+        if scope["type"] != "http":  # a websocket: there is none here
+            await send({"type": "websocket.close", "code": 1008})
             return
         request = Request(scope)
-        refusal = self._refusal(request)
+        first, slash, rest = scope["path"][1:].partition("/")
+        refusal = self._refusal(request, first)
         if refusal is not None:
             await refusal(scope, receive, send)
             return
-        given = request.query_params.get(TOKEN_PARAMETER)
-        if given is not None:  # the printed address: keep the token in a cookie, not the bar
-            kept = [(k, v) for k, v in parse_qsl(request.url.query, keep_blank_values=True)
-                    if k != TOKEN_PARAMETER]  # fmt: skip
-            # One leading slash: `//host/…` would send the browser to another site.
-            target = "/" + request.url.path.lstrip("/") + ("?" + urlencode(kept) if kept else "")
-            answer = RedirectResponse(target, status_code=303)
-            answer.set_cookie(self.cookie, self.token, httponly=True, samesite="strict",
-                              path="/")  # fmt: skip
-            await _secured(answer)(scope, receive, send)
+        if not slash:  # `/<token>`: the pages' relative links need the slash
+            await _secured(RedirectResponse(f"/{first}/", status_code=308))(scope, receive, send)
             return
 
         async def send_secured(message: Message) -> None:
@@ -82,16 +70,15 @@ class Guard:
                 message["headers"] = headers
             await send(message)
 
-        await self.app(scope, receive, send_secured)
+        await self.app({**scope, "path": "/" + rest}, receive, send_secured)
 
-    def _refusal(self, request: Request) -> Response | None:
+    def _refusal(self, request: Request, token: str) -> Response | None:
         host = urlsplit("//" + request.headers.get("host", "")).hostname or ""
         if host not in LOCAL_HOSTS:
             return _secured(_plain(421, "this view answers only at 127.0.0.1 or localhost"))
         if request.method not in ("GET", "HEAD"):
             return _secured(_plain(405, "this view is read-only"))
-        offered = request.query_params.get(TOKEN_PARAMETER) or request.cookies.get(self.cookie)
-        if offered is None or not secrets.compare_digest(offered.encode(), self.token.encode()):
+        if not secrets.compare_digest(token.encode(errors="surrogateescape"), self.token):
             return _secured(_plain(403, "open the address `gitexp ui` printed: it carries the "
                                         "token that lets you in"))  # fmt: skip
         return None
@@ -119,15 +106,16 @@ def _plain(status: int, message: str) -> Response:
     return Response(f"gitexp ui: {message}\n", status_code=status, media_type="text/plain")
 
 
-def application(root: Path, token: str, port: int) -> ASGIApp:
-    """The view of the repository at `root`, for the holder of `token`, served on `port`."""
+def application(root: Path, token: str) -> ASGIApp:
+    """The view of the repository at `root`, for the holder of `token`."""
+    links = html.Links(prefix=f"/{token}")
     where = str(workspace.open_workspace(root, read_only=True).workdir)
     # One request at a time reads the repository: libgit2 objects and the index are not
     # shared between threads, and one person's browser asks little at once.
     lock = threading.Lock()
 
     def page(template: str, status: int = 200, **context: Any) -> HTMLResponse:
-        text = html.render(template, links=SERVED, where=where, **context)
+        text = html.render(template, links=links, where=where, **context)
         return HTMLResponse(text, status_code=status)
 
     def guarded(make: Callable[[Request, workspace.Workspace], HTMLResponse]
@@ -181,4 +169,4 @@ def application(root: Path, token: str, port: int) -> ASGIApp:
         Route("/run/{ref:path}", guarded(run), methods=["GET"]),
         Route("/compare", guarded(compare), methods=["GET"]),
     ])  # fmt: skip
-    return Guard(app, token, port)
+    return Guard(app, token)

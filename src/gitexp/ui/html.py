@@ -11,12 +11,12 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 from importlib.resources import files
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 import jinja2
 
@@ -45,23 +45,30 @@ def visible(value: Any) -> str:
 
 @dataclass(frozen=True)
 class Links:
-    """Where a page's links lead: the pages served here, or (`inside`) anchors of the one
-    report file that holds those runs."""
+    """Where a page's links lead: the pages served under `prefix` (the token's path), or
+    (`inside`) anchors of the one report file that holds those runs."""
 
+    prefix: str = ""
     inside: frozenset[str] | None = None
 
     @property
     def home(self) -> str:
-        return "/" if self.inside is None else "#top"
+        return f"{self.prefix}/" if self.inside is None else "#top"
 
     @property
-    def compare_url(self) -> str:
-        return "/compare"
+    def compare_url(self) -> str | None:
+        return f"{self.prefix}/compare" if self.inside is None else None
 
     def run(self, run_id: str) -> str | None:
         if self.inside is None:
-            return "/run/" + quote(run_id, safe="")
+            return f"{self.prefix}/run/" + quote(run_id, safe="")
         return f"#run-{run_id}" if run_id in self.inside else None
+
+    def compare(self, run_ids: Sequence[str]) -> str | None:
+        """The comparison of these runs; in a report, none (it holds only its own)."""
+        if self.inside is not None:
+            return None
+        return f"{self.prefix}/compare?" + urlencode([("run", run_id) for run_id in run_ids])
 
 
 @cache

@@ -37,16 +37,16 @@ def serve(root: Path, port: int | None, say: Callable[[str], None]) -> None:
     """Serve the repository at `root` until interrupted; `say` tells the user where."""
     import uvicorn
 
-    from gitexp.ui.app import TOKEN_PARAMETER, application
+    from gitexp.ui.app import application
 
     token = secrets.token_urlsafe(32)
     sock = listen(port)
     bound = sock.getsockname()[1]
-    app = application(root, token, bound)
+    app = application(root, token)
     say(f"gitexp ui: serving {root} (read-only) until Ctrl-C. Open the address below in a "
         "browser on this machine; from another one, forward the port first "
         f"(ssh -L {bound}:127.0.0.1:{bound} THIS_HOST) and open it there.\n\n"
-        f"    http://127.0.0.1:{bound}/?{TOKEN_PARAMETER}={token}\n")  # fmt: skip
+        f"    http://127.0.0.1:{bound}/{token}/\n")  # fmt: skip
     config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off",
                             server_header=False)  # fmt: skip
     with sock:
