@@ -22,14 +22,29 @@ def _visit(driver: Any, server: Server, path: str = "/") -> None:
     driver.get(server.base + path)
 
 
+def _follow(driver: Any, element: Any) -> None:
+    """Click a link or button, and wait for the page it leads to (a comparison is computed
+    before it answers: the old page must not be read meanwhile)."""
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    before = driver.find_element(By.TAG_NAME, "html")
+    element.click()
+    WebDriverWait(driver, 60).until(
+        lambda d: d.find_element(By.TAG_NAME, "html") != before
+        and d.execute_script("return document.readyState") == "complete"
+    )
+
+
 def _rows(driver: Any) -> list[Any]:
     return driver.find_elements(By.CSS_SELECTOR, "#runs tbody tr")
 
 
 def _column(driver: Any, key: str) -> list[str]:
-    heads = [th.text for th in driver.find_elements(By.CSS_SELECTOR, "#runs thead th")]
-    at = heads.index(key) + 1
-    return [row.find_elements(By.TAG_NAME, "td")[at - 1].text for row in _rows(driver)]
+    heads = driver.find_elements(By.CSS_SELECTOR, "#runs thead th")
+    keys = [next((a.get_attribute("data-key") for a in th.find_elements(By.TAG_NAME, "a")), None)
+            for th in heads]  # fmt: skip
+    at = keys.index(key)
+    return [row.find_elements(By.TAG_NAME, "td")[at].text for row in _rows(driver)]
 
 
 def _charts(driver: Any) -> dict[str, tuple[int, int]]:
@@ -52,22 +67,23 @@ def test_the_table_lists_the_sweep_filters_to_one_lr_and_sorts(
 
     where = browser.find_elements(By.CSS_SELECTOR, "form.filters input[name=where]")[-1]
     where.send_keys("config.lr=0.05")
-    browser.find_element(By.ID, "filter").click()
+    _follow(browser, browser.find_element(By.ID, "filter"))
     assert sorted(_column(browser, "config.lr")) == ["0.05"] * 3
     assert {row.get_attribute("data-run") for row in _rows(browser)} == {
         sweep.ids[(0.05, seed)] for seed in (1, 2, 3)
     }
     screenshot(browser, "runs-filtered")
 
-    browser.find_element(By.LINK_TEXT, "clear").click()
-    browser.find_element(By.LINK_TEXT, "0.2").click()  # a value in the table filters by it
+    _follow(browser, browser.find_element(By.LINK_TEXT, "clear"))
+    _follow(browser, browser.find_element(By.LINK_TEXT, "0.2"))  # a value filters by itself
     assert sorted(_column(browser, "config.lr")) == ["0.2"] * 3
 
     _visit(browser, server)
-    browser.find_element(By.LINK_TEXT, "summary.loss.last").click()
+    heading = (By.CSS_SELECTOR, "a[data-key='summary.loss.last']")
+    _follow(browser, browser.find_element(*heading))
     losses = [float(v) for v in _column(browser, "summary.loss.last")]
     assert losses == sorted(losses) and len(losses) == 9
-    browser.find_element(By.LINK_TEXT, "summary.loss.last").click()  # again: descending
+    _follow(browser, browser.find_element(*heading))  # again: descending
     assert [float(v) for v in _column(browser, "summary.loss.last")] == sorted(losses)[::-1]
 
 
@@ -76,7 +92,7 @@ def test_a_run_page_shows_its_curves_config_diff_and_output(
 ) -> None:
     run_id = sweep.ids[(0.2, 2)]
     _visit(browser, server)
-    browser.find_element(By.LINK_TEXT, run_id).click()
+    _follow(browser, browser.find_element(By.LINK_TEXT, run_id))
     assert browser.current_url == f"{server.base}/run/{run_id}"
     assert _charts(browser) == {"acc": (1, 0), "loss": (1, 0)}
     config = browser.find_element(By.ID, f"{run_id}-config").find_element(
@@ -96,7 +112,7 @@ def test_three_selected_runs_are_three_curves(server: Server, sweep: Sweep, brow
     for row in _rows(browser):
         if row.get_attribute("data-run") in chosen:
             row.find_element(By.CSS_SELECTOR, "input[name=run]").click()
-    browser.find_element(By.ID, "compare").click()
+    _follow(browser, browser.find_element(By.ID, "compare"))
     assert browser.current_url.startswith(f"{server.base}/compare?")
     assert _charts(browser) == {"acc": (3, 0), "loss": (3, 0)}
     legend = browser.find_element(By.CSS_SELECTOR, "figure.chart ul.legend").text
@@ -110,7 +126,7 @@ def test_the_whole_sweep_compares_as_three_seed_bands(
     _visit(browser, server)
     for box in browser.find_elements(By.CSS_SELECTOR, "input[name=run]"):
         box.click()
-    browser.find_element(By.ID, "compare").click()
+    _follow(browser, browser.find_element(By.ID, "compare"))
     assert _charts(browser) == {"acc": (3, 3), "loss": (3, 3)}
     rows = browser.find_elements(By.CSS_SELECTOR, "table.compare tr")[1:]
     assert len(rows) == 3 and all("n=3" in row.text for row in rows)

@@ -39,7 +39,7 @@ def test_a_single_point_is_a_dot_and_a_flat_series_a_line() -> None:
     one = Curve("", ("a",), (3.0,), (0.5,), (0.5,), (0.5,))
     flat = Curve("", ("b",), (0.0, 1.0, 2.0), (2.0, 2.0, 2.0), (2.0,) * 3, (2.0,) * 3)
     drawn = chart(Figure("acc", (one, flat)))
-    assert drawn.lines[0].dot is not None and drawn.lines[0].path == ""
+    assert len(drawn.lines[0].dots) == 1 and drawn.lines[0].path == ""
     assert len(_points(drawn.lines[1].path)) == 3
 
 
@@ -49,3 +49,21 @@ def test_log_scale_leaves_out_what_it_cannot_draw() -> None:
     drawn = chart(Figure("loss", (curve,), logy=True))
     assert len(_points(drawn.lines[0].path)) == 4
     assert [t.text for t in drawn.yticks] == ["0.01", "0.1", "1", "10"]
+
+
+def test_values_at_the_float_limit_are_drawn_not_raised() -> None:
+    """A pulled record's metric of ±1.7e308: the span would overflow to infinity."""
+    values = (1.7e308, -1.7e308, 0.0)
+    curve = Curve("", ("a",), (0.0, 1.0, 2.0), values, values, values)
+    drawn = chart(Figure("wide", (curve,)))
+    assert len(_points(drawn.lines[0].path)) == 3 and drawn.yticks
+    nothing = chart(Figure("none", (Curve("", ("a",), (0.0,), (math.inf,), (math.inf,),
+                                          (math.inf,)),)))  # fmt: skip
+    assert nothing.lines == () and nothing.warnings == ("no finite value to draw",)
+
+
+def test_whole_steps_get_whole_ticks_and_few_points_are_marked() -> None:
+    curve = Curve("", ("a",), (1.0, 2.0, 3.0), (0.5, 0.4, 0.3), (0.5, 0.4, 0.3), (0.5, 0.4, 0.3))
+    drawn = chart(Figure("test/acc", (curve,)))
+    assert [t.text for t in drawn.xticks] == ["1", "2", "3"]
+    assert len(drawn.lines[0].dots) == 3

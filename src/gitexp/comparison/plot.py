@@ -117,40 +117,42 @@ class Figure:
 
 class _Buckets:
     """At most twice `limit` points of a stream, each the mean of `width` consecutive ones; the
-    width doubles whenever the points fill up, so memory is bounded and the shape is kept."""
+    width doubles whenever the points fill up, so memory is bounded and the shape is kept.
+    Means are kept as running means, halves added: values near the float limit (1e308) do
+    not overflow into infinity."""
 
     def __init__(self, limit: int) -> None:
         self.limit = max(limit, 2)
         self.width = 1
         self.steps: list[float] = []
         self.values: list[float] = []
-        self._sum_step = self._sum_value = 0.0
+        self._mean_step = self._mean_value = 0.0
         self._count = 0
 
     def add(self, step: float, value: float) -> None:
-        self._sum_step += step
-        self._sum_value += value
         self._count += 1
+        self._mean_step += (step - self._mean_step) / self._count
+        self._mean_value += (value - self._mean_value) / self._count
         if self._count < self.width:
             return
-        self.steps.append(self._sum_step / self._count)
-        self.values.append(self._sum_value / self._count)
-        self._sum_step = self._sum_value = 0.0
+        self.steps.append(self._mean_step)
+        self.values.append(self._mean_value)
+        self._mean_step = self._mean_value = 0.0
         self._count = 0
         if len(self.steps) >= 2 * self.limit:
-            self.steps = [
-                (a + b) / 2 for a, b in zip(self.steps[::2], self.steps[1::2], strict=True)
-            ]
-            self.values = [
-                (a + b) / 2 for a, b in zip(self.values[::2], self.values[1::2], strict=True)
-            ]
+            self.steps = _halves(self.steps)
+            self.values = _halves(self.values)
             self.width *= 2
 
     def points(self) -> tuple[list[float], list[float]]:
         if not self._count:
             return self.steps, self.values
-        tail = (self._sum_step / self._count, self._sum_value / self._count)
-        return [*self.steps, tail[0]], [*self.values, tail[1]]
+        return [*self.steps, self._mean_step], [*self.values, self._mean_value]
+
+
+def _halves(values: list[float]) -> list[float]:
+    """Each pair of neighbours as its mean."""
+    return [a / 2 + b / 2 for a, b in zip(values[::2], values[1::2], strict=True)]
 
 
 @dataclass

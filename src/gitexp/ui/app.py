@@ -138,7 +138,7 @@ def application(root: Path, token: str) -> ASGIApp:
 
     def runs(request: Request, ws: workspace.Workspace) -> HTMLResponse:
         params = request.query_params
-        page_number = params.get("page", "1")
+        page_number = params.get("page", "1")[:9]  # a page past 10^9 is the last one anyway
         query = pages.TableQuery(
             where=tuple(w for w in params.getlist("where") if w.strip()),
             statuses=tuple(s for s in params.getlist("status") if s),
@@ -147,7 +147,7 @@ def application(root: Path, token: str) -> ASGIApp:
             sort=tuple(s for s in params.getlist("sort") if s.strip()),
             columns=params.get("columns", ""),
             archived=bool(params.get("all")),
-            page=int(page_number) if page_number.isdigit() else 1,
+            page=int(page_number) if page_number.isascii() and page_number.isdigit() else 1,
         )
         found = pages.runs_page(ws, query)
         return page("runs.html", 400 if found.error else 200, page=found)
@@ -158,8 +158,9 @@ def application(root: Path, token: str) -> ASGIApp:
     def compare(request: Request, ws: workspace.Workspace) -> HTMLResponse:
         refs = [ref for ref in request.query_params.getlist("run") if ref.strip()]
         if not refs:
-            raise UsageError("select the runs to compare in the runs table, then press "
-                             "Compare selected")  # fmt: skip
+            return page("error.html", 400, title="nothing to compare",
+                        message="select the runs to compare in the runs table, then press "
+                        "Compare selected")  # fmt: skip
         metrics = [m for m in request.query_params.getlist("metric") if m.strip()]
         baseline = request.query_params.get("baseline") or None
         return page("compare.html", page=pages.compare_page(ws, refs, metrics, baseline))

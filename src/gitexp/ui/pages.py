@@ -111,6 +111,12 @@ class TableQuery:
         pairs += [("page", str(state.page))] if state.page > 1 else []
         return "?" + urlencode(pairs)
 
+    def keeping(self, condition: str) -> str:
+        """This state's query string with one more condition (none twice), from page 1."""
+        if condition in self.where:
+            return self.url(page=1)
+        return self.url(where=(*self.where, condition), page=1)
+
 
 @dataclass(frozen=True)
 class Cell:
@@ -122,8 +128,17 @@ class Cell:
 @dataclass(frozen=True)
 class Column:
     key: str  # as `--sort` and `--where` name it
+    label: str  # as the heading shows it: `lr`, `loss` (`gitexp log`'s words)
     sort_url: str  # sorts by it; descending when it is sorted ascending now
     sorted: str = ""  # "asc", "desc" or ""
+
+
+def _label(key: Key) -> str:
+    if key.kind == "config":
+        return key.name.removeprefix("argv.") if key.name != "argv._" else "script"
+    if key.kind == "metric":
+        return key.name if key.aggregate == "last" else f"{key.name}.{key.aggregate}"
+    return key.name
 
 
 @dataclass(frozen=True)
@@ -204,8 +219,9 @@ def runs_page(ws: Workspace, query: TableQuery) -> RunsPage:
     sorting = {(s[1:] if s.startswith("-") else s): "desc" if s.startswith("-") else "asc"
                for s in query.sort[:1]}  # fmt: skip
     columns = tuple(
-        Column(key.text, query.url(sort=(("-" if sorting.get(key.text) == "asc" else "")
-                                          + key.text,), page=1), sorting.get(key.text, ""))
+        Column(key.text, _label(key),
+               query.url(sort=(("-" if sorting.get(key.text) == "asc" else "") + key.text,),
+                         page=1), sorting.get(key.text, ""))
         for key in keys
     )  # fmt: skip
     rows = tuple(TableRow(run, tuple(_cell(key, run) for key in keys), judged[run.id])
@@ -253,6 +269,7 @@ class RunPage:
     artifacts: tuple[Pin, ...]
     metrics: tuple[tuple[str, str, str, str, str], ...]  # name, last, min, max, steps
     charts: tuple[Chart, ...]
+    system_charts: tuple[Chart, ...]  # the machine's load beside it, by seconds since start
     more_metrics: tuple[str, ...] = ()  # logged, but past MAX_CHARTS
 
 
@@ -387,7 +404,9 @@ def run_page(ws: Workspace, ref: str) -> RunPage:
         data=_pins(view.get("data"), "datasets", makers),
         artifacts=_pins(view.get("artifacts"), "artifacts", {}),
         metrics=metric_rows,  # type: ignore[arg-type]
-        charts=tuple(chart(fig) for fig in figures),
+        charts=tuple(chart(fig) for fig in figures if shown_by_default(fig.metric)),
+        system_charts=tuple(chart(fig, xlabel="seconds since start") for fig in figures
+                            if not shown_by_default(fig.metric)),  # fmt: skip
         more_metrics=tuple(ordered[MAX_CHARTS:]),
     )
 
@@ -421,7 +440,7 @@ class ComparePage:
     header: tuple[str, ...]  # compare's table as its terminal view words it, less the row name
     cells: tuple[tuple[str, ...], ...]
     notes: tuple[str, ...]
-    legend: str
+    legend: tuple[str, ...]  # compare's words under its table, a line each
     warnings: tuple[str, ...] = field(default=())
 
 
@@ -456,6 +475,7 @@ def compare_page(
     """`refs` (and the runs `where` keeps) side by side: their curves (seed groups as bands),
     `compare`'s table against the baseline, each row's axes, and for two rows `diff`'s
     verdict. As `gitexp report` chooses and reads them: `published` as it does too."""
+    refs = list(dict.fromkeys(refs))  # a run named twice is compared once
     found = reporting.report(ws, refs, where, baseline, metrics, None, None, progress, published)
     ids = [run_id for row in found.table.rows for run_id in row.run_ids]
     charts, warnings = [], []
@@ -474,7 +494,7 @@ def compare_page(
     judged = {run_id: Verdict(t.check.status, t.check.detail or t.check.signer)
               for run_id, t in found.runs.items()}  # fmt: skip
     header, cells = render.compare_cells(found.table, with_changes=len(rows) > 1)
-    legend = render.compare_legend(found.table) if len(rows) > 1 else ""
+    legend = render.compare_legend(found.table).splitlines() if len(rows) > 1 else []
     return ComparePage(found, tuple(charts), pair, judged, tuple(header[1:]),
                        tuple(tuple(row[1:]) for row in cells),
-                       tuple(render.compare_notes(found.table)), legend, tuple(warnings))
+                       tuple(render.compare_notes(found.table)), tuple(legend), tuple(warnings))

@@ -33,8 +33,9 @@ def write(
     ids = list(compared.report.runs)
     runs = [pages.run_page(ws, run_id) for run_id in ids]
     made = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    text = html.render("report.html", links=html.Links(inside=frozenset(ids)), where=ws.workdir.name,
-                       compared=compared, runs=runs, made=made)  # fmt: skip
+    links = html.Links(inside=frozenset(ids))
+    text = html.render("report.html", links=links, where=ws.workdir.name, compared=compared,
+                       runs=runs, made=made)  # fmt: skip
     try:
         replace_file(path, text.encode())
     except OSError as e:
