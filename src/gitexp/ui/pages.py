@@ -405,8 +405,11 @@ def run_page(ws: Workspace, ref: str) -> RunPage:
         artifacts=_pins(view.get("artifacts"), "artifacts", {}),
         metrics=metric_rows,  # type: ignore[arg-type]
         charts=tuple(chart(fig) for fig in figures if shown_by_default(fig.metric)),
-        system_charts=tuple(chart(fig, xlabel="seconds since start") for fig in figures
-                            if not shown_by_default(fig.metric)),  # fmt: skip
+        system_charts=tuple(
+            chart(fig, xlabel="seconds since start")
+            for fig in figures
+            if not shown_by_default(fig.metric)
+        ),
         more_metrics=tuple(ordered[MAX_CHARTS:]),
     )
 
