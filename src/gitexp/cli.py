@@ -1052,8 +1052,9 @@ def compare(
 @click.option("--plots", "plots", type=click.Path(file_okay=False, path_type=Path),
               metavar="DIR", help="Draw each metric's curves into DIR (PNG) and embed them; "
               "needs `pip install 'gitexp[plot]'`.")  # fmt: skip
-@click.option("--html", "html_file", type=click.Path(dir_okay=False, path_type=Path),
-              metavar="FILE", help="Write the report as one self-contained HTML page instead: "
+@click.option("--html", "html_file", type=click.Path(dir_okay=False, allow_dash=True,
+              path_type=Path), metavar="FILE", help="Write the report as one self-contained "
+              "HTML page instead (- for standard output): "
               "curves, statistics, axes and every run's record; no script, no network."
               )  # fmt: skip
 @click.option("--json", "as_json", is_flag=True, help="Print the report's content as JSON.")
@@ -1074,7 +1075,7 @@ def report(
 
     RUN_IDS name runs as `show` does; with none and no --where, every listed run."""
     from gitexp import jsontext, listing, workspace
-    from gitexp.atomic import replace_file
+    from gitexp.atomic import write_output
     from gitexp.review import markdown
     from gitexp.review import published as copies
     from gitexp.review import report as reporting
@@ -1093,7 +1094,8 @@ def report(
         with listing.indexing_progress() as progress:
             count = html_report.write(ws, html_file, run_ids, conditions, baseline, metrics,
                                       published, progress)  # fmt: skip
-        click.echo(f"wrote the report on {count} runs to {html_file}", err=True)
+        if str(html_file) != "-":
+            click.echo(f"wrote the report on {count} runs to {html_file}", err=True)
         return
     with listing.indexing_progress() as progress:
         found = reporting.report(ws, run_ids, conditions, baseline, metrics, plots, output,
@@ -1102,10 +1104,7 @@ def report(
     if output is None:
         click.echo(text, nl=False)
         return
-    try:
-        replace_file(output, text.encode())
-    except OSError as e:
-        raise GitexpError(f"cannot write {output}: {e.strerror or e}") from None
+    write_output(output, text.encode())
     click.echo(f"wrote the report on {len(found.runs)} runs to {output}", err=True)
 
 

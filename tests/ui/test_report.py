@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import stat
 import sys
 from pathlib import Path
 
@@ -23,3 +25,23 @@ def test_html_takes_the_place_of_the_other_outputs(project: Path, tmp_path: Path
     assert done.exit_code == 0, done.output
     text = (tmp_path / "r.html").read_text()
     assert text.startswith("<!doctype html>") and text.rstrip().endswith("</html>")
+
+
+def test_html_goes_to_a_new_or_regular_file_or_standard_output(
+    project: Path, tmp_path: Path
+) -> None:
+    assert gitexp("run", "--", sys.executable, "train.py").exit_code == 0
+    fifo, link = tmp_path / "fifo", tmp_path / "link.html"
+    os.mkfifo(fifo)
+    (tmp_path / "target.html").write_text("kept")
+    link.symlink_to(tmp_path / "target.html")
+    for path in (fifo, link, tmp_path):
+        done = gitexp("report", "--html", str(path))
+        assert done.exit_code in (1, 2), done.output
+        assert "not a regular file" in done.output or "is a directory" in done.output
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode) and link.is_symlink()
+    assert (tmp_path / "target.html").read_text() == "kept"
+    done = gitexp("report", "--html", "")
+    assert done.exit_code == 1 and done.output == "Error: cannot write '.': name a file\n"
+    done = gitexp("report", "--html", "-")
+    assert done.exit_code == 0 and done.stdout.startswith("<!doctype html>")

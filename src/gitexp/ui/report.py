@@ -8,12 +8,12 @@ with the network off, from a CI artifact, or across an air gap.
 from __future__ import annotations
 
 import datetime
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from gitexp import catalog
-from gitexp.atomic import replace_file
-from gitexp.errors import GitexpError
+from gitexp.atomic import write_output
 from gitexp.ui import html, pages
 from gitexp.workspace import Workspace
 
@@ -28,7 +28,8 @@ def write(
     published: bool = False,
     progress: catalog.Progress | None = None,
 ) -> int:
-    """Write the report on the runs `gitexp report` would choose to `path`; how many."""
+    """Write the report on the runs `gitexp report` would choose to `path` (`-`: standard
+    output); how many."""
     compared = pages.compare_page(ws, refs, metrics, baseline, where, published, progress)
     ids = list(compared.report.runs)
     runs = [pages.run_page(ws, run_id) for run_id in ids]
@@ -36,8 +37,8 @@ def write(
     links = html.Links(inside=frozenset(ids))
     text = html.render("report.html", links=links, where=ws.workdir.name, compared=compared,
                        runs=runs, made=made)  # fmt: skip
-    try:
-        replace_file(path, text.encode())
-    except OSError as e:
-        raise GitexpError(f"cannot write {path}: {e.strerror or e}") from None
+    if str(path) == "-":
+        sys.stdout.write(text)
+    else:
+        write_output(path, text.encode())
     return len(ids)
