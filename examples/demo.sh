@@ -75,8 +75,21 @@ step gitexp explain --yes -m train/loss torch-baseline wider-longer
 step gitexp report --baseline torch-baseline torch-baseline @
 step gitexp publish torch-baseline @ --to review
 step git show --stat --format=%s review
+# A sweep to look at: three learning rates by three seeds. `gitexp ui` serves the runs table,
+# each run's page and comparisons (a seed group as its mean and a band) on 127.0.0.1 until
+# Ctrl-C; `report --html` writes the same views of chosen runs into one file that needs no
+# network, to attach to a pull request or carry across an air gap.
+for lr in 0.01 0.03 0.1; do
+  for seed in 0 1 2; do
+    gitexp run --name "sweep-lr$lr" --tag sweep --seed "$seed" -- \
+      python train_torch.py --lr "$lr" --epochs 10 --dataset data/spirals.csv >/dev/null
+  done
+done
+step gitexp log -w tag=sweep -c name,config.lr,train/loss.last,train/accuracy.last -s config.lr
+step gitexp report --where tag=sweep --html "$(dirname "$project")/sweep.html"
 # The air gap: every run, its code and its data in one file.
 step gitexp bundle create "$(dirname "$project")/stick.gxb"
 step git status --short
 
-printf '\nThe demo repository is %s: explore it with gitexp and git.\n' "$project"
+printf '\nThe demo repository is %s: explore it with gitexp and git,\n' "$project"
+printf 'in a browser with `cd %s && gitexp ui`, or open %s.\n' "$project" "$(dirname "$project")/sweep.html"
