@@ -262,3 +262,13 @@ def test_watch_shows_live_runs_and_exits_when_they_end_or_on_ctrl_c(
     out, err = watching.communicate(timeout=60)
     assert (watching.returncode, err) == (0, "no run is running any more\n")
     assert out.splitlines()[1].split()[0] == "live"
+
+
+def test_values_near_the_float_limit_are_said_not_crashed_on(project: Path) -> None:
+    """Bucket means of 1e308 stay finite; a terminal cannot draw them and says so."""
+    run_id = _record(project, "--values", ",".join(["1e308"] * 3000))
+    curves = _curves(run_id, "-m", "loss")
+    assert all(v == 1e308 for v in curves[0]["mean"])  # type: ignore[union-attr]
+    done = gitexp("plot", run_id, "-m", "loss")
+    assert done.exit_code == 1
+    assert "holds values too large for a terminal plot" in done.output

@@ -27,6 +27,7 @@ MAX_POINTS = 1000  # per series in an image; a terminal asks for its own width
 MAX_SMOOTH = 100_000  # the longest moving-average window: its values are held in memory
 IMAGE_SUFFIXES = (".png", ".svg")
 _LABEL_WIDTH = 60
+_TERMINAL_LIMIT = 1e300
 
 
 @dataclass(frozen=True)
@@ -417,6 +418,11 @@ def terminal(fig: Figure, width: int, height: int, colour: bool) -> str:
     """The figure drawn with plotext as text for a terminal of `width` by `height` characters."""
     import plotext as plt  # only `plot` pays for it
 
+    values = [v for curve in fig.curves for edge in (curve.low, curve.high) for v in edge]
+    if values and max(abs(v) for v in values) > _TERMINAL_LIMIT:  # plotext overflows past it
+        raise GitexpError(f"{reader.terminal_safe(fig.metric)!r} holds values too large for a "
+                          "terminal plot (near ±1e308); `--json` prints them, and `--output "
+                          "FILE.svg` draws them")  # fmt: skip
     plt.clear_figure()
     plt.plotsize(width, height)
     plt.theme("pro" if colour else "clear")
