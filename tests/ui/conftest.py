@@ -1,8 +1,9 @@
 """The web view under test: a real sweep recorded in a real repository, `gitexp ui` as a
 real process, and Debian's headless Chromium driven through its own chromedriver.
 
-The sweep and the server are made once per module (recording nine runs and starting a
-server are the slow parts); every test only reads, as the view itself does.
+The sweep, the server and the browser are made once per test process (recording nine runs
+and starting a server or a browser are the slow parts); every test only reads, as the view
+itself does.
 """
 
 from __future__ import annotations
@@ -71,20 +72,20 @@ def record_sweep(root: Path, runs: Sequence[tuple[str, ...]],
     return run_ids(root)
 
 
-@pytest.fixture(scope="module")
-def module_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+@pytest.fixture(scope="session")
+def ui_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     with pytest.MonkeyPatch.context() as patch, sealed(tmp_path_factory.mktemp("home"), patch):
         yield tmp_path_factory.mktemp("work")
 
 
-@pytest.fixture(scope="module")
-def sweep(module_home: Path) -> Sweep:
+@pytest.fixture(scope="session")
+def sweep(ui_home: Path) -> Sweep:
     """Three learning rates by three seeds, each a `gitexp run` of train.py."""
     pairs = [(lr, seed) for lr in LRS for seed in SEEDS]
     runs = [("--name", f"lr{lr}", "--seed", str(seed), "--", sys.executable, "train.py",
              "--lr", str(lr)) for lr, seed in pairs]  # fmt: skip
-    ids = record_sweep(module_home / "sweep", runs)[::-1]  # oldest first: as they ran
-    return Sweep(module_home / "sweep", dict(zip(pairs, ids, strict=True)))
+    ids = record_sweep(ui_home / "sweep", runs)[::-1]  # oldest first: as they ran
+    return Sweep(ui_home / "sweep", dict(zip(pairs, ids, strict=True)))
 
 
 @dataclass
@@ -125,7 +126,7 @@ def start_server(root: Path, *args: str) -> Server:
     raise AssertionError(f"gitexp ui printed no address: {said}")
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def server(sweep: Sweep) -> Iterator[Server]:
     running = start_server(sweep.root)
     try:
@@ -145,7 +146,7 @@ needs_browser = pytest.mark.skipif(
 )
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def browser() -> Iterator[Any]:
     """Headless Chromium, its console and network events logged for the tests to read."""
     from selenium import webdriver

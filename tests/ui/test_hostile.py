@@ -30,9 +30,9 @@ with gitexp.init(config={{"lr": 0.1, payload: payload}}) as run:
 """
 
 
-@pytest.fixture(scope="module")
-def hostile(module_home: Path) -> Path:
-    root = module_home / "hostile"
+@pytest.fixture(scope="session")
+def hostile(ui_home: Path) -> Path:
+    root = ui_home / "hostile"
     record_sweep(root, [
         ("--name", "plain", "--", sys.executable, "train.py", "--lr", "0.5"),
         ("--name", PAYLOAD, "--tag", PAYLOAD, "--notes", PAYLOAD, "--", sys.executable,
@@ -41,7 +41,7 @@ def hostile(module_home: Path) -> Path:
     return root
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def hostile_server(hostile: Path) -> Iterator[Server]:
     running = start_server(hostile)
     try:
