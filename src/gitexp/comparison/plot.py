@@ -298,8 +298,10 @@ def figure(
     separate: bool = False,
     points: int = MAX_POINTS,
     progress: catalog.Progress | None = None,
+    groups: Sequence[Sequence[str]] | None = None,
 ) -> Figure:
-    """The curves of `metric` for the runs `refs` name."""
+    """The curves of `metric` for the runs `refs` name; `groups`, the seed groups of their
+    ids when the caller has them already (`compare`'s rows), else they are found."""
     if not 1 <= smooth <= MAX_SMOOTH:
         raise GitexpError(f"--smooth must be between 1 and {MAX_SMOOTH}")
     records: dict[str, history.Record] = {}
@@ -332,15 +334,24 @@ def figure(
             f"{reader.terminal_safe(', '.join(names)) or 'no metric'} (`-m NAME` picks one)"
         )
     inputs = [_inputs(record) for record, _ in kept]
-    groups = [[i] for i in range(len(kept))] if separate else _seed_groups(ws, kept, progress)
-    described = [_described(inputs[group[0]], with_seed=separate) for group in groups]
+    if separate:
+        parts = [[i] for i in range(len(kept))]
+    elif groups is not None:
+        index = {record.summary.id: i for i, (record, _) in enumerate(kept)}
+        parts = [[index[r] for r in group if r in index] for group in groups]
+        covered = {i for part in parts for i in part}
+        parts = [part for part in parts if part] + [[i] for i in index.values()
+                                                    if i not in covered]  # fmt: skip
+    else:
+        parts = _seed_groups(ws, kept, progress)
+    described = [_described(inputs[group[0]], with_seed=separate) for group in parts]
     fallback = [
-        _plural(len(g)) if len(groups) == 1 and len(g) > 1 else kept[g[0]][0].summary.id
-        for g in groups
+        _plural(len(g)) if len(parts) == 1 and len(g) > 1 else kept[g[0]][0].summary.id
+        for g in parts
     ]
     labels = _labels(described, fallback)
     curves = []
-    for group, label in zip(groups, labels, strict=True):
+    for group, label in zip(parts, labels, strict=True):
         members = [kept[i][1] for i in group]
         ids = tuple(kept[i][0].summary.id for i in group)
         if len(members) == 1:
@@ -350,7 +361,7 @@ def figure(
         xs, mean, low, high = _band(members, points)
         if logy:  # a band reaching below zero has no place on a log scale: cut it at the mean
             low = [lo if lo > 0 else m for lo, m in zip(low, mean, strict=True)]
-        if label and len(groups) > 1:
+        if label and len(parts) > 1:
             label = f"{label} ({_plural(len(members))})"
         curves.append(Curve(label, ids, tuple(xs), tuple(mean), tuple(low), tuple(high)))
     return Figure(metric, tuple(curves), logy, smooth, tuple(warnings))

@@ -181,10 +181,8 @@ def _default_keys(runs: Sequence[RunSummary], named: Sequence[Key]) -> list[Key]
     logged: a sweep's table shows what was swept and what came of it."""
     keys = [Key("field", name) for name in _FIELDS]
     configs = [run.config for run in runs]
-    varying = sorted(
-        {k for config in configs for k in config
-         if len({json.dumps(c.get(k), sort_keys=True, default=str) for c in configs}) > 1}
-    )  # fmt: skip
+    names = sorted({k for config in configs for k in config})
+    varying = [k for k in names if _varies(configs, k)]
     chosen = [key.name for key in named if key.kind == "config"]
     varying = list(dict.fromkeys([*chosen, *varying]))
     keys += [Key("config", k) for k in sorted(varying[:MAX_CONFIG_COLUMNS])]
@@ -195,6 +193,21 @@ def _default_keys(runs: Sequence[RunSummary], named: Sequence[Key]) -> list[Key]
                 counts[name] = counts.get(name, 0) + 1
     common = sorted(counts, key=lambda name: (-counts[name], name))[:MAX_METRIC_COLUMNS]
     return keys + [Key("metric", name, "last") for name in sorted(common)]
+
+
+def _varies(configs: Sequence[Mapping[str, Any]], key: str) -> bool:
+    """Whether `key` has two values among `configs` (1 and 1.0 and true are three); stops at
+    the second, so 10,000 runs of one sweep cost one pass per key."""
+    seen = None
+    for config in configs:
+        value = config.get(key)
+        plain = (type(value).__name__, value) if isinstance(value, (str, int, float, bool)) \
+            or value is None else json.dumps(value, sort_keys=True, default=str)  # fmt: skip
+        if seen is None:
+            seen = plain
+        elif plain != seen:
+            return True
+    return False
 
 
 def runs_page(ws: Workspace, query: TableQuery) -> RunsPage:
@@ -357,8 +370,9 @@ def _overview(run: RunSummary, view: Mapping[str, Any]) -> list[tuple[str, str]]
     return [(label, visible(value)) for label, value in rows if value not in (None, "", [])]
 
 
-def run_page(ws: Workspace, ref: str) -> RunPage:
-    """Everything `gitexp show` shows of one run, with its curves."""
+def run_page(ws: Workspace, ref: str, verdict: Verdict | None = None) -> RunPage:
+    """Everything `gitexp show` shows of one run, with its curves; `verify`'s verdict on it
+    is found unless given."""
     record = history.load(ws, ref)
     run = record.summary
     view = record.parsed()
@@ -373,8 +387,6 @@ def run_page(ws: Workspace, ref: str) -> RunPage:
     explains = info.get("explains")
     if isinstance(explains, str) and ".." in explains:
         links.append(("explains", tuple(explains.split("..", 1))))
-    known = {r.id for r in catalog.runs(ws)}
-    links = [(label, tuple(i for i in ids if i in known)) for label, ids in links]
     makers = catalog.artifact_makers(ws)
     summary = run.summary
     names = [name for name in summary if isinstance(summary.get(name), Mapping)]
@@ -393,7 +405,7 @@ def run_page(ws: Workspace, ref: str) -> RunPage:
                                 ("seeds", SEEDS))}  # fmt: skip
     return RunPage(
         run=run,
-        verdict=verdicts(ws, [run])[run.id],
+        verdict=verdict or verdicts(ws, [run])[run.id],
         overview=tuple(_overview(run, view)),
         links=tuple((label, ids) for label, ids in links if ids),
         texts=texts,
@@ -481,11 +493,12 @@ def compare_page(
     refs = list(dict.fromkeys(refs))  # a run named twice is compared once
     found = reporting.report(ws, refs, where, baseline, metrics, None, None, progress, published)
     ids = [run_id for row in found.table.rows for run_id in row.run_ids]
+    groups = [row.run_ids for row in found.table.rows]  # compare's seed groups: plot's too
     charts, warnings = [], []
     names = list(dict.fromkeys(m.name for m in found.table.metrics))
     for name in names[:MAX_CHARTS]:
         try:
-            fig = plot.figure(ws, ids, name, points=POINTS)
+            fig = plot.figure(ws, ids, name, points=POINTS, groups=groups)
         except GitexpError as e:
             warnings.append(visible(str(e)))
             continue

@@ -32,7 +32,7 @@ def write(
     output); how many."""
     compared = pages.compare_page(ws, refs, metrics, baseline, where, published, progress)
     ids = list(compared.report.runs)
-    runs = [pages.run_page(ws, run_id) for run_id in ids]
+    runs = [pages.run_page(ws, run_id, compared.verdicts[run_id]) for run_id in ids]
     made = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     links = html.Links(inside=frozenset(ids))
     text = html.render("report.html", links=links, where=ws.workdir.name, compared=compared,
