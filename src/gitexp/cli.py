@@ -1122,6 +1122,10 @@ def ui(port: int | None) -> None:
     root = workspace.open_workspace(read_only=True).workdir
     serve.serve(root, port, lambda text: click.echo(text, err=True))
     click.echo("gitexp ui: stopped", err=True)
+    # A page still being made (a huge record) runs on in its worker thread, which Python
+    # would wait for: the view writes nothing, so nothing is lost by not waiting.
+    sys.stderr.flush()
+    os._exit(0)
 
 
 @cli.command()

@@ -14,7 +14,7 @@ import shutil
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
@@ -78,14 +78,32 @@ def ui_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         yield tmp_path_factory.mktemp("work")
 
 
+def once(factory: pytest.TempPathFactory, worker: str, name: str,
+         make: Callable[[Path], object]) -> Path:  # fmt: skip
+    """The folder `name`, made by `make` once per test session: under pytest-xdist by the
+    first worker to need it, in the folder the session's workers share, the others waiting
+    for it (each worker only reads it)."""
+    from filelock import FileLock
+
+    top = factory.getbasetemp()
+    top = top if worker == "master" else top.parent
+    with FileLock(str(top / f"{name}.lock")):
+        if not (top / f"{name}.made").exists():
+            shutil.rmtree(top / name, ignore_errors=True)
+            make(top / name)
+            (top / f"{name}.made").touch()
+    return top / name
+
+
 @pytest.fixture(scope="session")
-def sweep(ui_home: Path) -> Sweep:
+def sweep(ui_home: Path, tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> Sweep:
     """Three learning rates by three seeds, each a `gitexp run` of train.py."""
     pairs = [(lr, seed) for lr in LRS for seed in SEEDS]
     runs = [("--name", f"lr{lr}", "--seed", str(seed), "--", sys.executable, "train.py",
              "--lr", str(lr)) for lr, seed in pairs]  # fmt: skip
-    ids = record_sweep(ui_home / "sweep", runs)[::-1]  # oldest first: as they ran
-    return Sweep(ui_home / "sweep", dict(zip(pairs, ids, strict=True)))
+    root = once(tmp_path_factory, worker_id, "sweep", lambda at: record_sweep(at, runs))
+    ids = run_ids(root)[::-1]  # oldest first: as they ran
+    return Sweep(root, dict(zip(pairs, ids, strict=True)))
 
 
 @dataclass

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from selenium.webdriver.common.by import By
 
-from .conftest import Server, needs_browser, record_sweep, start_server
+from .conftest import Server, needs_browser, once, record_sweep, start_server
 
 pytestmark = pytest.mark.slow
 
@@ -31,14 +31,19 @@ with gitexp.init(config={{"lr": 0.1, payload: payload}}) as run:
 
 
 @pytest.fixture(scope="session")
-def hostile(ui_home: Path) -> Path:
-    root = ui_home / "hostile"
-    record_sweep(root, [
-        ("--name", "plain", "--", sys.executable, "train.py", "--lr", "0.5"),
-        ("--name", PAYLOAD, "--tag", PAYLOAD, "--notes", PAYLOAD, "--", sys.executable,
-         "hostile.py"),
-    ], {"hostile.py": SCRIPT})  # fmt: skip
-    return root
+def hostile(ui_home: Path, tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> Path:
+    def make(root: Path) -> None:
+        record_sweep(root, [
+            ("--name", "plain", "--", sys.executable, "train.py", "--lr", "0.5"),
+            ("--name", PAYLOAD, "--tag", PAYLOAD, "--notes", PAYLOAD, "--", sys.executable,
+             "hostile.py"),
+        ], {"hostile.py": SCRIPT})  # fmt: skip
+        done = subprocess.run([sys.executable, "-m", "gitexp", "report", "--html",
+                               str(root.parent / "hostile.html")], cwd=root,
+                              capture_output=True, text=True, timeout=120)  # fmt: skip
+        assert done.returncode == 0, done.stderr
+
+    return once(tmp_path_factory, worker_id, "hostile", make)
 
 
 @pytest.fixture(scope="session")
@@ -76,24 +81,15 @@ test_markup_in_a_record_is_shown_never_run = needs_browser(
 )
 
 
-def test_the_html_holds_no_markup_of_the_record(hostile: Path, tmp_path: Path) -> None:
+def test_the_html_holds_no_markup_of_the_record(hostile: Path) -> None:
     """Escaped in the bytes themselves, the policy aside: the report read by any viewer."""
-    page = tmp_path / "report.html"
-    done = subprocess.run([sys.executable, "-m", "gitexp", "report", "--html", str(page)],
-                          cwd=hostile, capture_output=True, text=True, timeout=120)  # fmt: skip
-    assert done.returncode == 0, done.stderr
-    text = page.read_text()
+    text = (hostile.parent / "hostile.html").read_text()
     assert "<script" not in text and "<img" not in text and "onerror=\"" not in text
     assert "&lt;script&gt;document.body.dataset" in text
     assert text.count('http-equiv="Content-Security-Policy"') == 1
 
 
 @needs_browser
-def test_the_report_of_a_hostile_record_is_inert_in_chromium(
-    hostile: Path, browser: Any, tmp_path: Path
-) -> None:
-    page = tmp_path / "report.html"
-    subprocess.run([sys.executable, "-m", "gitexp", "report", "--html", str(page)],
-                   cwd=hostile, check=True, capture_output=True, timeout=120)  # fmt: skip
-    browser.get(page.as_uri())
+def test_the_report_of_a_hostile_record_is_inert_in_chromium(hostile: Path, browser: Any) -> None:
+    browser.get((hostile.parent / "hostile.html").as_uri())
     _inert(browser)

@@ -47,8 +47,9 @@ def serve(root: Path, port: int | None, say: Callable[[str], None]) -> None:
         "browser on this machine; from another one, forward the port first "
         f"(ssh -L {bound}:127.0.0.1:{bound} THIS_HOST) and open it there.\n\n"
         f"    http://127.0.0.1:{bound}/{token}/\n")  # fmt: skip
+    # Ctrl-C waits for the pages being made at most this long (a second Ctrl-C, not at all).
     config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off",
-                            server_header=False)  # fmt: skip
+                            server_header=False, timeout_graceful_shutdown=3)  # fmt: skip
     with sock:
         try:
             uvicorn.Server(config).run(sockets=[sock])
