@@ -7,6 +7,8 @@ import stat
 import sys
 from pathlib import Path
 
+import pytest
+
 from ..conftest import gitexp
 
 
@@ -45,3 +47,27 @@ def test_html_goes_to_a_new_or_regular_file_or_standard_output(
     assert done.exit_code == 1 and done.output == "Error: cannot write '.': name a file\n"
     done = gitexp("report", "--html", "-")
     assert done.exit_code == 0 and done.stdout.startswith("<!doctype html>")
+
+
+def test_a_large_choice_is_bounded_and_says_what_it_left_out(
+    project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past the limits (40 curves a chart, 100 run pages; 1 of each here), the report says
+    what it did not draw rather than growing with the history."""
+    from gitexp.ui import pages, report
+
+    (project / "fit.py").write_text(
+        "import sys, gitexp\n"
+        "with gitexp.init(config={'lr': float(sys.argv[1])}) as run:\n"
+        "    run.log({'loss': 1.0}, step=0)\n"
+    )
+    for lr in ("0.1", "0.2"):
+        done = gitexp("run", "--", sys.executable, "fit.py", lr)
+        assert done.exit_code == 0
+    monkeypatch.setattr(pages, "MAX_CURVES", 1)
+    monkeypatch.setattr(report, "MAX_RUN_PAGES", 1)
+    assert gitexp("report", "--html", str(tmp_path / "r.html")).exit_code == 0
+    text = (tmp_path / "r.html").read_text()
+    assert "2 curves are too many to draw on one chart (at most 1)" in text
+    assert "the pages of 1 more runs are left out" in text
+    assert text.count('<section class="run"') == 1

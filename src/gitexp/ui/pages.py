@@ -43,6 +43,7 @@ PAGE_SIZE = 200  # rows of the runs table per page: verifying and drawing stay q
 MAX_CONFIG_COLUMNS = 8  # config keys that vary among the listed runs, shown as columns
 MAX_METRIC_COLUMNS = 6
 MAX_CHARTS = 24  # per page: a run that logged more metrics lists the rest by name
+MAX_CURVES = 40  # per chart: past it no one can tell the curves apart, and the page grows
 TEXT_SHOWN = 512 * 1024  # of a long output.log or diff, the end is shown (it is where errors are)
 _FIELDS = ("id", "name", "status", "started", "duration", "tags")
 
@@ -229,8 +230,7 @@ def runs_page(ws: Workspace, query: TableQuery) -> RunsPage:
     page = min(max(query.page, 1), pages)
     shown = found[(page - 1) * PAGE_SIZE : page * PAGE_SIZE]
     judged = verdicts(ws, shown)
-    sorting = {(s[1:] if s.startswith("-") else s): "desc" if s.startswith("-") else "asc"
-               for s in query.sort[:1]}  # fmt: skip
+    sorting = {s.key.text: "desc" if s.descending else "asc" for s in order[:1]}
     columns = tuple(
         Column(key.text, _label(key),
                query.url(sort=(("-" if sorting.get(key.text) == "asc" else "") + key.text,),
@@ -250,8 +250,6 @@ def _cell(key: Key, run: RunSummary) -> Cell:
     if key.kind == "config" or (key.kind == "field" and key.name in ("name", "status")):
         written = _where_value(value)
         return Cell(text, numeric, f"{key.text}={written}" if written is not None else None)
-    if key.kind == "field" and key.name == "tags":
-        return Cell(text, filter=None)
     return Cell(text, numeric)
 
 
@@ -497,6 +495,10 @@ def compare_page(
     charts, warnings = [], []
     names = list(dict.fromkeys(m.name for m in found.table.metrics))
     for name in names[:MAX_CHARTS]:
+        if len(groups) > MAX_CURVES:
+            warnings.append(f"{len(groups)} curves are too many to draw on one chart (at most "
+                            f"{MAX_CURVES}): compare fewer runs to see them")  # fmt: skip
+            break
         try:
             fig = plot.figure(ws, ids, name, points=POINTS, groups=groups)
         except GitexpError as e:

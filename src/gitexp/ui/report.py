@@ -17,6 +17,8 @@ from gitexp.atomic import write_output
 from gitexp.ui import html, pages
 from gitexp.workspace import Workspace
 
+MAX_RUN_PAGES = 100  # each run's own page, after the comparison of them all
+
 
 def write(
     ws: Workspace,
@@ -32,11 +34,12 @@ def write(
     output); how many."""
     compared = pages.compare_page(ws, refs, metrics, baseline, where, published, progress)
     ids = list(compared.report.runs)
-    runs = [pages.run_page(ws, run_id, compared.verdicts[run_id]) for run_id in ids]
+    runs = [pages.run_page(ws, run_id, compared.verdicts[run_id])
+            for run_id in ids[:MAX_RUN_PAGES]]  # fmt: skip
     made = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    links = html.Links(inside=frozenset(ids))
+    links = html.Links(inside=frozenset(ids[:MAX_RUN_PAGES]))
     text = html.render("report.html", links=links, where=ws.workdir.name, compared=compared,
-                       runs=runs, made=made)  # fmt: skip
+                       runs=runs, made=made, left_out=len(ids) - len(runs))  # fmt: skip
     if str(path) == "-":
         sys.stdout.write(text)
     else:
