@@ -388,24 +388,43 @@ def comparison_json(comparison: Comparison, outcomes: Outcomes | None = None) ->
 _META, _FRAG, _OLD, _NEW, _RESET = b"\x1b[1m", b"\x1b[36m", b"\x1b[31m", b"\x1b[32m", b"\x1b[m"
 
 
-def colour_patch(data: bytes) -> bytes:
-    """A patch coloured as git colours it: bold headers, cyan hunk lines, red and green."""
-    out = []
+def patch_kinds(lines: Sequence[bytes]) -> list[str]:
+    """Each line of a patch as git colours it: `meta` (headers), `hunk`, `add`, `del` or
+    `ctx`. A line is a header only outside a hunk: a deleted `-- x` is no `--- a/file`."""
+    kinds = []
     in_hunk = False
-    for line in data.splitlines(keepends=True):
-        body, end = (line[:-1], b"\n") if line.endswith(b"\n") else (line, b"")
+    for line in lines:
         if line.startswith(b"diff --git"):
             in_hunk = False
         if line.startswith(b"@@"):
             in_hunk = True
+            kinds.append("hunk")
+        elif not in_hunk:
+            kinds.append("meta")
+        elif line.startswith(b"+"):
+            kinds.append("add")
+        elif line.startswith(b"-"):
+            kinds.append("del")
+        else:
+            kinds.append("ctx")
+    return kinds
+
+
+def colour_patch(data: bytes) -> bytes:
+    """A patch coloured as git colours it: bold headers, cyan hunk lines, red and green."""
+    lines = data.splitlines(keepends=True)
+    out = []
+    for line, kind in zip(lines, patch_kinds(lines), strict=True):
+        body, end = (line[:-1], b"\n") if line.endswith(b"\n") else (line, b"")
+        if kind == "hunk":
             close = body.find(b"@@", 2)
             head, rest = (body[: close + 2], body[close + 2 :]) if close > 0 else (body, b"")
             out.append(_FRAG + head + _RESET + rest + end)
-        elif not in_hunk:
+        elif kind == "meta":
             out.append(_META + body + _RESET + end)
-        elif line.startswith(b"+"):
+        elif kind == "add":
             out.append(_NEW + body + _RESET + end)
-        elif line.startswith(b"-"):
+        elif kind == "del":
             out.append(_OLD + body + _RESET + end)
         else:
             out.append(line)

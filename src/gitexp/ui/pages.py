@@ -291,21 +291,10 @@ def _tail(data: bytes | None) -> tuple[str, int]:
 
 
 def diff_lines(text: str) -> tuple[tuple[str, str], ...]:
-    """A unified diff's lines, each with the class a page colours it by."""
-
-    def kind(line: str) -> str:
-        if line.startswith(("diff --git", "index ", "--- ", "+++ ", "new file", "deleted file",
-                            "similarity", "rename ", "old mode", "new mode", "Binary")):
-            return "meta"  # fmt: skip
-        if line.startswith("@@"):
-            return "hunk"
-        if line.startswith("+"):
-            return "add"
-        if line.startswith("-"):
-            return "del"
-        return "ctx"
-
-    return tuple((kind(line), line) for line in text.splitlines())
+    """A unified diff's lines, each with the class a page colours it by (as git does)."""
+    lines = text.splitlines()
+    kinds = render.patch_kinds([line.encode() for line in lines])
+    return tuple(zip(kinds, lines, strict=True))
 
 
 def _pins(loaded: Any, key: str, makers: Mapping[str, str]) -> tuple[Pin, ...]:
