@@ -53,24 +53,15 @@ def _yaml_block(title: str, data: Any) -> RenderableType:
     )
 
 
-def record_view(record: Record) -> RenderableType:
-    """Every part of one record, readably; long parts are summarised with where to see them."""
-    from rich.console import Group
-    from rich.markup import escape
-    from rich.panel import Panel
-    from rich.table import Table
-    from rich.text import Text
-
-    view = record.parsed()
+def record_rows(record: Record, view: Mapping[str, Any]) -> list[tuple[str, Any]]:
+    """The head of a record, label and value, as `show` and the web view give it (`view`:
+    the record parsed); values that are empty are left out."""
     run = view.get("run", {})
     later = view.get("annotations") or {}
-    head = Table.grid(padding=(0, 2))
-    head.add_column(style="bold")
-    head.add_column()
     rows = [
         ("run", record.summary.id),
         ("name", run.get("name")),
-        ("status", status_text(str(run.get("status")))),
+        ("status", str(run.get("status"))),
         ("exit code", run.get("exit_code")),
         ("signal", run.get("signal")),
         ("error", run.get("error")),
@@ -101,9 +92,23 @@ def record_view(record: Record) -> RenderableType:
         ("host", f"{run.get('user')}@{run.get('host')}"),
         ("gitexp", run.get("gitexp_version")),
     ]
-    for label, value in rows:
-        if value not in (None, ""):
-            head.add_row(label, value if isinstance(value, Text) else escape(safe(str(value))))
+    return [(label, value) for label, value in rows if value not in (None, "")]
+
+
+def record_view(record: Record) -> RenderableType:
+    """Every part of one record, readably; long parts are summarised with where to see them."""
+    from rich.console import Group
+    from rich.markup import escape
+    from rich.panel import Panel
+    from rich.table import Table
+    from rich.text import Text
+
+    view = record.parsed()
+    head = Table.grid(padding=(0, 2))
+    head.add_column(style="bold")
+    head.add_column()
+    for label, value in record_rows(record, view):
+        head.add_row(label, status_text(value) if label == "status" else escape(safe(str(value))))
     parts: list[RenderableType] = [head]
     for key, title in (("config", "config.yaml"), ("code", "code.yaml"), ("seeds", "seeds.yaml")):
         if key in view:

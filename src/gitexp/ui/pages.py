@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import math
-import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -19,7 +18,6 @@ from urllib.parse import urlencode
 
 from gitexp import axes, catalog, diff, history, render, verify
 from gitexp.catalog import RunSummary
-from gitexp.cells import duration, started
 from gitexp.comparison import plot, table
 from gitexp.comparison.table import Key
 from gitexp.errors import GitexpError
@@ -329,30 +327,19 @@ def _part(view: Mapping[str, Any], name: str) -> Mapping[str, Any]:
     return found if isinstance(found, Mapping) else {}
 
 
-def _overview(run: RunSummary, view: Mapping[str, Any]) -> list[tuple[str, str]]:
-    info, code, later = _part(view, "run"), _part(view, "code"), _part(view, "annotations")
-    notes = [n for n in later.get("notes") or [] if isinstance(n, Mapping)]
-    command = [str(word) for word in run.command]
-    rows = [
-        ("name", run.name),
-        ("status", run.status),
-        ("exit code", run.exit_code),
-        ("signal", info.get("signal")),
-        ("error", info.get("error")),
-        ("started (UTC)", started(run.started)),
-        ("finished (UTC)", started(str(info.get("finished") or ""))),
-        ("duration", duration(run.duration_s)),
-        ("command", shlex.join(command)),
-        ("cwd", info.get("cwd")),
-        ("host", f"{info.get('user')}@{info.get('host')}" if info.get("host") else None),
-        ("tags", ", ".join(run.tags)),
-        ("notes", run.notes),
-        *(("note", f"{n.get('text')} ({n.get('author')}, {n.get('date')})") for n in notes),
+_LINKED = ("run", "reproduces", "rerun of", "explains", "made from", "used by")  # as links
+
+
+def _overview(record: history.Record, view: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """`gitexp show`'s head, less what the page links to, and the code the run ran."""
+    code = _part(view, "code")
+    rows = [(label, value) for label, value in render.record_rows(record, view)
+            if label not in _LINKED]  # fmt: skip
+    rows += [
         ("code commit", code.get("commit")),
         ("branch", code.get("branch")),
         ("snapshot", code.get("snapshot")),
         ("uncommitted changes", "yes" if code.get("dirty") else "no" if code else None),
-        ("gitexp", info.get("gitexp_version")),
     ]
     return [(label, visible(value)) for label, value in rows if value not in (None, "", [])]
 
@@ -393,7 +380,7 @@ def run_page(ws: Workspace, ref: str, verdict: Verdict | None = None) -> RunPage
     return RunPage(
         run=run,
         verdict=verdict or verdicts(ws, [run])[run.id],
-        overview=tuple(_overview(run, view)),
+        overview=tuple(_overview(record, view)),
         links=tuple((label, ids) for label, ids in links if ids),
         texts=texts,
         diff=diff_lines(diff_text),
