@@ -16,15 +16,17 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import urlencode
 
-from gitexp import axes, catalog, diff, history, render, verify
+from gitexp import axes, catalog, diff, history, reader, render, verify
 from gitexp.catalog import RunSummary
 from gitexp.comparison import plot, table
 from gitexp.comparison.table import Key
-from gitexp.errors import GitexpError
+from gitexp.errors import GitexpError, Unreadable
 from gitexp.listing import column_cell
 from gitexp.record import (
+    ARTIFACTS,
     CODE,
     CONFIG,
+    DATA,
     DIFF,
     ENV,
     INVALID,
@@ -276,6 +278,7 @@ class RunPage:
     output_cut: int
     data: tuple[Pin, ...]
     artifacts: tuple[Pin, ...]
+    pins_problem: str | None  # why the record reader refused its data or artifacts
     metrics: tuple[tuple[str, str, str, str, str], ...]  # name, last, min, max, steps
     charts: tuple[Chart, ...]
     system_charts: tuple[Chart, ...]  # the machine's load beside it, by seconds since start
@@ -295,21 +298,24 @@ def diff_lines(text: str) -> tuple[tuple[str, str], ...]:
     return tuple(zip(kinds, lines, strict=True))
 
 
-def _pins(loaded: Any, key: str, makers: Mapping[str, str]) -> tuple[Pin, ...]:
-    items = loaded.get(key) if isinstance(loaded, Mapping) else None
-    found = []
-    for item in items if isinstance(items, list) else []:
-        if not isinstance(item, Mapping):
-            continue
+def _pins(record: history.Record, name: str, makers: Mapping[str, str]
+          ) -> tuple[tuple[Pin, ...], str | None]:  # fmt: skip
+    """The datasets (data.yaml) or artifacts (artifacts.yaml) of a record, read by the record
+    reader; none, and why, when it refuses them."""
+    try:
+        found = reader.pins(record.summary.id, name, record.files.get(name))
+    except Unreadable as e:
+        return (), visible(str(e))
+    pins = []
+    for pin in found:
+        item = pin.entry
         size = item.get("size")
         details = [f"{item.get('nfiles')} files" if item.get("nfiles") else "",
                    visible(item.get("source") or item.get("role") or ""),
                    f"step {item['step']}" if item.get("step") is not None else ""]  # fmt: skip
-        md5 = visible(item.get("md5"))
-        found.append(Pin(visible(item.get("path")), md5,
-                         _size(size) if isinstance(size, int) else "",
-                         ", ".join(d for d in details if d), makers.get(md5)))  # fmt: skip
-    return tuple(found)
+        pins.append(Pin(visible(pin.path), pin.md5, _size(size) if isinstance(size, int) else "",
+                        ", ".join(d for d in details if d), makers.get(pin.md5)))  # fmt: skip
+    return tuple(pins), None
 
 
 def _size(n: int) -> str:
@@ -362,6 +368,8 @@ def run_page(ws: Workspace, ref: str, verdict: Verdict | None = None) -> RunPage
     if isinstance(explains, str) and ".." in explains:
         links.append(("explains", tuple(explains.split("..", 1))))
     makers = catalog.artifact_makers(ws)
+    data, data_problem = _pins(record, DATA, makers)
+    artifacts, artifacts_problem = _pins(record, ARTIFACTS, {})
     summary = run.summary
     names = [name for name in summary if isinstance(summary.get(name), Mapping)]
     ordered = sorted(names, key=lambda n: (not shown_by_default(n), n))
@@ -387,8 +395,9 @@ def run_page(ws: Workspace, ref: str, verdict: Verdict | None = None) -> RunPage
         diff_cut=diff_cut,
         output=output,
         output_cut=output_cut,
-        data=_pins(view.get("data"), "datasets", makers),
-        artifacts=_pins(view.get("artifacts"), "artifacts", {}),
+        data=data,
+        artifacts=artifacts,
+        pins_problem=data_problem or artifacts_problem,
         metrics=metric_rows,  # type: ignore[arg-type]
         charts=tuple(chart(fig) for fig in figures if shown_by_default(fig.metric)),
         system_charts=tuple(
