@@ -30,8 +30,10 @@ def _follow(driver: Any, element: Any) -> None:
     before = driver.find_element(By.TAG_NAME, "html")
     element.click()
     WebDriverWait(driver, 60).until(
-        lambda d: d.find_element(By.TAG_NAME, "html") != before
-        and d.execute_script("return document.readyState") == "complete"
+        lambda d: (
+            d.find_element(By.TAG_NAME, "html") != before
+            and d.execute_script("return document.readyState") == "complete"
+        )
     )
 
 
